@@ -1,0 +1,57 @@
+// Command faas is the single WasmFaaS binary: the HTTP API, the dispatcher
+// in its three modes, the push and pull workers, the all-in-one `faas up`,
+// the sandbox process the others start, and `faas python` to try the
+// sandboxed interpreter by hand. Run `faas <command> -h` for each command's
+// flags; every flag can also be set with a FAAS_* environment variable.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+)
+
+type command struct {
+	name, args, summary string
+	run                 func(args []string) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"python", "[python args...]", "run the sandboxed interpreter like python3, with the task limits", cmdPython},
+		{"sandbox", "", "serve tasks on stdin/stdout (started by dispatchers and workers, not by hand)", cmdSandbox},
+	}
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "faas: WebAssembly-sandboxed Python functions as a service\n\nUsage:\n")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  faas %-12s %-28s %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, "\nRun 'faas <command> -h' for the flags of a command.\n")
+}
+
+func main() {
+	// A sandbox process started by a pool becomes one before anything else.
+	runtime.RunChildIfRequested()
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" || name == "help" {
+		usage()
+		return
+	}
+	for _, c := range commands {
+		if c.name == name {
+			os.Exit(c.run(os.Args[2:]))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "faas: unknown command %q\n\n", name)
+	usage()
+	os.Exit(2)
+}

@@ -1,0 +1,290 @@
+"""pyshim: the guest side of a WasmFaaS sandbox.
+
+The host (runtime/, in Go) boots CPython once, imports this module and takes a
+memory snapshot; every sandbox instance is a copy of that snapshot. The host
+calls _host_run(request) through the C entry point faas_run and reads the
+returned bytes straight out of linear memory: results never travel over the
+guest's stdout or stderr, so whatever the function prints (or writes to fd 1
+with os.write) cannot corrupt or spoof the channel. Both streams are plain
+captured output, capped by the host.
+
+Request (little endian): op u8, flags u8, reserved u16, result_cap u32,
+memory_mib u32, fn_len u32, args_len u32, then fn_len bytes of function
+pickle (present when flags & NEW_FUNCTION) and args_len bytes of the
+(args, kwargs) pickle.
+
+Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
+a function stays loaded for the next request), reserved u8,
+deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
+traceback_len u32, then the payload (pickled value, or pickled exception
+instance for a failure), message and traceback as UTF-8.
+"""
+
+import builtins
+import dis
+import importlib
+import pickle
+import struct
+import sys
+import time
+import traceback
+import types
+
+import dill
+
+REQUEST = struct.Struct("<BBHIIII")
+REPLY = struct.Struct("<BBBxdddIII")
+
+OP_RUN = 1
+NEW_FUNCTION = 1
+
+KIND_NONE = 0
+KIND_USER_EXCEPTION = 1
+KIND_USER_EXIT = 2
+KIND_BAD_PAYLOAD = 3
+KIND_RESULT_TOO_LARGE = 4
+KIND_RESULT_UNPICKLABLE = 5
+KIND_MEMORY_LIMIT = 6
+
+# Types whose values plain pickle writes exactly as dill would, faster.
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+_fn = None
+_restored = True  # True in the snapshot, so every instance sees it once
+
+
+class _Failure(Exception):
+    """A failure pyshim reports itself (not the user's exception)."""
+
+    def __init__(self, kind, exc, message):
+        super().__init__(message)
+        self.kind = kind
+        self.exc = exc
+        self.message = message
+
+
+def _describe(exc):
+    try:
+        text = str(exc)
+    except BaseException:
+        text = "<str() failed>"
+    name = type(exc).__qualname__
+    return f"{name}: {text}" if text else name
+
+
+def _traceback_text(exc):
+    try:
+        tb = exc.__traceback__
+        # Drop pyshim's own frame so the trace starts at the user's code.
+        while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+            tb = tb.tb_next
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        return _describe(exc) + "\n"
+
+
+def _pickle_exception(exc, tb_text):
+    """Pickle exc so a client can `raise deserialize(result)`; fall back to a
+    RuntimeError carrying the same text when exc does not survive a round trip."""
+    if tb_text:
+        try:
+            exc.add_note("Traceback in the sandbox:\n" + tb_text.rstrip("\n"))
+        except BaseException:
+            pass
+    try:
+        data = dill.dumps(exc)
+        dill.loads(data)
+        return data
+    except BaseException:
+        pass
+    fallback = RuntimeError(_describe(exc))
+    if tb_text:
+        fallback.add_note("Traceback in the sandbox:\n" + tb_text.rstrip("\n"))
+    try:
+        return dill.dumps(fallback)
+    except BaseException:
+        return pickle.dumps(RuntimeError("the exception could not be pickled"))
+
+
+def _fresh_main():
+    """Give each function its own __main__, as the client's script had.
+    dill resolves a pickled reference to __main__ through the module it saw
+    at import time, so point it at the new one too."""
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    dill._dill._main_module = main
+    return main
+
+
+_STDLIB = frozenset(sys.stdlib_module_names) | {"dill"}
+
+
+def _global_names(code, seen=None):
+    """Names a code object (and the code nested in it) reads as globals."""
+    seen = set() if seen is None else seen
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            seen.add(ins.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _global_names(const, seen)
+    return seen
+
+
+def _bind_stdlib_globals(fn, namespace):
+    """dill (by default) pickles a __main__ function without the globals of
+    the client's script, so `import json` at the top of the script is lost.
+    A global the function reads that is missing everywhere but names a
+    standard library module can only have meant that module: import it."""
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return
+    for name in _global_names(code):
+        if name in _STDLIB and name not in namespace and not hasattr(builtins, name):
+            try:
+                namespace[name] = importlib.import_module(name)
+            except Exception:
+                pass
+
+
+def _load_function(data):
+    main = _fresh_main()
+    try:
+        fn = dill.loads(data)
+    except MemoryError:
+        raise
+    except ModuleNotFoundError as e:
+        raise _Failure(KIND_BAD_PAYLOAD, e,
+                       f"could not load the function: {_describe(e)}; it was pickled by "
+                       "reference to a module the sandbox does not have (define it in "
+                       "__main__ or register it as source text)") from None
+    except BaseException as e:
+        raise _Failure(KIND_BAD_PAYLOAD, e, f"could not load the function: {_describe(e)}") from None
+    if not callable(fn):
+        msg = f"the function payload is a pickled {type(fn).__name__}, not a callable"
+        raise _Failure(KIND_BAD_PAYLOAD, TypeError(msg), msg)
+    # dill binds a __main__ function's globals to the loading interpreter's
+    # __main__; bind the function's own name there so recursion works.
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str) and getattr(fn, "__globals__", None) is main.__dict__:
+        main.__dict__.setdefault(name, fn)
+        _bind_stdlib_globals(fn, main.__dict__)
+    return fn
+
+
+def _load_args(data):
+    try:
+        obj = dill.loads(data)
+    except MemoryError:
+        raise
+    except BaseException as e:
+        raise _Failure(KIND_BAD_PAYLOAD, e, f"could not load the arguments: {_describe(e)}") from None
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2
+            and isinstance(obj[0], (tuple, list)) and isinstance(obj[1], dict)):
+        msg = f"the arguments must be a pickled (args_tuple, kwargs_dict), not a {type(obj).__name__}"
+        raise _Failure(KIND_BAD_PAYLOAD, TypeError(msg), msg)
+    args, kwargs = obj
+    if not all(isinstance(k, str) for k in kwargs):
+        msg = "keyword argument names must be strings"
+        raise _Failure(KIND_BAD_PAYLOAD, TypeError(msg), msg)
+    return args, kwargs
+
+
+def _reseed():
+    """Instances are copies of one snapshot: give each its own randomness."""
+    rnd = sys.modules.get("random")
+    if rnd is not None:
+        rnd.seed()
+    tmp = sys.modules.get("tempfile")
+    if tmp is not None:
+        tmp._name_sequence = None
+
+
+def _reply(status, kind, times, payload=b"", message="", tb=""):
+    m = message.encode("utf-8", "backslashreplace")
+    t = tb.encode("utf-8", "backslashreplace")
+    loaded = 1 if _fn is not None else 0
+    return b"".join((REPLY.pack(status, kind, loaded, times[0], times[1], times[2],
+                                len(payload), len(m), len(t)), payload, m, t))
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _host_run(request):
+    global _fn, _restored
+    if _restored:
+        _restored = False
+        _reseed()
+    times = [0.0, 0.0, 0.0]
+    op, flags, _, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
+    if op != OP_RUN:
+        return _reply(1, KIND_BAD_PAYLOAD, times, message=f"unknown request op {op}")
+    body = memoryview(request)[REQUEST.size:]
+    t0 = time.perf_counter()
+    try:
+        try:
+            if flags & NEW_FUNCTION:
+                _fn = None
+                _fn = _load_function(bytes(body[:fn_len]))
+            if _fn is None:
+                raise _Failure(KIND_BAD_PAYLOAD, RuntimeError("no function loaded"),
+                               "no function loaded in this sandbox")
+            args, kwargs = _load_args(bytes(body[fn_len:fn_len + args_len]))
+        finally:
+            del body, request
+        t1 = time.perf_counter()
+        times[0] = t1 - t0
+        try:
+            value = _fn(*args, **kwargs)
+        except SystemExit as e:
+            times[1] = time.perf_counter() - t1
+            msg = f"the function called sys.exit({e.code!r})"
+            return _reply(1, KIND_USER_EXIT, times,
+                          _pickle_exception(RuntimeError(msg), _traceback_text(e)), msg, _traceback_text(e))
+        except MemoryError as e:
+            raise e
+        except BaseException as e:
+            times[1] = time.perf_counter() - t1
+            if isinstance(e, NameError) and getattr(_fn, "__module__", None) == "__main__":
+                e.add_note("dill sends a function from your script's __main__ without the script's "
+                           "other globals (functions, classes, variables): define them inside the "
+                           "function, or pickle with dill.settings['recurse'] = True.")
+            tb = _traceback_text(e)
+            desc = _describe(e)
+            return _reply(1, KIND_USER_EXCEPTION, times, _pickle_exception(e, tb), desc, tb)
+        finally:
+            args = kwargs = None
+            _flush()
+        t2 = time.perf_counter()
+        times[1] = t2 - t1
+        try:
+            if type(value) in _PLAIN:
+                data = pickle.dumps(value, protocol=4)
+            else:
+                data = dill.dumps(value)
+        except MemoryError:
+            raise
+        except BaseException as e:
+            msg = f"the function returned a {type(value).__qualname__} that cannot be pickled: {_describe(e)}"
+            raise _Failure(KIND_RESULT_UNPICKLABLE, TypeError(msg), msg) from None
+        finally:
+            value = None
+        times[2] = time.perf_counter() - t2
+        if len(data) > result_cap:
+            msg = f"the result is {len(data)} bytes pickled, over the limit of {result_cap} bytes"
+            raise _Failure(KIND_RESULT_TOO_LARGE, ValueError(msg), msg)
+        return _reply(0, KIND_NONE, times, data)
+    except _Failure as f:
+        return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)
+    except MemoryError as e:
+        _fn = None
+        msg = f"the task ran out of memory (sandbox limit {memory_mib} MiB)"
+        tb = _traceback_text(e)
+        return _reply(1, KIND_MEMORY_LIMIT, times, pickle.dumps(MemoryError(msg)), msg, tb)

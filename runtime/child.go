@@ -1,0 +1,243 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Environment of a sandbox process. The pool starts its own executable with
+// these set; RunChildIfRequested (called first thing by `faas` and by test
+// binaries) turns that process into a sandbox.
+const (
+	envChild       = "FAAS_SANDBOX_CHILD"
+	envChildConfig = "FAAS_SANDBOX_CONFIG"
+	// exitTimedOut is how a child that reported a timeout ends itself.
+	exitTimedOut = 3
+)
+
+// childConfig is passed from the pool to each sandbox process.
+type childConfig struct {
+	ImageDir string `json:"image_dir"`
+	CacheDir string `json:"cache_dir"`
+	Limits   Limits `json:"limits"`
+}
+
+// RunChildIfRequested runs the sandbox loop and exits when this process was
+// started as a sandbox by a Pool; otherwise it returns at once.
+func RunChildIfRequested() {
+	if os.Getenv(envChild) != "1" {
+		return
+	}
+	os.Exit(ChildMain(os.Getenv(envChildConfig), os.Stdin, os.Stdout))
+}
+
+// ChildMain is the body of `faas sandbox`: it serves run frames on in and
+// answers on out until in closes. It returns the process exit code.
+func ChildMain(config string, in io.Reader, out io.Writer) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
+	var cfg childConfig
+	if config != "" {
+		if err := json.Unmarshal([]byte(config), &cfg); err != nil {
+			log.Error("sandbox: bad config", "err", err)
+			return 2
+		}
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	eng, err := NewEngine(ctx, EngineConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits})
+	if err != nil {
+		log.Error("sandbox: start", "err", err)
+		return 2
+	}
+	c := &child{eng: eng, w: bufio.NewWriterSize(out, 64<<10), log: log}
+	if err := c.prepare(ctx); err != nil {
+		log.Error("sandbox: first instance", "err", err)
+		return 2
+	}
+	var ready enc
+	ready.u8(frameReady)
+	ready.f64(time.Since(t0).Seconds())
+	ready.flag(eng.BootInfo.SnapshotCreated)
+	ready.u64(eng.BootInfo.SnapshotBytes)
+	if err := c.send(ready.b); err != nil {
+		return 1
+	}
+	r := bufio.NewReaderSize(in, 64<<10)
+	limits := eng.Limits()
+	maxFrame := 2*limits.ArgBytes + (1 << 20)
+	for {
+		body, err := readFrame(r, maxFrame)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				log.Error("sandbox: read", "err", err)
+				return 1
+			}
+			return 0
+		}
+		req, err := decodeRunRequest(body)
+		if err != nil {
+			log.Error("sandbox: bad frame", "err", err)
+			return 1
+		}
+		res := c.handle(ctx, req)
+		if res == nil {
+			select {} // the watchdog has answered and is ending the process
+		}
+		if err := c.send(encodeResult(res)); err != nil {
+			return 1
+		}
+		if err := c.prepare(ctx); err != nil {
+			log.Error("sandbox: restore", "err", err)
+			return 1
+		}
+	}
+}
+
+type child struct {
+	eng *Engine
+	log *slog.Logger
+	cur *instance // the instance the next task runs on, if any
+	// used says cur has run a task (of function cur.fnHash).
+	used bool
+
+	mu       sync.Mutex // guards w and answered
+	w        *bufio.Writer
+	answered bool
+}
+
+func (c *child) send(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return writeFrame(c.w, b)
+}
+
+// prepare makes sure a usable instance is waiting, so restore time stays
+// off the next task's path when possible.
+func (c *child) prepare(ctx context.Context) error {
+	if c.cur != nil && !c.cur.dead {
+		return nil
+	}
+	c.cur.close(ctx)
+	in, err := c.eng.newInstance(ctx)
+	if err != nil {
+		c.cur = nil
+		return err
+	}
+	c.cur, c.used = in, false
+	return nil
+}
+
+// handle runs one task. It returns nil when the watchdog already answered.
+func (c *child) handle(ctx context.Context, req *runRequest) *Result {
+	start := time.Now()
+	var boot time.Duration
+	// An instance that ran a function only ever runs that function again;
+	// fresh isolation wants one that never ran anything.
+	if c.cur == nil || c.cur.dead || (c.used && (req.fresh || c.cur.fnHash != req.fnHash)) {
+		c.cur.close(ctx)
+		c.cur = nil
+		t := time.Now()
+		if err := c.prepare(ctx); err != nil {
+			return platformFailure(KindSandboxCrash, "could not start a sandbox instance: "+err.Error())
+		}
+		boot = time.Since(t)
+	}
+	in := c.cur
+	warm := c.used && in.loaded
+	var fn []byte
+	if !warm {
+		fn = req.fn
+	}
+	c.used, in.fnHash = true, req.fnHash
+	in.io.stdout.take()
+	in.io.stderr.take()
+
+	c.mu.Lock()
+	c.answered = false
+	c.mu.Unlock()
+	timeout := time.Duration(req.timeout) * time.Millisecond
+	watchdog := time.AfterFunc(timeout, func() { c.timedOut(in, timeout, start, boot) })
+
+	limits := c.eng.Limits()
+	rep, err := in.call(ctx, fn, req.args, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
+	if !watchdog.Stop() {
+		return nil
+	}
+	var res *Result
+	switch {
+	case err != nil:
+		res = c.crashResult(in, err)
+	case rep.failed:
+		res = &Result{Status: Failed, Payload: rep.payload,
+			Error: &TaskError{Kind: rep.kind, Message: rep.message, Traceback: rep.traceback}}
+	default:
+		res = &Result{Status: Completed, Payload: rep.payload}
+	}
+	if rep != nil {
+		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = rep.deser, rep.run, rep.ser
+	}
+	res.Warm = warm
+	res.Timings.Boot = boot.Seconds()
+	res.Timings.Total = time.Since(start).Seconds()
+	c.collectOutput(in, res)
+	if in.dead || req.fresh || (res.Error != nil && res.Error.Kind == KindMemoryLimit) {
+		in.close(ctx)
+		c.cur = nil
+	}
+	return res
+}
+
+func (c *child) collectOutput(in *instance, res *Result) {
+	var t1, t2 bool
+	res.Stdout, t1 = in.io.stdout.take()
+	res.Stderr, t2 = in.io.stderr.take()
+	res.OutputTruncated = t1 || t2
+}
+
+// crashResult classifies an instance that died during a call.
+func (c *child) crashResult(in *instance, err error) *Result {
+	if code, ok := exitCode(err); ok {
+		msg := fmt.Sprintf("the function ended the interpreter with os._exit(%d)", code)
+		return platformFailure(KindUserExit, msg)
+	}
+	limit := c.eng.Limits().MemoryBytes
+	if errors.Is(err, errMemory) || (in.mem != nil && uint64(in.mem.Size())+(8<<20) >= limit) {
+		return platformFailure(KindMemoryLimit,
+			fmt.Sprintf("the task ran out of memory (sandbox limit %d MiB)", limit>>20))
+	}
+	first := strings.SplitN(err.Error(), "\n", 2)[0]
+	msg := "the sandbox crashed: " + first
+	if strings.Contains(first, "out of bounds memory access") || strings.Contains(first, "stack overflow") {
+		msg += " (usually a C stack overflow from very deep recursion)"
+	}
+	return platformFailure(KindSandboxCrash, msg)
+}
+
+// timedOut runs on the watchdog's goroutine while the guest is still
+// running: it reports the timeout with the output captured so far and ends
+// the process, the only way to stop a wasm guest without instrumenting it.
+func (c *child) timedOut(in *instance, timeout time.Duration, start time.Time, boot time.Duration) {
+	res := platformFailure(KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout)))
+	res.Timings.Boot = boot.Seconds()
+	res.Timings.Total = time.Since(start).Seconds()
+	c.collectOutput(in, res)
+	c.mu.Lock()
+	writeFrame(c.w, encodeResult(res))
+	os.Exit(exitTimedOut)
+}
+
+func formatDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	}
+	return d.String()
+}

@@ -1,0 +1,392 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmfaas/wasmfaas/pyshim"
+)
+
+// EngineConfig configures the wazero host inside one sandbox process.
+type EngineConfig struct {
+	ImageDir string // "" means DefaultImageDir()
+	CacheDir string // "" means CacheDir()
+	Limits   Limits
+}
+
+// Engine owns one wazero runtime with the compiled guest and its snapshot.
+// It is used by a single goroutine at a time (one sandbox process runs one
+// task at a time); instances it creates must be closed by the caller.
+type Engine struct {
+	img      *Image
+	limits   Limits
+	cacheDir string
+	rt       wazero.Runtime
+	restore  wazero.CompiledModule
+	snap     *snapshot
+	libDir   string
+
+	// BootInfo says how the engine came up, for logs and benchmarks.
+	BootInfo struct {
+		Compile         time.Duration
+		Snapshot        time.Duration
+		SnapshotCreated bool
+		SnapshotBytes   uint64
+	}
+}
+
+// NewEngine compiles the guest (through the on-disk compilation cache) and
+// loads, or first creates, the interpreter snapshot.
+func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	e, err := newBareEngine(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	snap, created, err := e.loadOrCreateSnapshot(ctx)
+	if err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	e.snap = snap
+	e.BootInfo.Snapshot = time.Since(t0)
+	e.BootInfo.SnapshotCreated = created
+	e.BootInfo.SnapshotBytes = snap.memBytes
+	if snap.memBytes > e.limits.MemoryBytes {
+		e.Close(ctx)
+		return nil, fmt.Errorf("runtime: memory limit %d MiB is below the interpreter's own %d MiB",
+			e.limits.MemoryBytes>>20, snap.memBytes>>20)
+	}
+	t0 = time.Now()
+	stripped, err := stripData(e.img.Wasm)
+	if err == nil {
+		e.restore, err = e.rt.CompileModule(ctx, stripped)
+	}
+	if err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("runtime: compile restore module: %w", err)
+	}
+	e.BootInfo.Compile = time.Since(t0)
+	return e, nil
+}
+
+// newBareEngine sets up the wazero runtime with WASI and the limits, but
+// neither compiles the guest nor touches the snapshot.
+func newBareEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
+	img, err := LoadImage(cfg.ImageDir)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{img: img, limits: cfg.Limits.WithDefaults(), cacheDir: cfg.CacheDir}
+	if e.cacheDir == "" {
+		e.cacheDir = CacheDir()
+	}
+	e.libDir = filepath.Join(img.Dir, "lib")
+	pages := e.limits.MemoryBytes / wasmPage
+	if pages < 1 || pages > 65536 {
+		return nil, fmt.Errorf("runtime: memory limit %d bytes is outside 64 KiB..4 GiB", e.limits.MemoryBytes)
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(e.cacheDir, "wazero"))
+	if err != nil {
+		return nil, fmt.Errorf("runtime: compilation cache: %w", err)
+	}
+	e.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
+		WithCompilationCache(cache).
+		WithMemoryLimitPages(uint32(pages)))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("runtime: wasi: %w", err)
+	}
+	return e, nil
+}
+
+// Close releases the runtime and the snapshot mapping's file.
+func (e *Engine) Close(ctx context.Context) {
+	if e.rt != nil {
+		e.rt.Close(ctx)
+	}
+	e.snap.close()
+}
+
+// Limits returns the limits this engine enforces.
+func (e *Engine) Limits() Limits { return e.limits }
+
+func (e *Engine) snapshotKey() string {
+	return fmt.Sprintf("%s-%s-%d", e.img.Hash[:16], pyshim.Hash(), snapLayout)
+}
+
+// moduleConfig is the guest's whole world. The mounts and their order are
+// part of the snapshot layout (snapLayout): wasi-libc inside the snapshot
+// remembers which descriptor is which preopen.
+func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS) wazero.ModuleConfig {
+	shim, _ := fs.Sub(pyshim.FS, ".")
+	fsc := wazero.NewFSConfig().
+		WithReadOnlyDirMount(e.libDir, "/usr/local/lib").
+		WithFSMount(shim, "/faas")
+	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(tmp, "/tmp")
+	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(NewDevFS(), "/dev")
+	return wazero.NewModuleConfig().
+		WithName("").
+		WithArgs("python3").
+		WithStdin(strings.NewReader("")).
+		WithStdout(gio.stdout).
+		WithStderr(gio.stderr).
+		WithFSConfig(fsc).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+}
+
+// instance is one interpreter restored from the snapshot.
+type instance struct {
+	mod    api.Module
+	mem    api.Memory
+	alloc  api.Function
+	run    api.Function
+	io     *guestIO
+	tmp    *MemFS
+	fnHash [32]byte
+	loaded bool
+	dead   bool
+}
+
+// newInstance restores a pristine interpreter from the snapshot.
+func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
+	m, err := e.snap.mapMemory(e.limits.MemoryBytes)
+	if err != nil {
+		return nil, err
+	}
+	used := false
+	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
+		func(_, max uint64) experimental.LinearMemory {
+			used = true
+			return m
+		}))
+	in := &instance{io: newGuestIO(e.limits.OutputBytes, e.limits.OutputBytes), tmp: NewMemFS(int64(e.limits.TmpBytes))}
+	mod, err := e.rt.InstantiateModule(actx, e.restore, e.moduleConfig(in.io, in.tmp).WithStartFunctions())
+	if err != nil {
+		if !used {
+			m.Free()
+		}
+		return nil, fmt.Errorf("runtime: restore instance: %w", err)
+	}
+	in.mod, in.mem = mod, mod.Memory()
+	if cur := uint64(in.mem.Size()); cur < e.snap.memBytes {
+		if _, ok := in.mem.Grow(uint32((e.snap.memBytes - cur) / wasmPage)); !ok {
+			mod.Close(ctx)
+			return nil, errors.New("runtime: restore instance: cannot grow memory to the snapshot size")
+		}
+	}
+	sp := mod.ExportedGlobal("__stack_pointer")
+	msp, ok := sp.(api.MutableGlobal)
+	if !ok {
+		mod.Close(ctx)
+		return nil, errors.New("runtime: __stack_pointer is not an exported mutable global")
+	}
+	msp.Set(uint64(e.snap.stackPointer))
+	in.alloc = mod.ExportedFunction("faas_alloc")
+	in.run = mod.ExportedFunction("faas_run")
+	if in.alloc == nil || in.run == nil {
+		mod.Close(ctx)
+		return nil, errors.New("runtime: python.wasm lacks faas_alloc/faas_run")
+	}
+	return in, nil
+}
+
+func (in *instance) close(ctx context.Context) {
+	if in != nil && in.mod != nil {
+		in.mod.Close(ctx)
+		in.mod = nil
+	}
+}
+
+// Guest request flags and reply kinds; they mirror pyshim.py.
+const (
+	guestOpRun       = 1
+	guestNewFunction = 1
+	guestReplySize   = 40
+)
+
+var guestKinds = map[byte]ErrorKind{
+	1: KindUserException,
+	2: KindUserExit,
+	3: KindBadPayload,
+	4: KindResultTooLarge,
+	5: KindUnpicklable,
+	6: KindMemoryLimit,
+}
+
+// guestReply is pyshim's answer to one request.
+type guestReply struct {
+	failed             bool
+	kind               ErrorKind
+	deser, run, ser    float64
+	payload            []byte
+	message, traceback string
+}
+
+// call runs one request in the instance. An error means the instance died
+// (trap, exit, interpreter failure) and must be discarded; its text is
+// meant for the user.
+func (in *instance) call(ctx context.Context, fn []byte, args []byte, resultCap int, memMiB uint32) (*guestReply, error) {
+	flags := byte(0)
+	if fn != nil {
+		flags |= guestNewFunction
+	}
+	n := 20 + len(fn) + len(args)
+	if uint64(n) > math.MaxUint32 {
+		return nil, errors.New("request too large")
+	}
+	res, err := in.alloc.Call(ctx, uint64(n))
+	if err != nil {
+		in.dead = true
+		return nil, err
+	}
+	ptr := uint32(res[0])
+	if ptr == 0 {
+		return nil, errMemory
+	}
+	req, ok := in.mem.Read(ptr, uint32(n))
+	if !ok {
+		in.dead = true
+		return nil, errors.New("request buffer outside memory")
+	}
+	req[0], req[1], req[2], req[3] = guestOpRun, flags, 0, 0
+	binary.LittleEndian.PutUint32(req[4:], uint32(resultCap))
+	binary.LittleEndian.PutUint32(req[8:], memMiB)
+	binary.LittleEndian.PutUint32(req[12:], uint32(len(fn)))
+	binary.LittleEndian.PutUint32(req[16:], uint32(len(args)))
+	copy(req[20:], fn)
+	copy(req[20+len(fn):], args)
+	if fn != nil {
+		in.loaded = false
+	}
+	res, err = in.run.Call(ctx, uint64(ptr), uint64(n))
+	if err != nil {
+		in.dead = true
+		return nil, err
+	}
+	rptr, rlen := uint32(res[0]>>32), uint32(res[0])
+	if rptr == 0 || rlen&(1<<31) != 0 {
+		in.dead = true
+		name := ""
+		if rptr != 0 {
+			if b, ok := in.mem.Read(rptr, rlen&^(1<<31)); ok {
+				name = string(b)
+			}
+		}
+		if name == "MemoryError" {
+			return nil, errMemory
+		}
+		return nil, fmt.Errorf("the interpreter failed outside the function (%s)", name)
+	}
+	b, ok := in.mem.Read(rptr, rlen)
+	if !ok || len(b) < guestReplySize {
+		in.dead = true
+		return nil, errors.New("malformed reply from the guest")
+	}
+	r := &guestReply{failed: b[0] != 0}
+	if r.failed {
+		r.kind = guestKinds[b[1]]
+		if r.kind == "" {
+			r.kind = KindSandboxCrash
+		}
+	}
+	r.deser = math.Float64frombits(binary.LittleEndian.Uint64(b[4:]))
+	r.run = math.Float64frombits(binary.LittleEndian.Uint64(b[12:]))
+	r.ser = math.Float64frombits(binary.LittleEndian.Uint64(b[20:]))
+	pl := binary.LittleEndian.Uint32(b[28:])
+	ml := binary.LittleEndian.Uint32(b[32:])
+	tl := binary.LittleEndian.Uint32(b[36:])
+	if uint64(guestReplySize)+uint64(pl)+uint64(ml)+uint64(tl) != uint64(len(b)) {
+		in.dead = true
+		return nil, errors.New("malformed reply from the guest")
+	}
+	rest := b[guestReplySize:]
+	r.payload = append([]byte(nil), rest[:pl]...)
+	r.message = string(rest[pl : pl+ml])
+	r.traceback = string(rest[pl+ml:])
+	in.loaded = b[2] == 1
+	return r, nil
+}
+
+var errMemory = errors.New("the interpreter ran out of memory")
+
+// exitCode reports whether err is the guest calling proc_exit.
+func exitCode(err error) (uint32, bool) {
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), true
+	}
+	return 0, false
+}
+
+// guestIO captures the guest's stdout and stderr, each up to a cap.
+type guestIO struct {
+	stdout, stderr *capWriter
+}
+
+func newGuestIO(outCap, errCap int) *guestIO {
+	return &guestIO{stdout: &capWriter{limit: outCap}, stderr: &capWriter{limit: errCap}}
+}
+
+// capWriter keeps the first limit bytes written and counts the rest. It is
+// safe for the watchdog to read while the guest writes.
+type capWriter struct {
+	mu        sync.Mutex
+	buf       []byte
+	limit     int
+	truncated bool
+	written   int
+	pass      io.Writer // when set, allowed bytes go here instead of buf
+}
+
+func (w *capWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keep := p
+	if room := w.limit - w.written; room < len(p) {
+		keep = p[:max(room, 0)]
+		w.truncated = true
+	}
+	w.written += len(keep)
+	if w.pass != nil {
+		w.pass.Write(keep)
+	} else {
+		w.buf = append(w.buf, keep...)
+	}
+	return len(p), nil
+}
+
+// take returns what was captured and resets the writer.
+func (w *capWriter) take() ([]byte, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	b, t := w.buf, w.truncated
+	w.buf, w.truncated, w.written = nil, false, 0
+	return b, t
+}
+
+func (w *capWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.buf)
+}

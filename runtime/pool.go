@@ -1,0 +1,528 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// PoolConfig configures a pool of sandbox processes.
+type PoolConfig struct {
+	Size     int    // number of sandboxes (processes); at least 1
+	Limits   Limits // zero fields take DefaultLimits
+	ImageDir string // "" means DefaultImageDir()
+	CacheDir string // "" means CacheDir()
+	Logger   *slog.Logger
+	// Executable is started as the sandbox process; "" means this program
+	// (which must call RunChildIfRequested first thing in main or TestMain).
+	Executable string
+	// StartTimeout bounds how long a sandbox may take to come up. The very
+	// first start on a machine compiles the guest and boots the snapshot,
+	// which takes seconds. Default 2 minutes.
+	StartTimeout time.Duration
+}
+
+// ErrPoolClosed is returned by Run after Close.
+var ErrPoolClosed = errors.New("runtime: pool closed")
+
+// PoolStats are counters since the pool started.
+type PoolStats struct {
+	Size         int    `json:"size"`
+	Ready        int    `json:"ready"`
+	Busy         int    `json:"busy"`
+	Tasks        uint64 `json:"tasks"`
+	WarmRuns     uint64 `json:"warm_runs"`
+	ColdRuns     uint64 `json:"cold_runs"`
+	Timeouts     uint64 `json:"timeouts"`
+	Crashes      uint64 `json:"crashes"`
+	Restarts     uint64 `json:"restarts"`
+	WaitingTasks int    `json:"waiting_tasks"`
+}
+
+// Pool runs tasks on a fixed number of sandbox processes. It is safe for
+// concurrent use; Run blocks while every sandbox is busy.
+type Pool struct {
+	cfg   PoolConfig
+	log   *slog.Logger
+	env   []string
+	exe   string
+	grace time.Duration
+
+	mu      sync.Mutex
+	slots   []*slot
+	waiters []*waiter
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	tasks, warm, cold, timeouts, crashes, restarts atomic.Uint64
+}
+
+type waiter struct {
+	hash [32]byte
+	ch   chan *slot
+}
+
+type slot struct {
+	id       int
+	cmd      *exec.Cmd
+	w        *bufio.Writer
+	frames   chan []byte   // frames read from the child
+	exited   chan struct{} // closed when the child process is gone
+	ready    bool
+	busy     bool
+	hasFn    bool
+	fnHash   [32]byte
+	lastUsed time.Time
+}
+
+// NewPool starts cfg.Size sandbox processes and returns when all are ready.
+// The first one starts alone, so it alone creates the compilation cache and
+// the snapshot when a machine has neither.
+func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
+	if cfg.Size < 1 {
+		return nil, fmt.Errorf("runtime: pool size must be at least 1, not %d", cfg.Size)
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 2 * time.Minute
+	}
+	if cfg.ImageDir == "" {
+		cfg.ImageDir = DefaultImageDir()
+	}
+	if _, err := LoadImage(cfg.ImageDir); err != nil {
+		return nil, err
+	}
+	exe := cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("runtime: find own executable: %w", err)
+		}
+	}
+	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits})
+	p := &Pool{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "sandbox-pool"),
+		exe:   exe,
+		env:   []string{envChild + "=1", envChildConfig + "=" + string(conf)},
+		grace: 2 * time.Second,
+		done:  make(chan struct{}),
+	}
+	for i := 0; i < cfg.Size; i++ {
+		p.slots = append(p.slots, &slot{id: i})
+	}
+	if err := p.start(ctx, p.slots[0]); err != nil {
+		p.Close()
+		return nil, err
+	}
+	errs := make(chan error, cfg.Size)
+	for _, s := range p.slots[1:] {
+		go func(s *slot) { errs <- p.start(ctx, s) }(s)
+	}
+	for range p.slots[1:] {
+		if err := <-errs; err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Size is the number of sandboxes.
+func (p *Pool) Size() int { return len(p.slots) }
+
+// Limits are the limits every task in this pool runs under.
+func (p *Pool) Limits() Limits { return p.cfg.Limits }
+
+// start launches the child process for s and waits for its ready frame.
+func (p *Pool) start(ctx context.Context, s *slot) error {
+	cmd := exec.Command(p.exe, "sandbox")
+	cmd.Env = p.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("runtime: start sandbox process: %w", err)
+	}
+	frames := make(chan []byte, 1)
+	exited := make(chan struct{})
+	maxFrame := p.cfg.Limits.ResultBytes + 2*p.cfg.Limits.OutputBytes + (1 << 20)
+	var logTail tailBuffer
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logTail.add(sc.Text())
+			p.log.Warn("sandbox process says", "slot", s.id, "pid", cmd.Process.Pid, "line", sc.Text())
+		}
+	}()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		r := bufio.NewReaderSize(stdout, 64<<10)
+		for {
+			b, err := readFrame(r, maxFrame)
+			if err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+					p.log.Error("sandbox: bad frame; killing the process", "slot", s.id, "err", err)
+					cmd.Process.Kill()
+				}
+				break
+			}
+			frames <- b
+		}
+		cmd.Wait()
+		close(exited)
+	}()
+
+	timer := time.NewTimer(p.cfg.StartTimeout)
+	defer timer.Stop()
+	var body []byte
+	select {
+	case body = <-frames:
+	case <-exited:
+		return fmt.Errorf("runtime: sandbox process exited while starting: %s", logTail.String())
+	case <-timer.C:
+		cmd.Process.Kill()
+		return fmt.Errorf("runtime: sandbox process not ready after %s", p.cfg.StartTimeout)
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return ctx.Err()
+	}
+	if len(body) == 0 || body[0] != frameReady {
+		cmd.Process.Kill()
+		return errors.New("runtime: sandbox process sent no ready frame")
+	}
+	d := dec{b: body[1:]}
+	bootSecs, created := d.f64(), d.flag()
+	p.log.Debug("sandbox ready", "slot", s.id, "pid", cmd.Process.Pid, "boot", bootSecs, "snapshot_created", created)
+
+	p.mu.Lock()
+	s.cmd, s.w, s.frames, s.exited = cmd, bufio.NewWriterSize(stdin, 64<<10), frames, exited
+	s.ready, s.busy, s.hasFn = true, true, false
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		cmd.Process.Kill()
+		return ErrPoolClosed
+	}
+	p.release(s)
+	return nil
+}
+
+// Run executes one task on a sandbox. The error is non-nil only when the
+// task could not be run at all (ctx ended while it waited, pool closed);
+// everything that happens to the task itself is in the Result.
+func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
+	lim := p.cfg.Limits
+	if len(t.FnPayload) > lim.ArgBytes || len(t.ArgsPayload) > lim.ArgBytes {
+		return platformFailure(KindPayloadTooLarge, fmt.Sprintf(
+			"function (%d bytes) or arguments (%d bytes) exceed the %d byte limit",
+			len(t.FnPayload), len(t.ArgsPayload), lim.ArgBytes)), nil
+	}
+	if t.FnHash == ([32]byte{}) {
+		t.FnHash = sha256.Sum256(t.FnPayload)
+	}
+	timeout := lim.Timeout
+	if t.Timeout > 0 && t.Timeout < timeout {
+		timeout = t.Timeout
+	}
+	queued := time.Now()
+	s, err := p.acquire(ctx, t.FnHash)
+	if err != nil {
+		return nil, err
+	}
+	queue := time.Since(queued)
+	p.tasks.Add(1)
+	req := &runRequest{taskID: t.ID, fnHash: t.FnHash, fresh: t.Isolation == Fresh,
+		timeout: uint32(timeout / time.Millisecond), fn: t.FnPayload, args: t.ArgsPayload}
+	res, healthy := p.exchange(ctx, s, req, timeout)
+	res.Timings.Queue = queue.Seconds()
+	if res.Error != nil {
+		switch res.Error.Kind {
+		case KindTimeout:
+			p.timeouts.Add(1)
+		case KindSandboxCrash:
+			p.crashes.Add(1)
+		}
+	}
+	if res.Warm {
+		p.warm.Add(1)
+	} else {
+		p.cold.Add(1)
+	}
+	if !healthy {
+		p.replace(s)
+		return res, nil
+	}
+	p.mu.Lock()
+	// The child keeps the instance for warm reuse unless the task asked for
+	// a fresh one or it failed in a way that discards the instance.
+	s.hasFn = t.Isolation != Fresh && (res.Error == nil || res.Error.Kind == KindUserException || res.Error.Kind == KindUserExit)
+	s.fnHash = t.FnHash
+	s.lastUsed = time.Now()
+	p.mu.Unlock()
+	p.release(s)
+	return res, nil
+}
+
+// exchange sends the task to the slot's process and waits for its answer.
+// healthy is false when the process is gone or had to be killed.
+func (p *Pool) exchange(ctx context.Context, s *slot, req *runRequest, timeout time.Duration) (*Result, bool) {
+	if err := writeFrame(s.w, req.encode()); err != nil {
+		s.cmd.Process.Kill()
+		return platformFailure(KindSandboxCrash, "the sandbox process is gone: "+err.Error()), false
+	}
+	// The child enforces the timeout itself and reports it; this timer is
+	// the backstop for a child that cannot.
+	backstop := time.NewTimer(timeout + p.grace)
+	defer backstop.Stop()
+	select {
+	case b := <-s.frames:
+		res, err := decodeResult(b)
+		if err != nil {
+			s.cmd.Process.Kill()
+			return platformFailure(KindSandboxCrash, "the sandbox process sent a malformed result"), false
+		}
+		if res.Error != nil && res.Error.Kind == KindTimeout {
+			return res, false // the child is ending itself
+		}
+		return res, true
+	case <-s.exited:
+		return platformFailure(KindSandboxCrash, "the sandbox process died while running the task"), false
+	case <-backstop.C:
+		s.cmd.Process.Kill()
+		return platformFailure(KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout))), false
+	case <-ctx.Done():
+		s.cmd.Process.Kill()
+		return platformFailure(KindCancelled, "the task was cancelled while running"), false
+	case <-p.done:
+		s.cmd.Process.Kill()
+		return platformFailure(KindCancelled, "the sandbox pool shut down while the task ran"), false
+	}
+}
+
+// replace kills what is left of the slot's process and starts another in
+// the background, retrying with back-off.
+func (p *Pool) replace(s *slot) {
+	p.mu.Lock()
+	s.ready, s.busy, s.hasFn = false, true, false
+	cmd, exited := s.cmd, s.exited
+	closed := p.closed
+	p.mu.Unlock()
+	if cmd != nil {
+		cmd.Process.Kill()
+	}
+	if closed {
+		return
+	}
+	p.restarts.Add(1)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		if exited != nil {
+			<-exited
+		}
+		backoff := 100 * time.Millisecond
+		for {
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-p.done:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			err := p.start(ctx, s)
+			cancel()
+			if err == nil || errors.Is(err, ErrPoolClosed) {
+				return
+			}
+			p.log.Error("sandbox restart failed", "slot", s.id, "err", err, "retry_in", backoff)
+			select {
+			case <-p.done:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+}
+
+func (p *Pool) acquire(ctx context.Context, hash [32]byte) (*slot, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
+	if s := p.pickIdle(hash); s != nil {
+		s.busy = true
+		p.mu.Unlock()
+		return s, nil
+	}
+	w := &waiter{hash: hash, ch: make(chan *slot, 1)}
+	p.waiters = append(p.waiters, w)
+	p.mu.Unlock()
+	select {
+	case s := <-w.ch:
+		return s, nil
+	case <-ctx.Done():
+	case <-p.done:
+	}
+	p.mu.Lock()
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	select {
+	case s := <-w.ch: // handed over just before we left
+		p.release(s)
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, ErrPoolClosed
+}
+
+// pickIdle prefers a sandbox that already holds the function, then one
+// that holds none, then the one idle longest. Called with p.mu held.
+func (p *Pool) pickIdle(hash [32]byte) *slot {
+	var best *slot
+	for _, s := range p.slots {
+		if !s.ready || s.busy {
+			continue
+		}
+		if s.hasFn && s.fnHash == hash {
+			return s
+		}
+		if best == nil || (best.hasFn && !s.hasFn) || (best.hasFn == s.hasFn && s.lastUsed.Before(best.lastUsed)) {
+			best = s
+		}
+	}
+	return best
+}
+
+// release hands s to a waiting task (one for the same function first) or
+// marks it idle.
+func (p *Pool) release(s *slot) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiters) == 0 || p.closed {
+		s.busy = false
+		return
+	}
+	pick := 0
+	if s.hasFn {
+		for i, w := range p.waiters {
+			if w.hash == s.fnHash {
+				pick = i
+				break
+			}
+		}
+	}
+	w := p.waiters[pick]
+	p.waiters = append(p.waiters[:pick], p.waiters[pick+1:]...)
+	w.ch <- s
+}
+
+// Stats reports the pool's counters.
+func (p *Pool) Stats() PoolStats {
+	p.mu.Lock()
+	st := PoolStats{Size: len(p.slots), WaitingTasks: len(p.waiters)}
+	for _, s := range p.slots {
+		if s.ready {
+			st.Ready++
+			if s.busy {
+				st.Busy++
+			}
+		}
+	}
+	p.mu.Unlock()
+	st.Tasks, st.WarmRuns, st.ColdRuns = p.tasks.Load(), p.warm.Load(), p.cold.Load()
+	st.Timeouts, st.Crashes, st.Restarts = p.timeouts.Load(), p.crashes.Load(), p.restarts.Load()
+	return st
+}
+
+// Close stops every sandbox process. Tasks still running end CANCELLED.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.done)
+	var cmds []*exec.Cmd
+	for _, s := range p.slots {
+		if s.cmd != nil {
+			cmds = append(cmds, s.cmd)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range cmds {
+		c.Process.Kill()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// tailBuffer keeps the last lines a child wrote to stderr, for errors.
+type tailBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tailBuffer) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, s)
+	if len(t.lines) > 8 {
+		t.lines = t.lines[1:]
+	}
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return "(no output)"
+	}
+	out := ""
+	for i, l := range t.lines {
+		if i > 0 {
+			out += "; "
+		}
+		out += l
+	}
+	return out
+}

@@ -1,0 +1,275 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Each case is a function defined in a client's __main__, pickled by
+// Debian's python3 + dill, run in the sandbox, and its result unpickled by
+// python3 again.
+func TestSandboxFunctions(t *testing.T) {
+	p := pool(t)
+	cases := []struct {
+		name     string
+		defs     string
+		fn, args string
+		status   Status
+		kind     ErrorKind
+		want     string // the described result must contain this
+	}{
+		{"no args", "def f(): return 42", "f", "((), {})", Completed, "", "42"},
+		{"args and kwargs", "def f(a, b, *, c=0): return (a + b) * c", "f", "((2, 3), {'c': 4})", Completed, "", "20"},
+		{"lambda", "", "lambda x: x * 2", "((21,), {})", Completed, "", "42"},
+		{"closure", "def make(k):\n    def g(x): return x + k\n    return g", "make(100)", "((1,), {})", Completed, "", "101"},
+		{"stdlib import inside", "def f(xs):\n    import statistics, json\n    return json.dumps(statistics.mean(xs))", "f", "(([1, 2, 3, 6],), {})", Completed, "", "'3'"},
+		{"recursive __main__ function", "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)", "fib", "((20,), {})", Completed, "", "6765"},
+		{"class defined in the function", "def f(x):\n    class P:\n        def __init__(s, x): s.x = x\n        def __repr__(s): return f'P({s.x})'\n    return P(x)", "f", "((7,), {})", Completed, "", "P(7)"},
+		{"script globals with recurse", "dill.settings['recurse'] = True\nclass P:\n    def __init__(s, x): s.x = x\n    def __repr__(s): return f'P({s.x})'\nK = 3\ndef helper(x): return P(x * K)\ndef f(x): return helper(x)", "f", "((7,), {})", Completed, "", "P(21)"},
+		{"script globals without recurse", "K = 3\ndef f(x): return x * K", "f", "((7,), {})", Failed, KindUserException, "dill.settings['recurse'] = True"},
+		{"top-level stdlib import", "import json, math\ndef f(x): return json.dumps(math.floor(x))", "f", "((7.5,), {})", Completed, "", "'7'"},
+		{"list argument", "def f(xs): return sum(xs)", "f", "((list(range(100000)),), {})", Completed, "", "4999950000"},
+		{"by reference stdlib", "import math", "math.sqrt", "((16,), {})", Completed, "", "4.0"},
+		{"raises", "def f(): raise ValueError('bad input 7')", "f", "((), {})", Failed, KindUserException, "raise ValueError: bad input 7\nTraceback in the sandbox:"},
+		{"raises custom exception", "dill.settings['recurse'] = True\nclass MyErr(Exception): pass\ndef f(): raise MyErr('custom')", "f", "((), {})", Failed, KindUserException, "raise MyErr: custom"},
+		{"exception that cannot round trip", "def f():\n    class E(Exception):\n        def __init__(self, a, b): super().__init__(f'{a}/{b}')\n    raise E(1, 2)", "f", "((), {})", Failed, KindUserException, "raise RuntimeError: f.<locals>.E: 1/2"},
+		{"sys.exit", "import sys\ndef f(): sys.exit(3)", "f", "((), {})", Failed, KindUserExit, "sys.exit(3)"},
+		{"os._exit", "def f():\n    import os\n    os._exit(0)", "f", "((), {})", Failed, KindUserExit, "os._exit(0)"},
+		{"recursion 10**6 deep", "def f(n): return 0 if n == 0 else f(n - 1) + 1", "f", "((10**6,), {})", Failed, KindUserException, "RecursionError"},
+		{"unpicklable result", "def f(): return (x for x in range(3))", "f", "((), {})", Failed, KindUnpicklable, "cannot be pickled"},
+		{"result too large", "def f(): return b'x' * (11 << 20)", "f", "((), {})", Failed, KindResultTooLarge, "over the limit"},
+		{"not a callable", "", "'payload'", "((), {})", Failed, KindBadPayload, "not a callable"},
+		{"args not a pair", "def f(): return 1", "f", "[1, 2, 3]", Failed, KindBadPayload, "(args_tuple, kwargs_dict)"},
+		{"wrong arity", "def f(a): return a", "f", "((), {})", Failed, KindUserException, "missing 1 required positional argument"},
+		{"no host files", "def f():\n    try:\n        open('/etc/passwd').read()\n    except OSError as e:\n        return type(e).__name__\n    return 'READ'", "f", "((), {})", Completed, "", "Error'"},
+		{"no host environment", "def f():\n    import os\n    return dict(os.environ)", "f", "((), {})", Completed, "", "{}"},
+		{"no sockets", "def f():\n    try:\n        import socket\n        socket.socket().connect(('127.0.0.1', 6379))\n    except Exception as e:\n        return 'denied ' + type(e).__name__\n    return 'CONNECTED'", "f", "((), {})", Completed, "", "'denied "},
+		{"no ctypes", "def f():\n    import ctypes", "f", "((), {})", Failed, KindUserException, "ModuleNotFoundError"},
+		{"tmp is writable", "def f():\n    with open('/tmp/a.txt', 'w') as fh: fh.write('hello')\n    return open('/tmp/a.txt').read()", "f", "((), {})", Completed, "", "'hello'"},
+		{"tmp is capped", "def f():\n    try:\n        with open('/tmp/big', 'wb') as fh:\n            for _ in range(64): fh.write(b'x' * (1 << 20))\n    except OSError as e:\n        return e.errno\n    return 'UNCAPPED'", "f", "((), {})", Completed, "", "29"}, // EIO: wazero has no ENOSPC
+		{"dev null", "def f():\n    with open('/dev/null', 'wb') as fh: fh.write(b'x' * 1000)\n    return open('/dev/null', 'rb').read()", "f", "((), {})", Completed, "", "b''"},
+		{"tempfile", "def f():\n    import tempfile\n    with tempfile.NamedTemporaryFile() as fh:\n        fh.write(b'abc'); fh.flush(); fh.seek(0)\n        return fh.read()", "f", "((), {})", Completed, "", "b'abc'"},
+		{"time and randomness", "def f():\n    import time, random, os\n    t = time.time(); time.sleep(0.01)\n    return (time.time() - t >= 0.01, t > 1.7e9, len(os.urandom(8)), 0 <= random.random() < 1)", "f", "((), {})", Completed, "", "(True, True, 8, True)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			pk := pickles(t, tc.defs, tc.fn, tc.args)
+			res := run(t, p, pk[0], pk[1], Warm)
+			if res.Status != tc.status {
+				t.Fatalf("status %s, want %s (error %+v, stderr %q)", res.Status, tc.status, res.Error, res.Stderr)
+			}
+			if tc.kind != "" && (res.Error == nil || res.Error.Kind != tc.kind) {
+				t.Fatalf("error %+v, want kind %s", res.Error, tc.kind)
+			}
+			if tc.status == Completed && res.Error != nil {
+				t.Fatalf("completed with error %+v", res.Error)
+			}
+			got := describe(t, res.Payload)[0]
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("result %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTimeoutReplacesSandbox(t *testing.T) {
+	p := newPool(t, PoolConfig{Size: 1, Limits: Limits{Timeout: time.Second}})
+	pk := pickles(t, "def spin():\n    print('before the loop', flush=True)\n    while True: pass\ndef ok(): return 'fine'", "spin", "ok", "((), {})")
+	start := time.Now()
+	res := run(t, p, pk[0], pk[2], Warm)
+	took := time.Since(start)
+	if res.Error == nil || res.Error.Kind != KindTimeout {
+		t.Fatalf("want TIMEOUT, got %s %+v", res.Status, res.Error)
+	}
+	if took > 2*time.Second {
+		t.Errorf("timeout of 1s reported after %s", took)
+	}
+	if !bytes.Contains(res.Stdout, []byte("before the loop")) {
+		t.Errorf("output before the timeout was lost: %q", res.Stdout)
+	}
+	if got := describe(t, res.Payload)[0]; got != "raise TimeoutError: task exceeded 1s" {
+		t.Errorf("payload %q", got)
+	}
+	// The same pool (now with a replacement sandbox) runs the next task.
+	res = run(t, p, pk[1], pk[2], Warm)
+	if res.Status != Completed {
+		t.Fatalf("task after timeout: %s %+v", res.Status, res.Error)
+	}
+	if st := p.Stats(); st.Timeouts != 1 || st.Restarts != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, "def hog(): return len(bytearray(1 << 30))\ndef hog_list():\n    xs = []\n    while True: xs.append('x' * 100000)\ndef ok(): return 'fine'",
+		"hog", "hog_list", "ok", "((), {})")
+	for _, fn := range [][]byte{pk[0], pk[1]} {
+		res := run(t, p, fn, pk[3], Warm)
+		if res.Error == nil || res.Error.Kind != KindMemoryLimit {
+			t.Fatalf("want MEMORY_LIMIT, got %s %+v", res.Status, res.Error)
+		}
+		if got := describe(t, res.Payload)[0]; !strings.HasPrefix(got, "raise MemoryError: the task ran out of memory (sandbox limit 256 MiB)") {
+			t.Errorf("payload %q", got)
+		}
+	}
+	if res := run(t, p, pk[2], pk[3], Warm); res.Status != Completed {
+		t.Fatalf("after memory limit: %+v", res.Error)
+	}
+}
+
+func TestOutputIsCapped(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, "import sys\ndef f():\n    chunk = 'y' * 1000 + '\\n'\n    for _ in range(100000): sys.stdout.write(chunk)\n    print('err line', file=sys.stderr)\n    return 'done'", "f", "((), {})")
+	res := run(t, p, pk[0], pk[1], Warm)
+	if res.Status != Completed {
+		t.Fatalf("%s %+v", res.Status, res.Error)
+	}
+	if len(res.Stdout) != DefaultLimits.OutputBytes || !res.OutputTruncated {
+		t.Errorf("stdout %d bytes truncated=%v, want %d and true", len(res.Stdout), res.OutputTruncated, DefaultLimits.OutputBytes)
+	}
+	if string(res.Stderr) != "err line\n" {
+		t.Errorf("stderr %q", res.Stderr)
+	}
+}
+
+// A function that writes what looks like protocol frames to fd 1 only
+// produces output: results travel through linear memory, not stdout.
+func TestFakeFramesOnStdout(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, `import os, struct
+def f():
+    fake = struct.pack('<BBBxdddIII', 0, 0, 1, 0, 0, 0, 5, 0, 0) + b'SPOOF'
+    os.write(1, struct.pack('<I', 1000) + fake * 50)
+    os.write(1, b'\x02\x00\x00\x00' * 1000)
+    print('still printing')
+    return 'genuine'
+`, "f", "((), {})")
+	for i := 0; i < 3; i++ {
+		res := run(t, p, pk[0], pk[1], Warm)
+		if res.Status != Completed {
+			t.Fatalf("%s %+v", res.Status, res.Error)
+		}
+		if got := describe(t, res.Payload)[0]; got != "'genuine'" {
+			t.Fatalf("result %q", got)
+		}
+		if !bytes.Contains(res.Stdout, []byte("SPOOF")) || !bytes.Contains(res.Stdout, []byte("still printing")) {
+			t.Fatalf("stdout %q", res.Stdout)
+		}
+	}
+}
+
+func TestMalformedPayloads(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, "def f(): return 1", "f", "((), {})")
+	cases := []struct {
+		name     string
+		fn, args []byte
+		want     string
+	}{
+		{"garbage function", []byte("not a pickle at all"), pk[1], "could not load the function"},
+		{"truncated function", pk[0][:len(pk[0])/2], pk[1], "could not load the function"},
+		{"garbage arguments", pk[0], []byte{0x80, 4, 0xff}, "could not load the arguments"},
+		{"empty function", []byte{}, pk[1], "could not load the function"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := run(t, p, tc.fn, tc.args, Warm)
+			if res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, tc.want) {
+				t.Fatalf("got %s %+v", res.Status, res.Error)
+			}
+			describe(t, res.Payload) // must be a loadable exception
+		})
+	}
+}
+
+// Two functions never share an interpreter; one function does (warm), unless
+// it asks for fresh isolation.
+func TestIsolationBetweenFunctions(t *testing.T) {
+	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits})
+	pk := pickles(t, `import builtins
+def a():
+    seen = getattr(builtins, 'MARK', None)
+    builtins.MARK = 'a'
+    return seen
+def b():
+    seen = getattr(builtins, 'MARK', None)
+    builtins.MARK = 'b'
+    return seen
+`, "a", "b", "((), {})")
+	fa, fb, args := pk[0], pk[1], pk[2]
+	steps := []struct {
+		fn   []byte
+		iso  Isolation
+		want string
+		warm bool
+	}{
+		{fa, Warm, "None", false},
+		{fa, Warm, "'a'", true},   // same function: warm instance, state kept
+		{fb, Warm, "None", false}, // another function: never sees a's state
+		{fa, Warm, "None", false},
+		{fa, Fresh, "None", false},
+		{fa, Fresh, "None", false}, // fresh: a pristine interpreter every time
+	}
+	for i, s := range steps {
+		res := run(t, p, s.fn, args, s.iso)
+		if res.Status != Completed {
+			t.Fatalf("step %d: %+v", i, res.Error)
+		}
+		if got := describe(t, res.Payload)[0]; got != s.want || res.Warm != s.warm {
+			t.Fatalf("step %d: got %s warm=%v, want %s warm=%v", i, got, res.Warm, s.want, s.warm)
+		}
+	}
+}
+
+func TestConcurrentTasks(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, "def sq(x): return x * x", "sq", "((12,), {})")
+	var wg sync.WaitGroup
+	errs := make(chan string, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := p.Run(context.Background(), Task{FnPayload: pk[0], ArgsPayload: pk[1]})
+			if err != nil || res.Status != Completed {
+				errs <- "task failed"
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+}
+
+func TestCancelRunningTask(t *testing.T) {
+	p := newPool(t, PoolConfig{Size: 1, Limits: Limits{Timeout: 20 * time.Second}})
+	pk := pickles(t, "import time\ndef slow(): time.sleep(15)\ndef ok(): return 1", "slow", "ok", "((), {})")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res, err := p.Run(ctx, Task{FnPayload: pk[0], ArgsPayload: pk[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || res.Error.Kind != KindCancelled {
+		t.Fatalf("want CANCELLED, got %+v", res.Error)
+	}
+	if res := run(t, p, pk[1], pk[2], Warm); res.Status != Completed {
+		t.Fatalf("after cancel: %+v", res.Error)
+	}
+}
+
+func TestPayloadTooLarge(t *testing.T) {
+	p := pool(t)
+	res := run(t, p, make([]byte, DefaultLimits.ArgBytes+1), []byte{}, Warm)
+	if res.Error == nil || res.Error.Kind != KindPayloadTooLarge {
+		t.Fatalf("got %+v", res.Error)
+	}
+}
