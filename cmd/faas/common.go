@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// signalContext ends on the first SIGINT or SIGTERM; a second one exits at
+// once.
+func signalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-ch
+		log.Info("shutting down (send the signal again to exit at once)", "signal", s.String())
+		cancel()
+		<-ch
+		os.Exit(130)
+	}()
+	return ctx, cancel
+}
+
+// commonFlags are the flags every long-running command has.
+type commonFlags struct {
+	logLevel string
+	logJSON  bool
+}
+
+func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+	c := &commonFlags{}
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
+	return c
+}
+
+func (c *commonFlags) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %v", c.logLevel, err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, opts)
+	if c.logJSON {
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	}
+	l := slog.New(h)
+	slog.SetDefault(l)
+	return l, nil
+}
+
+// connectRedis opens a client for url (redis://host:port/db) and checks it
+// answers, retrying for up to wait so services can start in any order.
+func connectRedis(ctx context.Context, url string, wait time.Duration, log *slog.Logger) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis %q: %v (example: redis://127.0.0.1:6379/0)", url, err)
+	}
+	rdb := redis.NewClient(opts)
+	deadline := time.Now().Add(wait)
+	for {
+		err := rdb.Ping(ctx).Err()
+		if err == nil {
+			return rdb, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			rdb.Close()
+			return nil, fmt.Errorf("redis at %s does not answer: %v", opts.Addr, err)
+		}
+		log.Warn("waiting for redis", "addr", opts.Addr, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// fail prints a command error the way every command does.
+func fail(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "faas %s: %v\n", cmd, err)
+	return 1
+}
+
+// newFlagSet makes a flag set whose -h output starts with a usage line.
+func newFlagSet(name, usageLine, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("faas "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: faas %s %s\n\n%s\n\nFlags:\n", name, usageLine, strings.TrimSpace(about))
+		fs.PrintDefaults()
+	}
+	return fs
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/store"
+)
+
+// storeFlags select the Redis server and the store's settings.
+type storeFlags struct {
+	url         string
+	maxAttempts int
+}
+
+func addStoreFlags(fs *flag.FlagSet) *storeFlags {
+	s := &storeFlags{}
+	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
+	fs.IntVar(&s.maxAttempts, "max-attempts", 3, "runs of a task whose worker is lost before it FAILS with WORKER_LOST")
+	return s
+}
+
+func (s *storeFlags) options() store.Options { return store.Options{MaxAttempts: s.maxAttempts} }
+
+// dispatchFlags are the settings every dispatcher mode shares.
+type dispatchFlags struct {
+	name  string
+	lease time.Duration
+	drain time.Duration
+}
+
+func addDispatchFlags(fs *flag.FlagSet) *dispatchFlags {
+	d := &dispatchFlags{}
+	fs.StringVar(&d.name, "name", "", "name of this dispatcher in task leases (default host:pid)")
+	fs.DurationVar(&d.lease, "lease", 10*time.Second, "lease on a running task; renewed every lease/3, reclaimed when it expires")
+	fs.DurationVar(&d.drain, "drain", 5*time.Second, "on shutdown, how long running tasks may finish before they are requeued")
+	return d
+}
+
+func (d *dispatchFlags) config(st *store.Store, log *slog.Logger) dispatch.Config {
+	return dispatch.Config{Store: st, Name: d.name, Lease: d.lease, Drain: d.drain, Logger: log}
+}
+
+// sandboxFlags configure a local sandbox pool.
+type sandboxFlags struct {
+	image  string
+	limits *limitFlags
+}
+
+func addSandboxFlags(fs *flag.FlagSet) *sandboxFlags {
+	s := &sandboxFlags{}
+	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one `make build` made for this binary)")
+	s.limits = addLimitFlags(fs)
+	return s
+}
+
+func (s *sandboxFlags) pool(ctx context.Context, n int, log *slog.Logger) (*runtime.Pool, error) {
+	log.Info("starting sandboxes", "count", n)
+	return runtime.NewPool(ctx, runtime.PoolConfig{Size: n, Limits: s.limits.limits(), ImageDir: s.image, Logger: log})
+}
+
+func cmdDispatcher(args []string) int {
+	fs := newFlagSet("dispatcher", "-m local|push|pull [-w sandboxes] [-p port] [flags]", `
+Takes tasks from the Redis queue under a lease and gets them run:
+  local  on -w sandboxes in this process
+  push   on push workers that connect to tcp://*:<port> (ZeroMQ ROUTER)
+  pull   on pull workers that ask tcp://*:<port> for work (ZeroMQ REP)
+Results are recorded through the lease check, so each task is recorded once.`)
+	var mode string
+	fs.StringVar(&mode, "m", "local", "mode: local, push or pull")
+	fs.StringVar(&mode, "mode", "local", "same as -m")
+	workers := fs.Int("w", 2, "local mode: number of sandboxes")
+	port := fs.Int("p", 5555, "push/pull mode: TCP port for workers")
+	bind := fs.String("bind", "0.0.0.0", "push/pull mode: address to listen on")
+	sf := addStoreFlags(fs)
+	df := addDispatchFlags(fs)
+	sb := addSandboxFlags(fs)
+	cf := addCommonFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	log, err := cf.logger()
+	if err != nil {
+		return fail("dispatcher", err)
+	}
+	ctx, cancel := signalContext(log)
+	defer cancel()
+	rdb, err := connectRedis(ctx, sf.url, 30*time.Second, log)
+	if err != nil {
+		return fail("dispatcher", err)
+	}
+	defer rdb.Close()
+	st := store.New(rdb, sf.options())
+	cfg := df.config(st, log)
+	switch mode {
+	case "local":
+		if *workers < 1 {
+			return fail("dispatcher", fmt.Errorf("-w must be at least 1"))
+		}
+		pool, err := sb.pool(ctx, *workers, log)
+		if err != nil {
+			return fail("dispatcher", err)
+		}
+		defer pool.Close()
+		err = dispatch.RunLocal(ctx, cfg, pool)
+		if err != nil {
+			return fail("dispatcher", err)
+		}
+	default:
+		_, _ = port, bind
+		return fail("dispatcher", fmt.Errorf("unknown mode %q (local, push or pull)", mode))
+	}
+	return 0
+}

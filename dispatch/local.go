@@ -1,0 +1,107 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+)
+
+// Runner runs tasks on sandboxes; *runtime.Pool is one.
+type Runner interface {
+	Run(ctx context.Context, t runtime.Task) (*runtime.Result, error)
+	Size() int
+}
+
+// RunLocal is the local mode: claim as many tasks as there are free
+// sandboxes in pool and run them in this process, until ctx ends. On the
+// way out it stops claiming, lets running tasks finish for up to
+// cfg.Drain, and gives the rest back to the queue.
+func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
+	core, err := NewCore(cfg)
+	if err != nil {
+		return err
+	}
+	var bg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	defer func() { stopBg(); bg.Wait() }()
+	if err := core.Start(bgCtx, &bg); err != nil {
+		return err
+	}
+	log := core.log.With("mode", "local")
+	log.Info("dispatcher ready", "name", core.cfg.Name, "sandboxes", pool.Size())
+
+	free := make(chan struct{}, pool.Size())
+	for i := 0; i < pool.Size(); i++ {
+		free <- struct{}{}
+	}
+	var running sync.WaitGroup
+	for ctx.Err() == nil {
+		// Wait for at least one free sandbox, then take every free one.
+		select {
+		case <-free:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	more:
+		for {
+			select {
+			case <-free:
+				n++
+			default:
+				break more
+			}
+		}
+		claims, err := core.Claim(bgCtx, n)
+		if err != nil {
+			log.Error("claiming tasks failed", "err", err)
+		}
+		for i := len(claims); i < n; i++ {
+			free <- struct{}{}
+		}
+		if len(claims) == 0 {
+			core.Wait(ctx)
+			continue
+		}
+		for _, cl := range claims {
+			taskCtx, cancel := context.WithCancel(bgCtx)
+			core.Track(cl, cancel)
+			running.Add(1)
+			go func() {
+				defer running.Done()
+				defer func() { free <- struct{}{} }()
+				defer cancel()
+				task, bad := Task(cl)
+				res := bad
+				if res == nil {
+					var err error
+					res, err = pool.Run(taskCtx, task)
+					if err != nil || (res.Error != nil && res.Error.Kind == runtime.KindCancelled) {
+						// Lost lease or shutdown: not an outcome of the task.
+						if bgCtx.Err() != nil || taskCtx.Err() != nil {
+							core.Release(context.Background(), cl)
+						}
+						return
+					}
+				}
+				core.Complete(bgCtx, cl, res)
+			}()
+		}
+	}
+	log.Info("dispatcher stopping", "running", core.Held(), "drain", core.cfg.Drain)
+	drained := make(chan struct{})
+	go func() { running.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(core.cfg.Drain):
+		log.Warn("stopping the tasks still running; they go back to the queue", "running", core.Held())
+		stopBg()
+		<-drained
+	}
+	return nil
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
