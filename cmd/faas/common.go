@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,7 @@ type commonFlags struct {
 	logJSON  bool
 }
 
-func addCommonFlags(fs *flag.FlagSet) *commonFlags {
+func addCommonFlags(fs *flagSet) *commonFlags {
 	c := &commonFlags{}
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -90,12 +91,17 @@ func fail(cmd string, err error) int {
 	return 1
 }
 
-// newFlagSet makes a flag set whose -h output starts with a usage line.
-func newFlagSet(name, usageLine, about string) *flag.FlagSet {
+// flagSet is a flag.FlagSet whose -h output starts with a usage line.
+type flagSet struct{ *flag.FlagSet }
+
+func newFlagSet(name, usageLine, about string) *flagSet {
 	fs := flag.NewFlagSet("faas "+name, flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: faas %s %s\n\n%s\n\nFlags:\n", name, usageLine, strings.TrimSpace(about))
 		fs.PrintDefaults()
 	}
-	return fs
+	return &flagSet{fs}
 }
+
+// defaultSandboxes is one sandbox per CPU, at least 2.
+func defaultSandboxes() int { return max(2, goruntime.NumCPU()) }

@@ -12,8 +12,21 @@ import (
 	"github.com/wasmfaas/wasmfaas/runtime"
 )
 
-// envName is the FAAS_* variable that overrides a flag: --redis-url -> FAAS_REDIS_URL.
+// envNames are the variables of flags whose names are too short to make a
+// good one.
+var envNames = map[string]string{
+	"redis": "FAAS_REDIS_URL",
+	"w":     "FAAS_SANDBOXES",
+	"p":     "FAAS_PORT",
+	"m":     "FAAS_MODE",
+	"mode":  "FAAS_MODE",
+}
+
+// envName is the FAAS_* variable that overrides a flag: --max-body -> FAAS_MAX_BODY.
 func envName(flagName string) string {
+	if v, ok := envNames[flagName]; ok {
+		return v
+	}
 	return "FAAS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 

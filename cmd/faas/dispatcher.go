@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -18,7 +17,7 @@ type storeFlags struct {
 	maxAttempts int
 }
 
-func addStoreFlags(fs *flag.FlagSet) *storeFlags {
+func addStoreFlags(fs *flagSet) *storeFlags {
 	s := &storeFlags{}
 	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
 	fs.IntVar(&s.maxAttempts, "max-attempts", 3, "runs of a task whose worker is lost before it FAILS with WORKER_LOST")
@@ -34,7 +33,7 @@ type dispatchFlags struct {
 	drain time.Duration
 }
 
-func addDispatchFlags(fs *flag.FlagSet) *dispatchFlags {
+func addDispatchFlags(fs *flagSet) *dispatchFlags {
 	d := &dispatchFlags{}
 	fs.StringVar(&d.name, "name", "", "name of this dispatcher in task leases (default host:pid)")
 	fs.DurationVar(&d.lease, "lease", 10*time.Second, "lease on a running task; renewed every lease/3, reclaimed when it expires")
@@ -52,10 +51,10 @@ type sandboxFlags struct {
 	limits *limitFlags
 }
 
-func addSandboxFlags(fs *flag.FlagSet) *sandboxFlags {
+func addSandboxFlags(fs *flagSet) *sandboxFlags {
 	s := &sandboxFlags{}
-	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one `make build` made for this binary)")
-	s.limits = addLimitFlags(fs)
+	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one make build made for this binary)")
+	s.limits = addLimitFlags(fs.FlagSet)
 	return s
 }
 
@@ -81,7 +80,7 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	df := addDispatchFlags(fs)
 	sb := addSandboxFlags(fs)
 	cf := addCommonFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
 	}
 	log, err := cf.logger()

@@ -21,6 +21,9 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"up", "[flags]", "API + local dispatcher + embedded Redis in one process", cmdUp},
+		{"api", "[flags]", "serve the HTTP API on Redis", cmdAPI},
+		{"dispatcher", "-m local|push|pull [flags]", "run tasks from the Redis queue", cmdDispatcher},
 		{"python", "[python args...]", "run the sandboxed interpreter like python3, with the task limits", cmdPython},
 		{"sandbox", "", "serve tasks on stdin/stdout (started by dispatchers and workers, not by hand)", cmdSandbox},
 	}
