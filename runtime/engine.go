@@ -29,6 +29,10 @@ type EngineConfig struct {
 	ImageDir string // "" means DefaultImageDir()
 	CacheDir string // "" means CacheDir()
 	Limits   Limits
+
+	// closeOnContextDone makes wazero instrument the guest so a cancelled
+	// context stops it; only benchmarks set it, to measure what that costs.
+	closeOnContextDone bool
 }
 
 // Engine owns one wazero runtime with the compiled guest and its snapshot.
@@ -109,6 +113,7 @@ func newBareEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	e.rt = wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(cache).
+		WithCloseOnContextDone(cfg.closeOnContextDone).
 		WithMemoryLimitPages(uint32(pages)))
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
 		e.Close(ctx)
@@ -127,10 +132,6 @@ func (e *Engine) Close(ctx context.Context) {
 
 // Limits returns the limits this engine enforces.
 func (e *Engine) Limits() Limits { return e.limits }
-
-func (e *Engine) snapshotKey() string {
-	return fmt.Sprintf("%s-%s-%d", e.img.Hash[:16], pyshim.Hash(), snapLayout)
-}
 
 // moduleConfig is the guest's whole world. The mounts and their order are
 // part of the snapshot layout (snapLayout): wasi-libc inside the snapshot

@@ -104,12 +104,12 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	if cfg.ImageDir == "" {
 		cfg.ImageDir = DefaultImageDir()
 	}
-	if _, err := LoadImage(cfg.ImageDir); err != nil {
+	img, err := LoadImage(cfg.ImageDir)
+	if err != nil {
 		return nil, err
 	}
 	exe := cfg.Executable
 	if exe == "" {
-		var err error
 		if exe, err = os.Executable(); err != nil {
 			return nil, fmt.Errorf("runtime: find own executable: %w", err)
 		}
@@ -126,15 +126,23 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	for i := 0; i < cfg.Size; i++ {
 		p.slots = append(p.slots, &slot{id: i})
 	}
-	if err := p.start(ctx, p.slots[0]); err != nil {
-		p.Close()
-		return nil, err
+	rest := p.slots
+	cacheDir := cfg.CacheDir
+	if cacheDir == "" {
+		cacheDir = CacheDir()
 	}
-	errs := make(chan error, cfg.Size)
-	for _, s := range p.slots[1:] {
+	if _, err := os.Stat(snapshotPath(cacheDir, img)); err != nil {
+		if err := p.start(ctx, p.slots[0]); err != nil {
+			p.Close()
+			return nil, err
+		}
+		rest = p.slots[1:]
+	}
+	errs := make(chan error, len(rest))
+	for _, s := range rest {
 		go func(s *slot) { errs <- p.start(ctx, s) }(s)
 	}
-	for range p.slots[1:] {
+	for range rest {
 		if err := <-errs; err != nil {
 			p.Close()
 			return nil, err

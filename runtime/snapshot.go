@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wasmfaas/wasmfaas/pyshim"
 )
 
 // A snapshot file holds a header page followed by the linear memory of an
@@ -93,6 +95,11 @@ func openSnapshot(path string) (*snapshot, error) {
 
 const wasmPage = 1 << 16
 
+// snapshotPath is where the snapshot of img (with this pyshim) lives.
+func snapshotPath(cacheDir string, img *Image) string {
+	return filepath.Join(cacheDir, "snapshots", fmt.Sprintf("%s-%s-%d.snap", img.Hash[:16], pyshim.Hash(), snapLayout))
+}
+
 // loadOrCreateSnapshot returns the snapshot for this image and pyshim,
 // creating it (under a file lock, so concurrent sandbox processes boot the
 // interpreter once) when it is missing.
@@ -101,7 +108,7 @@ func (e *Engine) loadOrCreateSnapshot(ctx context.Context) (*snapshot, bool, err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, false, fmt.Errorf("runtime: snapshot dir: %w", err)
 	}
-	path := filepath.Join(dir, e.snapshotKey()+".snap")
+	path := snapshotPath(e.cacheDir, e.img)
 	if s, err := openSnapshot(path); err == nil {
 		return s, false, nil
 	}

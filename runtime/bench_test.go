@@ -1,0 +1,170 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Benchmarks of the sandbox, each beside what native python3 does with the
+// same work in the same run. Run with:
+//
+//	go test -run '^$' -bench . -benchtime 2s ./runtime/
+
+const fibDefs = "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)\ndef noop(): return None"
+
+// nativeSeconds times stmt in Debian's python3 (timeit, best of 5) after setup.
+func nativeSeconds(b *testing.B, setup, stmt string, number int) float64 {
+	b.Helper()
+	script := "import timeit\n" + setup + "\nprint(min(timeit.repeat(" + strconv.Quote(stmt) +
+		", globals=globals(), number=" + strconv.Itoa(number) + ", repeat=5)) / " + strconv.Itoa(number) + ")"
+	out, err := exec.Command("/usr/bin/python3", "-c", script).Output()
+	if err != nil {
+		b.Fatalf("native python3: %v", err)
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// The warm path: dill.loads(args), call, dill.dumps(result), both ways over
+// the pipes to the sandbox process. Native does the same pickle work in-process.
+func BenchmarkWarmNoop(b *testing.B) {
+	p := newPool(b, PoolConfig{Size: 1})
+	pk := pickles(b, fibDefs, "noop", "((), {})")
+	run(b, p, pk[0], pk[1], Warm)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := run(b, p, pk[0], pk[1], Warm); res.Status != Completed || !res.Warm {
+			b.Fatalf("%+v", res.Error)
+		}
+	}
+	b.StopTimer()
+	native := nativeSeconds(b, "import dill\ndef noop(): return None\nargs = dill.dumps(((), {}))",
+		"a, k = dill.loads(args); dill.dumps(noop(*a, **k))", 20000)
+	b.ReportMetric(native*1e6, "native-us/op")
+	reportSandboxMemory(b, p)
+}
+
+// fresh isolation end to end: restore a pristine interpreter, load the
+// function, run it, discard the instance.
+func BenchmarkFreshNoop(b *testing.B) {
+	p := newPool(b, PoolConfig{Size: 1})
+	pk := pickles(b, fibDefs, "noop", "((), {})")
+	run(b, p, pk[0], pk[1], Fresh)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := run(b, p, pk[0], pk[1], Fresh); res.Status != Completed || res.Warm {
+			b.Fatalf("%+v", res.Error)
+		}
+	}
+}
+
+// Restoring an instance from the snapshot, ready to run, in-process.
+func BenchmarkRestore(b *testing.B) {
+	requireImage(b)
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(ctx)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		in, err := e.newInstance(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.close(ctx)
+	}
+}
+
+// CPU-bound Python: fib(25) in a warm sandbox against native python3.
+func BenchmarkFib25(b *testing.B) {
+	p := newPool(b, PoolConfig{Size: 1})
+	pk := pickles(b, fibDefs, "fib", "((25,), {})")
+	run(b, p, pk[0], pk[1], Warm)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := run(b, p, pk[0], pk[1], Warm); res.Status != Completed {
+			b.Fatalf("%+v", res.Error)
+		}
+	}
+	b.StopTimer()
+	perOp := b.Elapsed().Seconds() / float64(b.N)
+	native := nativeSeconds(b, fibDefs, "fib(25)", 5)
+	b.ReportMetric(native*1e3, "native-ms/op")
+	b.ReportMetric(perOp/native, "x-native")
+}
+
+// What wazero's WithCloseOnContextDone (the in-process way to stop a guest)
+// costs on the same fib(25), measured on instances in this process.
+func BenchmarkCloseOnContextDone(b *testing.B) {
+	requireImage(b)
+	pk := pickles(b, fibDefs, "fib", "((25,), {})")
+	for _, on := range []bool{false, true} {
+		b.Run("instrumented="+strconv.FormatBool(on), func(b *testing.B) {
+			ctx := context.Background()
+			e, err := NewEngine(ctx, EngineConfig{closeOnContextDone: on})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close(ctx)
+			in, err := e.newInstance(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.close(ctx)
+			if _, err := in.call(ctx, pk[0], pk[1], 1<<20, 256); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if r, err := in.call(ctx, nil, pk[1], 1<<20, 256); err != nil || r.failed {
+					b.Fatalf("%v %+v", err, r)
+				}
+			}
+		})
+	}
+}
+
+// reportSandboxMemory reports the resident and proportional memory of the
+// pool's sandbox processes (PSS splits the shared snapshot pages fairly).
+func reportSandboxMemory(b *testing.B, p *Pool) {
+	var rss, pss float64
+	n := 0
+	for _, s := range p.slots {
+		if s.cmd == nil || s.cmd.Process == nil {
+			continue
+		}
+		f, err := os.Open("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/smaps_rollup")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) >= 2 {
+				kb, _ := strconv.ParseFloat(fields[1], 64)
+				switch fields[0] {
+				case "Rss:":
+					rss += kb / 1024
+				case "Pss:":
+					pss += kb / 1024
+				}
+			}
+		}
+		f.Close()
+		n++
+	}
+	if n > 0 {
+		b.ReportMetric(rss/float64(n), "rss-MiB/sandbox")
+		b.ReportMetric(pss/float64(n), "pss-MiB/sandbox")
+	}
+}
