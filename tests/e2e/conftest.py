@@ -168,14 +168,13 @@ class Server:
         raise AssertionError(f"task {task_id} not final after {timeout}s")
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
-def server(request):
+def _deployment(request, kind):
     if not os.path.exists(FAAS):
         pytest.fail(f"{FAAS} is missing: run `make build` first (or set FAAS_BIN)")
-    if request.param == "split" and shutil.which("redis-server") is None:
+    if kind == "split" and shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
     tmp = tempfile.mkdtemp(prefix="faas-e2e-")
-    s = Server(request.param, tmp)
+    s = Server(kind, tmp)
     try:
         s.start()
     except Exception:
@@ -187,3 +186,14 @@ def server(request):
     if request.session.testsfailed:
         s.dump_logs()
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["up", "split"])
+def server(request):
+    yield from _deployment(request, request.param)
+
+
+@pytest.fixture(scope="module")
+def split_server(request):
+    """redis-server + faas api + faas dispatcher as separate processes."""
+    yield from _deployment(request, "split")

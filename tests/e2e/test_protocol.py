@@ -138,22 +138,3 @@ def test_many_concurrent_tasks_each_once(server, fns):
         assert body["status"] == "COMPLETED", body
         assert deserialize(body["result"]) == i + 1000
         assert body["attempts"] == 1, body
-
-
-def test_dispatcher_killed_mid_run(server, fns):
-    if server.kind != "split":
-        pytest.skip("needs the dispatcher as its own process")
-    tids = [server.execute(fns["nap"], serialize(((1.0, i), {}))) for i in range(6)]
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if any(server.get(f"/status/{t}").json()["status"] == "RUNNING" for t in tids):
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("no task started")
-    server.kill("dispatcher")
-    server.start_dispatcher()
-    for i, tid in enumerate(tids):
-        body = server.wait_result(tid)
-        assert body["status"] == "COMPLETED", body
-        assert deserialize(body["result"]) == i
