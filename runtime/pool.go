@@ -27,6 +27,10 @@ type PoolConfig struct {
 	// Executable is started as the sandbox process; "" means this program
 	// (which must call RunChildIfRequested first thing in main or TestMain).
 	Executable string
+	// Isolation Fresh makes every task on this pool get a pristine
+	// interpreter, whatever its function asked for; Warm (or "") lets each
+	// function's own setting decide.
+	Isolation Isolation
 	// StartTimeout bounds how long a sandbox may take to come up. The very
 	// first start on a machine compiles the guest and boots the snapshot,
 	// which takes seconds. Default 2 minutes.
@@ -253,6 +257,9 @@ func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
 		return platformFailure(KindPayloadTooLarge, fmt.Sprintf(
 			"function (%d bytes) or arguments (%d bytes) exceed the %d byte limit",
 			len(t.FnPayload), len(t.ArgsPayload), lim.ArgBytes)), nil
+	}
+	if p.cfg.Isolation == Fresh {
+		t.Isolation = Fresh
 	}
 	if t.FnHash == ([32]byte{}) {
 		t.FnHash = sha256.Sum256(t.FnPayload)

@@ -273,3 +273,15 @@ func TestPayloadTooLarge(t *testing.T) {
 		t.Fatalf("got %+v", res.Error)
 	}
 }
+
+// A pool configured for fresh isolation overrides a function's warm setting.
+func TestPoolForcesFresh(t *testing.T) {
+	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits, Isolation: Fresh})
+	pk := pickles(t, "import builtins\ndef a():\n    seen = getattr(builtins, 'MARK', None)\n    builtins.MARK = 1\n    return seen", "a", "((), {})")
+	for i := 0; i < 3; i++ {
+		res := run(t, p, pk[0], pk[1], Warm)
+		if got := describe(t, res.Payload)[0]; got != "None" || res.Warm {
+			t.Fatalf("run %d: %s warm=%v", i, got, res.Warm)
+		}
+	}
+}

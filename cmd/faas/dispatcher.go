@@ -47,20 +47,26 @@ func (d *dispatchFlags) config(st *store.Store, log *slog.Logger) dispatch.Confi
 
 // sandboxFlags configure a local sandbox pool.
 type sandboxFlags struct {
-	image  string
-	limits *limitFlags
+	image     string
+	isolation string
+	limits    *limitFlags
 }
 
 func addSandboxFlags(fs *flagSet) *sandboxFlags {
 	s := &sandboxFlags{}
 	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one make build made for this binary)")
+	fs.StringVar(&s.isolation, "isolation", "warm", "warm: each function's own setting decides; fresh: a pristine interpreter for every task")
 	s.limits = addLimitFlags(fs.FlagSet)
 	return s
 }
 
 func (s *sandboxFlags) pool(ctx context.Context, n int, log *slog.Logger) (*runtime.Pool, error) {
-	log.Info("starting sandboxes", "count", n)
-	return runtime.NewPool(ctx, runtime.PoolConfig{Size: n, Limits: s.limits.limits(), ImageDir: s.image, Logger: log})
+	iso, err := runtime.ParseIsolation(s.isolation)
+	if err != nil {
+		return nil, fmt.Errorf("--isolation: %w", err)
+	}
+	log.Info("starting sandboxes", "count", n, "isolation", iso)
+	return runtime.NewPool(ctx, runtime.PoolConfig{Size: n, Limits: s.limits.limits(), ImageDir: s.image, Isolation: iso, Logger: log})
 }
 
 func cmdDispatcher(args []string) int {
