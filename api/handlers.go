@@ -1,0 +1,306 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/store"
+)
+
+// handle adapts a handler that returns an error: an *httpError becomes its
+// status and detail, anything else is logged and answered with 503 (the
+// store is the only thing that fails at run time).
+func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var he *httpError
+		switch {
+		case errors.As(err, &he):
+			writeError(w, he.status, he.detail)
+		case r.Context().Err() != nil:
+			// The client went away; nobody reads an answer.
+			writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		default:
+			h.log.ErrorContext(r.Context(), "api: request failed", "method", r.Method, "path", r.URL.Path,
+				"request_id", requestIDFrom(r.Context()), "err", err)
+			writeError(w, http.StatusServiceUnavailable, "the task store is unavailable; try again")
+		}
+	}
+}
+
+type registerResponse struct {
+	FunctionID string `json:"function_id"`
+}
+
+// registerFunction: {"name": str, "payload": serialize(fn), "isolation"?: "warm"|"fresh"}.
+func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error {
+	m, err := readObject(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	name, _, err := stringField(m, "name", false)
+	if err != nil {
+		return err
+	}
+	payload, _, err := stringField(m, "payload", false)
+	if err != nil {
+		return err
+	}
+	isoText, _, err := stringField(m, "isolation", true)
+	if err != nil {
+		return err
+	}
+	iso, err := runtime.ParseIsolation(isoText)
+	if err != nil {
+		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
+	}
+	pickle, err := store.DecodeBase64(payload)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+	}
+	if err := checkFunctionPickle(pickle); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	sum := sha256.Sum256(pickle)
+	f := store.Function{
+		ID:        uuid.NewString(),
+		Name:      name,
+		Payload:   payload,
+		Hash:      hex.EncodeToString(sum[:]),
+		Isolation: iso,
+	}
+	if err := h.st.PutFunction(r.Context(), f); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, registerResponse{FunctionID: f.ID})
+	return nil
+}
+
+type executeResponse struct {
+	TaskID string `json:"task_id"`
+}
+
+// executeFunction: {"function_id": uuid, "payload": serialize((args, kwargs))}.
+func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error {
+	m, err := readObject(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	fnText, _, err := stringField(m, "function_id", false)
+	if err != nil {
+		return err
+	}
+	payload, _, err := stringField(m, "payload", false)
+	if err != nil {
+		return err
+	}
+	fnID, err := parseID("function_id", fnText)
+	if err != nil {
+		return err
+	}
+	pickle, err := store.DecodeBase64(payload)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+	}
+	if err := checkArgsPickle(pickle); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	f, err := h.st.GetFunction(r.Context(), fnID)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "function %s not found", fnID)
+	}
+	if err != nil {
+		return err
+	}
+	t := store.Task{
+		ID:           uuid.NewString(),
+		FunctionID:   f.ID,
+		FnPayload:    f.Payload,
+		ParamPayload: payload,
+		FnHash:       f.Hash,
+		Isolation:    f.Isolation,
+	}
+	if err := h.st.Enqueue(r.Context(), t); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
+	return nil
+}
+
+type statusResponse struct {
+	TaskID string `json:"task_id"`
+	Status string `json:"status"`
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
+	id, err := parseID("task_id", chi.URLParam(r, "task_id"))
+	if err != nil {
+		return err
+	}
+	st, err := h.st.Status(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "task %s not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, statusResponse{TaskID: id, Status: st})
+	return nil
+}
+
+// errorJSON is runtime.TaskError with every field always present.
+type errorJSON struct {
+	Kind      runtime.ErrorKind `json:"kind"`
+	Message   string            `json:"message"`
+	Traceback string            `json:"traceback"`
+}
+
+type resultResponse struct {
+	TaskID   string           `json:"task_id"`
+	Status   string           `json:"status"`
+	Result   *string          `json:"result"` // null until final
+	Error    *errorJSON       `json:"error,omitempty"`
+	Stdout   string           `json:"stdout"`
+	Stderr   string           `json:"stderr"`
+	Timings  *runtime.Timings `json:"timings"`
+	Attempts int              `json:"attempts"`
+}
+
+func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
+	id, err := parseID("task_id", chi.URLParam(r, "task_id"))
+	if err != nil {
+		return err
+	}
+	wait, err := parseWait(r.URL.Query()["wait"], h.opts.MaxWait)
+	if err != nil {
+		return err
+	}
+	t, err := h.waitFinal(r.Context(), id, wait)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "task %s not found", id)
+	}
+	if err != nil {
+		return err
+	}
+	resp := resultResponse{
+		TaskID:   id,
+		Status:   t.Status,
+		Stdout:   t.Stdout,
+		Stderr:   t.Stderr,
+		Timings:  t.Timings,
+		Attempts: t.Attempts,
+	}
+	if store.IsFinal(t.Status) {
+		resp.Result = &t.Result
+	}
+	if t.Status == store.StatusFailed && t.Error != nil {
+		resp.Error = &errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// parseWait reads ?wait=: a Go duration ("5s", "1m") or a number of seconds
+// ("5", "0.5"), capped at max.
+func parseWait(vals []string, max time.Duration) (time.Duration, error) {
+	if len(vals) == 0 || vals[len(vals)-1] == "" {
+		return 0, nil
+	}
+	v := vals[len(vals)-1]
+	bad := errorf(http.StatusBadRequest,
+		"wait must be a duration such as \"5s\" or a number of seconds such as \"5\", not %q", truncate(v, 40))
+	var d time.Duration
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if math.IsNaN(secs) || math.IsInf(secs, 0) || secs < 0 {
+			return 0, bad
+		}
+		if secs >= max.Seconds() {
+			return max, nil
+		}
+		d = time.Duration(secs * float64(time.Second))
+	} else if d, err = time.ParseDuration(v); err != nil || d < 0 {
+		return 0, bad
+	}
+	return min(d, max), nil
+}
+
+// waitFinal reads the task, waiting up to wait for it to become final.
+// It subscribes before each read, so no completion slips between the two,
+// and reads again only when woken: no polling.
+func (h *Handler) waitFinal(ctx context.Context, id string, wait time.Duration) (store.Task, error) {
+	if wait <= 0 {
+		return h.st.GetTaskSummary(ctx, id)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	draining := drainingFrom(ctx)
+	for {
+		woken, stop := h.waiter.Wait(id)
+		t, err := h.st.GetTaskSummary(ctx, id)
+		if err != nil || store.IsFinal(t.Status) {
+			stop()
+			return t, err
+		}
+		select {
+		case <-woken:
+			continue
+		case <-timer.C:
+		case <-draining:
+		case <-ctx.Done():
+		}
+		stop()
+		return t, nil
+	}
+}
+
+type healthResponse struct {
+	Status string `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.st.Ping(ctx); err != nil {
+		h.log.WarnContext(r.Context(), "api: health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Detail: "redis does not answer"})
+		return
+	}
+	writeJSON(w, http.StatusOK, healthResponse{Status: "ok"})
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, truncate(r.URL.Path, 200)))
+}
+
+// methodNotAllowed answers 405 with the Allow header chi leaves out when
+// the handler is custom.
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if h.mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	for _, m := range allowed {
+		w.Header().Add("Allow", m)
+	}
+	writeError(w, http.StatusMethodNotAllowed,
+		fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, truncate(r.URL.Path, 200), strings.Join(allowed, ", ")))
+}

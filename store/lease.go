@@ -1,0 +1,249 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+)
+
+// Claim is a task leased to a worker.
+type Claim struct {
+	TaskID       string
+	FunctionID   string
+	FnPayload    string // base64 text
+	ParamPayload string // base64 text
+	FnHash       string
+	Isolation    runtime.Isolation
+	// Attempt is the task's attempt number with this claim (1 on the first
+	// run). A Release gives the attempt back, so two claims can share it.
+	Attempt int
+	// Fence is the fencing token of this claim: the task's claim counter,
+	// which never repeats. Pass it to Renew, Complete and Release.
+	Fence int64
+}
+
+// Claim atomically pops up to n runnable tasks from the queue (oldest
+// first), skipping ids whose task is gone or already final (cancelled), and
+// leases each to worker until now+lease: status RUNNING, started_at on the
+// first claim, attempts+1, fence+1, worker recorded. The payloads come back
+// in the same script reply. (Should the reply not decode, the claims read
+// so far come back with the error; the others' leases simply expire.)
+func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Duration) ([]Claim, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("store: claim: lease must be positive, got %v", lease)
+	}
+	now := time.Now()
+	res, err := scriptClaim.Run(ctx, s.rdb, []string{s.keys.queue(), s.keys.leases()},
+		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli()).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
+	}
+	claims := make([]Claim, 0, len(res))
+	for _, r := range res {
+		row, ok := r.([]any)
+		if !ok || len(row) != 8 {
+			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
+		}
+		attempt, _ := row[6].(int64)
+		fence, _ := row[7].(int64)
+		claims = append(claims, Claim{
+			TaskID:       str(row[0]),
+			FunctionID:   str(row[1]),
+			FnPayload:    str(row[2]),
+			ParamPayload: str(row[3]),
+			FnHash:       str(row[4]),
+			Isolation:    runtime.Isolation(str(row[5])),
+			Attempt:      int(attempt),
+			Fence:        fence,
+		})
+	}
+	return claims, nil
+}
+
+// Renew extends to now+lease the leases in held (task id -> fence) that
+// worker still holds, and returns the ids it no longer holds (reaped,
+// requeued, completed or gone); the caller should stop working on those. A
+// lease that has expired but has not been reaped yet is still held: nobody
+// else can have the task until ReapExpired takes it.
+func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64, lease time.Duration) ([]string, error) {
+	if len(held) == 0 {
+		return nil, nil
+	}
+	if lease <= 0 {
+		return nil, fmt.Errorf("store: renew: lease must be positive, got %v", lease)
+	}
+	args := make([]any, 0, 2+2*len(held))
+	args = append(args, worker, time.Now().Add(lease).UnixMilli())
+	for id, fence := range held {
+		args = append(args, id, strconv.FormatInt(fence, 10))
+	}
+	lost, err := scriptRenew.Run(ctx, s.rdb, []string{s.keys.leases()}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("store: renew %d leases for worker %s: %w", len(held), worker, err)
+	}
+	return lost, nil
+}
+
+// Outcome is what running a task produced.
+type Outcome struct {
+	Status  string // StatusCompleted or StatusFailed
+	Result  string // base64 pickle of the return value or of the exception
+	Error   *runtime.TaskError
+	Stdout  string
+	Stderr  string
+	Timings *runtime.Timings
+}
+
+// Complete records the outcome if fence is the current lease holder's: the
+// task must be RUNNING, its fence equal and its lease present (not reaped).
+// It sets the fields and finished_at, drops the lease and publishes the id
+// on the done channel. It returns false, and no error, for a stale, late or
+// repeated result.
+//
+// A FAILED outcome needs Error; if its Result is empty, a pickled built-in
+// exception matching Error.Kind (see PyExceptionType) is stored so that
+// every FAILED result can be raised by a Python client.
+func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome) (bool, error) {
+	switch o.Status {
+	case StatusCompleted:
+	case StatusFailed:
+		if o.Error == nil {
+			return false, fmt.Errorf("store: complete task %s: FAILED outcome without Error", id)
+		}
+		if o.Result == "" {
+			o.Result = PickleException(PyExceptionType(o.Error.Kind), o.Error.Message)
+		}
+	default:
+		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, StatusCompleted, StatusFailed, o.Status)
+	}
+	args := []any{
+		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(),
+		fieldStatus, o.Status,
+		fieldResult, o.Result,
+		fieldStdout, o.Stdout,
+		fieldStderr, o.Stderr,
+		fieldFinishedAt, unixMS(time.Now()),
+	}
+	if o.Error != nil {
+		b, err := json.Marshal(o.Error)
+		if err != nil {
+			return false, fmt.Errorf("store: complete task %s: encode error: %w", id, err)
+		}
+		args = append(args, fieldError, string(b))
+	}
+	if o.Timings != nil {
+		b, err := json.Marshal(o.Timings)
+		if err != nil {
+			return false, fmt.Errorf("store: complete task %s: encode timings: %w", id, err)
+		}
+		args = append(args, fieldTimings, string(b))
+	}
+	n, err := scriptComplete.Run(ctx, s.rdb, []string{s.keys.task(id), s.keys.leases()}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("store: complete task %s: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+// Release gives back a task that the caller claimed but did not run (for
+// example a dispatcher shutting down): the lease is dropped, the id goes back
+// to the consumer end of the queue so it is claimed next, and the attempt is
+// not counted. The status stays RUNNING, because statuses never move
+// backwards; Claim takes RUNNING tasks from the queue like QUEUED ones. The
+// fence is not reused: a later result under the released fence is stale.
+// Releasing a task the caller no longer holds does nothing.
+func (s *Store) Release(ctx context.Context, id string, fence int64) error {
+	_, err := scriptRelease.Run(ctx, s.rdb,
+		[]string{s.keys.task(id), s.keys.queue(), s.keys.leases()},
+		id, strconv.FormatInt(fence, 10)).Int()
+	if err != nil {
+		return fmt.Errorf("store: release task %s: %w", id, err)
+	}
+	return nil
+}
+
+// reapBatch bounds the work of one reap script call.
+const reapBatch = 500
+
+// ReapExpired handles every lease with expiry <= now: a task with attempts
+// left goes back to the consumer end of the queue (it stays RUNNING), one
+// without becomes FAILED with kind WORKER_LOST and a pickled RuntimeError as
+// result, and is announced on the done channel. It returns the ids requeued
+// and failed.
+func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, failed []string, err error) {
+	result, errJSON, err := s.workerLost()
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: reap: %w", err)
+	}
+	for {
+		res, err := scriptReap.Run(ctx, s.rdb, []string{s.keys.queue(), s.keys.leases()},
+			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON).Slice()
+		if err != nil {
+			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
+		}
+		if len(res) != 3 {
+			return requeued, failed, fmt.Errorf("store: reap expired leases: unexpected script reply of %d items", len(res))
+		}
+		requeued = append(requeued, strs(res[0])...)
+		failed = append(failed, strs(res[1])...)
+		if handled, _ := res[2].(int64); handled < reapBatch {
+			return requeued, failed, nil
+		}
+	}
+}
+
+// workerLost is the result (a pickled RuntimeError) and the error JSON of a
+// task that failed because its worker was lost on its last attempt.
+func (s *Store) workerLost() (result, errJSON string, err error) {
+	te := &runtime.TaskError{
+		Kind: runtime.KindWorkerLost,
+		Message: fmt.Sprintf("the task was lost %d times: its worker died, hung or was cut off "+
+			"(it stopped renewing its lease); giving up", s.maxAttempts),
+	}
+	b, err := json.Marshal(te)
+	if err != nil {
+		return "", "", fmt.Errorf("encode error: %w", err)
+	}
+	return PickleException(PyExceptionType(te.Kind), te.Message), string(b), nil
+}
+
+// Cancel fails a task that is still QUEUED with kind CANCELLED and a pickled
+// RuntimeError as result, and announces it on the done channel. It returns
+// false if the task has already started or finished, and ErrNotFound for an
+// unknown id. The id stays in the queue until a Claim drops it.
+func (s *Store) Cancel(ctx context.Context, id string) (bool, error) {
+	te := &runtime.TaskError{Kind: runtime.KindCancelled, Message: "the task was cancelled before it started"}
+	errJSON, err := json.Marshal(te)
+	if err != nil {
+		return false, fmt.Errorf("store: cancel task %s: encode error: %w", id, err)
+	}
+	n, err := scriptCancel.Run(ctx, s.rdb, []string{s.keys.task(id)},
+		id, s.keys.doneChannel(), time.Now().UnixMilli(),
+		PickleException(PyExceptionType(te.Kind), te.Message), string(errJSON)).Int()
+	if err != nil {
+		return false, fmt.Errorf("store: cancel task %s: %w", id, err)
+	}
+	switch n {
+	case -1:
+		return false, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
+	case 1:
+		return true, nil
+	}
+	return false, nil
+}
+
+func strs(v any) []string {
+	items, _ := v.([]any)
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		out = append(out, str(it))
+	}
+	return out
+}

@@ -1,0 +1,780 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/store"
+)
+
+const (
+	fnPayload    = "gASVHAAAAAAAAACMBG1hdGiUjARzcXJ0lJOULg==" // math.sqrt, protocol 4
+	paramPayload = "gASVCgAAAAAAAAApfZSGlC4="                 // ((), {})
+)
+
+func newTask(id string) store.Task {
+	return store.Task{
+		ID:           id,
+		FunctionID:   "fn-" + id,
+		FnPayload:    fnPayload,
+		ParamPayload: paramPayload,
+		FnHash:       "hash-" + id,
+		Isolation:    runtime.Fresh,
+	}
+}
+
+func enqueueN(t *testing.T, st *store.Store, n int) []string {
+	t.Helper()
+	ctx := testCtx(t)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("task-%05d", i)
+		if err := st.Enqueue(ctx, newTask(ids[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func claimIDs(cs []store.Claim) []string {
+	ids := make([]string, len(cs))
+	for i, c := range cs {
+		ids[i] = c.TaskID
+	}
+	return ids
+}
+
+func mustStatus(t *testing.T, st *store.Store, id, want string) {
+	t.Helper()
+	got, err := st.Status(testCtx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Fatalf("status of %s = %s, want %s", id, got, want)
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		id := uuid.NewString()
+		created := time.UnixMilli(1_700_000_000_123)
+		in := store.Function{ID: id, Name: "sqrt", Payload: fnPayload, Isolation: runtime.Fresh, CreatedAt: created}
+		if err := st.PutFunction(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetFunction(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantHash, _ := store.PayloadHash(fnPayload)
+		want := in
+		want.Hash = wantHash
+		if got != want {
+			t.Fatalf("GetFunction = %+v, want %+v", got, want)
+		}
+		// Course-compatible fields, readable by the course tools.
+		h, err := rdb.HGetAll(ctx, id).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h["fn_name"] != "sqrt" || h["fn_payload"] != fnPayload {
+			t.Fatalf("hash = %v", h)
+		}
+		if err := st.PutFunction(ctx, in); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("second PutFunction: err = %v, want ErrExists", err)
+		}
+		if _, err := st.GetFunction(ctx, uuid.NewString()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown function: err = %v, want ErrNotFound", err)
+		}
+
+		// A function written by the course tools: only fn_name, fn_payload
+		// (with codecs newlines).
+		courseID := uuid.NewString()
+		wrapped := fnPayload[:20] + "\n" + fnPayload[20:] + "\n"
+		if err := rdb.HSet(ctx, courseID, "fn_name", "sqrt", "fn_payload", wrapped).Err(); err != nil {
+			t.Fatal(err)
+		}
+		cf, err := st.GetFunction(ctx, courseID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cf.Hash != wantHash || cf.Isolation != runtime.Warm || cf.Payload != wrapped {
+			t.Fatalf("course function = %+v", cf)
+		}
+
+		// Functions and tasks share the key space; neither reads as the other.
+		if err := st.Enqueue(ctx, newTask("t1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.GetFunction(ctx, "t1"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetFunction(task id): err = %v, want ErrNotFound", err)
+		}
+		if _, err := st.GetTask(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetTask(function id): err = %v, want ErrNotFound", err)
+		}
+		if _, err := st.Status(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Status(function id): err = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestEnqueue(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids, stop := st.SubscribeTasks(ctx)
+		defer stop()
+
+		in := newTask("t1")
+		in.Status = store.StatusCompleted // ignored
+		in.CreatedAt = time.UnixMilli(1_700_000_000_000)
+		if err := st.Enqueue(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case id := <-ids:
+			if id != "t1" {
+				t.Fatalf("published %q, want t1", id)
+			}
+		case <-ctx.Done():
+			t.Fatal("no id published on Tasks")
+		}
+
+		got, err := st.GetTask(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.Task{
+			ID: "t1", FunctionID: "fn-t1", FnPayload: fnPayload, ParamPayload: paramPayload,
+			FnHash: "hash-t1", Isolation: runtime.Fresh, Status: store.StatusQueued,
+			CreatedAt: in.CreatedAt,
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("GetTask =\n%+v\nwant\n%+v", got, want)
+		}
+		sum, err := st.GetTaskSummary(ctx, "t1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.FnPayload != "" || sum.ParamPayload != "" || sum.Status != store.StatusQueued || sum.FunctionID != "fn-t1" {
+			t.Fatalf("GetTaskSummary = %+v", sum)
+		}
+		h, err := rdb.HGetAll(ctx, "t1").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"fn_payload", "param_payload", "status", "result"} {
+			if _, ok := h[f]; !ok {
+				t.Errorf("course field %q missing from task hash %v", f, h)
+			}
+		}
+		if n, _ := st.QueueDepth(ctx); n != 1 {
+			t.Fatalf("QueueDepth = %d, want 1", n)
+		}
+		if err := st.Enqueue(ctx, in); !errors.Is(err, store.ErrExists) {
+			t.Fatalf("second Enqueue: err = %v, want ErrExists", err)
+		}
+		if n, _ := st.QueueDepth(ctx); n != 1 {
+			t.Fatalf("QueueDepth after duplicate = %d, want 1", n)
+		}
+		if _, err := st.GetTask(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetTask(unknown): err = %v", err)
+		}
+		if _, err := st.Status(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Status(unknown): err = %v", err)
+		}
+	})
+}
+
+func TestClaimOrder(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, 5)
+		for _, step := range []struct {
+			n    int
+			want []string
+		}{
+			{2, ids[0:2]},
+			{0, nil},
+			{1, ids[2:3]},
+			{10, ids[3:5]}, // n > queue
+			{3, nil},
+		} {
+			cs, err := st.Claim(ctx, "w1", step.n, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := claimIDs(cs); !slices.Equal(got, step.want) && len(got)+len(step.want) > 0 {
+				t.Fatalf("Claim(%d) = %v, want %v", step.n, got, step.want)
+			}
+		}
+		if n, _ := st.LeaseCount(ctx); n != 5 {
+			t.Fatalf("LeaseCount = %d, want 5", n)
+		}
+	})
+}
+
+func TestClaimRecordsTheClaim(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 1)
+		before := time.Now().Add(-time.Second)
+		cs, err := st.Claim(ctx, "w1", 1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := store.Claim{
+			TaskID: "task-00000", FunctionID: "fn-task-00000", FnPayload: fnPayload, ParamPayload: paramPayload,
+			FnHash: "hash-task-00000", Isolation: runtime.Fresh, Attempt: 1, Fence: 1,
+		}
+		if len(cs) != 1 || cs[0] != want {
+			t.Fatalf("Claim = %+v, want [%+v]", cs, want)
+		}
+		task, err := st.GetTask(ctx, "task-00000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Status != store.StatusRunning || task.Worker != "w1" || task.Attempts != 1 || task.Fence != 1 ||
+			task.StartedAt.Before(before) || task.Result != "" {
+			t.Fatalf("task after claim = %+v", task)
+		}
+		score, err := rdb.ZScore(ctx, "faas:leases", "task-00000").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := time.UnixMilli(int64(score)); exp.Before(time.Now().Add(30*time.Second)) || exp.After(time.Now().Add(2*time.Minute)) {
+			t.Fatalf("lease expiry %v is not about a minute from now", exp)
+		}
+	})
+}
+
+func TestClaimErrors(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		if _, err := st.Claim(ctx, "w", 1, 0); err == nil {
+			t.Fatal("Claim with zero lease: no error")
+		}
+		if _, err := st.Renew(ctx, "w", map[string]int64{"x": 1}, -time.Second); err == nil {
+			t.Fatal("Renew with negative lease: no error")
+		}
+	})
+}
+
+func TestConcurrentClaimersNeverShareATask(t *testing.T) {
+	const claimers, perClaimer = 8, 500
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, claimers*perClaimer)
+		type result struct {
+			ids []string
+			err error
+		}
+		results := make(chan result, claimers)
+		for w := range claimers {
+			go func() {
+				var got []string
+				for {
+					cs, err := st.Claim(ctx, fmt.Sprintf("w%d", w), 1+len(got)%7, time.Minute)
+					if err != nil {
+						results <- result{got, err}
+						return
+					}
+					if len(cs) == 0 {
+						results <- result{got, nil}
+						return
+					}
+					got = append(got, claimIDs(cs)...)
+				}
+			}()
+		}
+		seen := make(map[string]int)
+		for range claimers {
+			r := <-results
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			for _, id := range r.ids {
+				seen[id]++
+			}
+		}
+		for _, id := range ids {
+			if seen[id] != 1 {
+				t.Errorf("task %s claimed %d times", id, seen[id])
+			}
+		}
+		if len(seen) != len(ids) {
+			t.Errorf("claimed %d distinct ids, want %d", len(seen), len(ids))
+		}
+	})
+}
+
+func completed(result string) store.Outcome {
+	return store.Outcome{
+		Status: store.StatusCompleted, Result: result, Stdout: "out\n", Stderr: "err\n",
+		Timings: &runtime.Timings{Run: 0.5, Total: 0.75},
+	}
+}
+
+func TestComplete(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 1)
+		cs, err := st.Claim(ctx, "w1", 1, time.Minute)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("Claim = %v, %v", cs, err)
+		}
+		c := cs[0]
+
+		if ok, err := st.Complete(ctx, c.TaskID, c.Fence+1, completed("AAAA")); ok || err != nil {
+			t.Fatalf("Complete with a wrong fence = %v, %v; want false, nil", ok, err)
+		}
+		mustStatus(t, st, c.TaskID, store.StatusRunning)
+
+		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, completed("gANLKi4=")); !ok || err != nil {
+			t.Fatalf("Complete by the holder = %v, %v; want true, nil", ok, err)
+		}
+		task, err := st.GetTask(ctx, c.TaskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Status != store.StatusCompleted || task.Result != "gANLKi4=" || task.Stdout != "out\n" ||
+			task.Stderr != "err\n" || task.Timings == nil || task.Timings.Total != 0.75 || task.Error != nil ||
+			task.FinishedAt.IsZero() {
+			t.Fatalf("task after Complete = %+v", task)
+		}
+		if n, _ := st.LeaseCount(ctx); n != 0 {
+			t.Fatalf("LeaseCount after Complete = %d, want 0", n)
+		}
+
+		// A second result for the same claim is rejected and changes nothing.
+		failed := store.Outcome{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindTimeout, Message: "x"}}
+		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, failed); ok || err != nil {
+			t.Fatalf("second Complete = %v, %v; want false, nil", ok, err)
+		}
+		again, _ := st.GetTask(ctx, c.TaskID)
+		if again.Status != store.StatusCompleted || again.Result != "gANLKi4=" {
+			t.Fatalf("task changed by a rejected Complete: %+v", again)
+		}
+
+		if ok, err := st.Complete(ctx, "unknown", 1, completed("AAAA")); ok || err != nil {
+			t.Fatalf("Complete(unknown) = %v, %v; want false, nil", ok, err)
+		}
+	})
+}
+
+func TestCompleteRejectsInvalidOutcomes(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 1)
+		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
+		for _, o := range []store.Outcome{
+			{Status: store.StatusRunning},
+			{Status: ""},
+			{Status: store.StatusFailed}, // no Error
+		} {
+			if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, o); ok || err == nil {
+				t.Errorf("Complete(%+v) = %v, %v; want an error", o, ok, err)
+			}
+		}
+		mustStatus(t, st, cs[0].TaskID, store.StatusRunning)
+	})
+}
+
+func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 2)
+		cs, _ := st.Claim(ctx, "w1", 2, time.Minute)
+		te := &runtime.TaskError{Kind: runtime.KindTimeout, Message: "task exceeded 30s", Traceback: "tb"}
+		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, store.Outcome{Status: store.StatusFailed, Error: te}); !ok || err != nil {
+			t.Fatalf("Complete = %v, %v", ok, err)
+		}
+		own := store.PickleException("ValueError", "the user's own")
+		if ok, err := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, store.Outcome{Status: store.StatusFailed, Error: te, Result: own}); !ok || err != nil {
+			t.Fatalf("Complete = %v, %v", ok, err)
+		}
+		t0, _ := st.GetTask(ctx, cs[0].TaskID)
+		t1, _ := st.GetTask(ctx, cs[1].TaskID)
+		if t0.Error == nil || *t0.Error != *te {
+			t.Fatalf("Error = %+v, want %+v", t0.Error, te)
+		}
+		if t1.Result != own {
+			t.Fatalf("a given result was replaced: %q", t1.Result)
+		}
+		got := loadExceptions(t, []string{t0.Result})
+		if got[0].Type != "TimeoutError" || got[0].Str != "task exceeded 30s" || !got[0].Raised {
+			t.Fatalf("result loads as %+v", got[0])
+		}
+	})
+}
+
+func TestRenew(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 4)
+		cs, err := st.Claim(ctx, "w1", 4, time.Second)
+		if err != nil || len(cs) != 4 {
+			t.Fatalf("Claim = %v, %v", cs, err)
+		}
+		// cs[0]: still held. cs[1]: completed. cs[2]: asked with a wrong fence.
+		// cs[3]: reaped (its lease is pushed into the past first).
+		if ok, _ := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, completed("AAAA")); !ok {
+			t.Fatal("Complete failed")
+		}
+		if err := rdb.ZAdd(ctx, "faas:leases", redis.Z{Score: 1, Member: cs[3].TaskID}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if rq, _, err := st.ReapExpired(ctx, time.Now()); err != nil || !slices.Equal(rq, []string{cs[3].TaskID}) {
+			t.Fatalf("ReapExpired = %v, %v", rq, err)
+		}
+		held := map[string]int64{
+			cs[0].TaskID: cs[0].Fence,
+			cs[1].TaskID: cs[1].Fence,
+			cs[2].TaskID: cs[2].Fence + 7,
+			cs[3].TaskID: cs[3].Fence,
+			"unknown":    1,
+		}
+		lost, err := st.Renew(ctx, "w1", held, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(lost)
+		want := []string{cs[1].TaskID, cs[2].TaskID, cs[3].TaskID, "unknown"}
+		slices.Sort(want)
+		if !slices.Equal(lost, want) {
+			t.Fatalf("lost = %v, want %v", lost, want)
+		}
+		score, err := rdb.ZScore(ctx, "faas:leases", cs[0].TaskID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exp := time.UnixMilli(int64(score)); exp.Before(time.Now().Add(50 * time.Minute)) {
+			t.Fatalf("renewed lease expires at %v, want about an hour from now", exp)
+		}
+		// Another worker cannot renew it, and the lease stays put.
+		if lost, _ := st.Renew(ctx, "w2", map[string]int64{cs[0].TaskID: cs[0].Fence}, time.Second); !slices.Equal(lost, []string{cs[0].TaskID}) {
+			t.Fatalf("Renew by another worker: lost = %v", lost)
+		}
+		if again, _ := rdb.ZScore(ctx, "faas:leases", cs[0].TaskID).Result(); again != score {
+			t.Fatalf("lease moved from %v to %v by a non-holder", score, again)
+		}
+		// When the old expiry has passed, the renewed lease stays and the
+		// one asked for with a wrong fence (not renewed) is reaped.
+		if rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Minute)); err != nil || !slices.Equal(rq, []string{cs[2].TaskID}) || len(fl) != 0 {
+			t.Fatalf("ReapExpired after renew = %v, %v, %v; want [%s] requeued", rq, fl, err, cs[2].TaskID)
+		}
+		if lost, err := st.Renew(ctx, "w1", nil, time.Second); lost != nil || err != nil {
+			t.Fatalf("Renew(nothing) = %v, %v", lost, err)
+		}
+	})
+}
+
+func TestReapRequeuesThenFails(t *testing.T) {
+	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 3) // task-00000 is the one that keeps getting lost
+		w := st.NewWaiter(ctx)
+		defer w.Close()
+		<-w.Ready()
+
+		var fences []int64
+		for attempt := 1; attempt <= 3; attempt++ {
+			cs, err := st.Claim(ctx, fmt.Sprintf("w%d", attempt), 1, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A requeued task is next, ahead of older queued ones.
+			if len(cs) != 1 || cs[0].TaskID != "task-00000" || cs[0].Attempt != attempt {
+				t.Fatalf("attempt %d: Claim = %+v", attempt, cs)
+			}
+			fences = append(fences, cs[0].Fence)
+			if rq, fl, err := st.ReapExpired(ctx, time.Now().Add(-time.Minute)); err != nil || len(rq)+len(fl) != 0 {
+				t.Fatalf("ReapExpired before expiry = %v, %v, %v", rq, fl, err)
+			}
+			mustStatus(t, st, "task-00000", store.StatusRunning)
+			if attempt < 3 {
+				rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Hour))
+				if err != nil || !slices.Equal(rq, []string{"task-00000"}) || len(fl) != 0 {
+					t.Fatalf("attempt %d: ReapExpired = %v, %v, %v", attempt, rq, fl, err)
+				}
+				// Statuses never move backwards: still RUNNING while requeued.
+				mustStatus(t, st, "task-00000", store.StatusRunning)
+				// The lost worker's late result is rejected.
+				if ok, err := st.Complete(ctx, "task-00000", cs[0].Fence, completed("AAAA")); ok || err != nil {
+					t.Fatalf("late Complete = %v, %v", ok, err)
+				}
+			}
+		}
+		ch, stop := w.Wait("task-00000")
+		defer stop()
+		rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Hour))
+		if err != nil || len(rq) != 0 || !slices.Equal(fl, []string{"task-00000"}) {
+			t.Fatalf("final ReapExpired = %v, %v, %v", rq, fl, err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("waiter not woken by the WORKER_LOST failure")
+		}
+		if !slices.Equal(fences, []int64{1, 2, 3}) {
+			t.Fatalf("fences = %v", fences)
+		}
+		task, err := st.GetTask(ctx, "task-00000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindWorkerLost ||
+			task.Attempts != 3 || task.FinishedAt.IsZero() {
+			t.Fatalf("task after final reap = %+v", task)
+		}
+		if n, _ := st.LeaseCount(ctx); n != 0 {
+			t.Fatalf("LeaseCount = %d, want 0", n)
+		}
+		got := loadExceptions(t, []string{task.Result})[0]
+		if got.Type != "RuntimeError" || got.Module != "builtins" || got.Str != task.Error.Message || !got.Raised {
+			t.Fatalf("WORKER_LOST result loads as %+v", got)
+		}
+		if !strings.Contains(got.Str, "3 times") {
+			t.Fatalf("message %q does not say how often", got.Str)
+		}
+		// The other tasks are untouched and still in FIFO order.
+		cs, _ := st.Claim(ctx, "w", 5, time.Minute)
+		if got := claimIDs(cs); !slices.Equal(got, []string{"task-00001", "task-00002"}) {
+			t.Fatalf("remaining claims = %v", got)
+		}
+	})
+}
+
+func TestReapManyLeases(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		const n = 1234 // more than one script batch
+		enqueueN(t, st, n)
+		cs, err := st.Claim(ctx, "w", n, time.Second)
+		if err != nil || len(cs) != n {
+			t.Fatalf("Claim = %d claims, %v", len(cs), err)
+		}
+		// Leases of tasks that became final by other means are dropped
+		// silently; complete a few.
+		for _, c := range cs[:10] {
+			if ok, _ := st.Complete(ctx, c.TaskID, c.Fence, completed("AAAA")); !ok {
+				t.Fatal("Complete failed")
+			}
+		}
+		rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Hour))
+		if err != nil || len(rq) != n-10 || len(fl) != 0 {
+			t.Fatalf("ReapExpired = %d requeued, %d failed, %v", len(rq), len(fl), err)
+		}
+		if d, _ := st.QueueDepth(ctx); d != n-10 {
+			t.Fatalf("QueueDepth = %d, want %d", d, n-10)
+		}
+		if l, _ := st.LeaseCount(ctx); l != 0 {
+			t.Fatalf("LeaseCount = %d", l)
+		}
+	})
+}
+
+func TestRelease(t *testing.T) {
+	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		enqueueN(t, st, 2)
+		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
+		c := cs[0]
+		if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+			t.Fatal(err)
+		}
+		task, _ := st.GetTask(ctx, c.TaskID)
+		if task.Status != store.StatusRunning || task.Attempts != 0 {
+			t.Fatalf("task after Release = %+v", task)
+		}
+		if n, _ := st.LeaseCount(ctx); n != 0 {
+			t.Fatalf("LeaseCount after Release = %d", n)
+		}
+		// Releasing again, or by a stale fence, does nothing.
+		if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := st.QueueDepth(ctx); d != 2 {
+			t.Fatalf("QueueDepth = %d, want 2 (no duplicate push)", d)
+		}
+		// The released task is next; the give-back did not count as an
+		// attempt (MaxAttempts is 1), and its fence is new.
+		cs, _ = st.Claim(ctx, "w2", 1, time.Second)
+		if len(cs) != 1 || cs[0].TaskID != c.TaskID || cs[0].Attempt != 1 || cs[0].Fence != 2 {
+			t.Fatalf("Claim after Release = %+v", cs)
+		}
+		if ok, _ := st.Complete(ctx, c.TaskID, c.Fence, completed("AAAA")); ok {
+			t.Fatal("Complete under the released fence was accepted")
+		}
+		// With MaxAttempts 1, losing this claim fails the task.
+		if _, fl, _ := st.ReapExpired(ctx, time.Now().Add(time.Hour)); !slices.Equal(fl, []string{c.TaskID}) {
+			t.Fatalf("failed = %v", fl)
+		}
+	})
+}
+
+func TestCancel(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, 3)
+		w := st.NewWaiter(ctx)
+		defer w.Close()
+		<-w.Ready()
+		ch, stop := w.Wait(ids[0])
+		defer stop()
+
+		if ok, err := st.Cancel(ctx, ids[0]); !ok || err != nil {
+			t.Fatalf("Cancel(queued) = %v, %v", ok, err)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatal("waiter not woken by Cancel")
+		}
+		task, _ := st.GetTask(ctx, ids[0])
+		if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindCancelled || task.FinishedAt.IsZero() {
+			t.Fatalf("cancelled task = %+v", task)
+		}
+		got := loadExceptions(t, []string{task.Result})[0]
+		if got.Type != "RuntimeError" || !strings.Contains(got.Str, "cancelled") || !got.Raised {
+			t.Fatalf("CANCELLED result loads as %+v", got)
+		}
+		if ok, err := st.Cancel(ctx, ids[0]); ok || err != nil {
+			t.Fatalf("second Cancel = %v, %v", ok, err)
+		}
+		// Claim drops the cancelled id and hands out the next one.
+		cs, err := st.Claim(ctx, "w", 1, time.Minute)
+		if err != nil || len(cs) != 1 || cs[0].TaskID != ids[1] {
+			t.Fatalf("Claim = %+v, %v", cs, err)
+		}
+		if ok, err := st.Cancel(ctx, ids[1]); ok || err != nil {
+			t.Fatalf("Cancel(running) = %v, %v", ok, err)
+		}
+		mustStatus(t, st, ids[1], store.StatusRunning)
+		if _, err := st.Cancel(ctx, "unknown"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Cancel(unknown): err = %v", err)
+		}
+		// A task whose hash vanished is dropped by Claim too.
+		if err := rdb.Del(ctx, ids[2]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if cs, err := st.Claim(ctx, "w", 5, time.Minute); err != nil || len(cs) != 0 {
+			t.Fatalf("Claim = %+v, %v; want nothing", cs, err)
+		}
+		if d, _ := st.QueueDepth(ctx); d != 0 {
+			t.Fatalf("QueueDepth = %d", d)
+		}
+	})
+}
+
+var statusRank = map[string]int{store.StatusQueued: 0, store.StatusRunning: 1, store.StatusCompleted: 2, store.StatusFailed: 2}
+
+// TestStatusesNeverMoveBackwards drives a few tasks through a long
+// pseudo-random sequence of every operation (including stale ones) and
+// checks after each step that no status moved backwards, that a final status
+// never changes, and that every FAILED task has a result.
+func TestStatusesNeverMoveBackwards(t *testing.T) {
+	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, 6)
+		last := make(map[string]string)
+		var claims []store.Claim
+		seed := uint64(42)
+		next := func(n int) int { // xorshift, deterministic
+			seed ^= seed << 13
+			seed ^= seed >> 7
+			seed ^= seed << 17
+			return int(seed % uint64(n))
+		}
+		for step := range 400 {
+			var op string
+			switch next(8) {
+			case 0, 1:
+				op = "claim"
+				cs, err := st.Claim(ctx, "w", 1+next(2), time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				claims = append(claims, cs...)
+			case 2:
+				op = "complete"
+				if len(claims) > 0 {
+					c := claims[next(len(claims))]
+					o := completed("AAAA")
+					if next(2) == 0 {
+						o = store.Outcome{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindUserException, Message: "boom"}}
+					}
+					if _, err := st.Complete(ctx, c.TaskID, c.Fence, o); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case 3:
+				op = "release"
+				if len(claims) > 0 {
+					c := claims[next(len(claims))]
+					if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case 4:
+				op = "reap"
+				if _, _, err := st.ReapExpired(ctx, time.Now().Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			case 5:
+				op = "cancel"
+				if _, err := st.Cancel(ctx, ids[next(len(ids))]); err != nil {
+					t.Fatal(err)
+				}
+			case 7:
+				op = "requeue"
+				if len(claims) > 0 {
+					c := claims[next(len(claims))]
+					if _, _, err := st.Requeue(ctx, map[string]int64{c.TaskID: c.Fence}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case 6:
+				op = "renew"
+				if len(claims) > 0 {
+					c := claims[next(len(claims))]
+					if _, err := st.Renew(ctx, "w", map[string]int64{c.TaskID: c.Fence}, time.Minute); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, id := range ids {
+				task, err := st.GetTask(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				prev, seen := last[id]
+				if seen && (statusRank[task.Status] < statusRank[prev] || (store.IsFinal(prev) && task.Status != prev)) {
+					t.Fatalf("step %d (%s): %s went from %s to %s", step, op, id, prev, task.Status)
+				}
+				if task.Status == store.StatusFailed && (task.Result == "" || task.Error == nil) {
+					t.Fatalf("step %d (%s): FAILED task without result or error: %+v", step, op, task)
+				}
+				last[id] = task.Status
+			}
+		}
+		final := 0
+		for _, s := range last {
+			if store.IsFinal(s) {
+				final++
+			}
+		}
+		if final == 0 {
+			t.Fatal("the sequence never finished a task; it tests nothing")
+		}
+	})
+}

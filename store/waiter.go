@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Waiter lets many goroutines wait for tasks to become final over one
+// shared subscription to the done channel.
+//
+// A wake-up is a hint to re-read the task, never a statement that it is
+// final: besides the done message for its id, every waiter is woken when the
+// subscription is (re)established, since messages published while it was
+// down are lost. The correct use is
+//
+//	for {
+//		ch, stop := w.Wait(id)  // register first,
+//		t := read the task      // then read, so no completion is missed
+//		if final(t) { stop(); break }
+//		select { case <-ch: case <-ctx.Done(): stop(); return }
+//	}
+type Waiter struct {
+	ps    *redis.PubSub
+	log   *slog.Logger
+	ready chan struct{}
+	done  chan struct{}
+
+	mu      sync.Mutex
+	waiting map[string]map[chan struct{}]struct{}
+	closed  bool
+
+	readyOnce, closeOnce sync.Once
+}
+
+// NewWaiter subscribes to the done channel. The subscription lives until
+// Close is called or ctx is done; it reconnects by itself if Redis goes
+// away.
+func (s *Store) NewWaiter(ctx context.Context) *Waiter {
+	w := &Waiter{
+		ps:      s.rdb.Subscribe(ctx, s.keys.doneChannel()),
+		log:     s.log,
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+		waiting: make(map[string]map[chan struct{}]struct{}),
+	}
+	msgs := w.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	go w.loop(ctx, msgs)
+	return w
+}
+
+func (w *Waiter) loop(ctx context.Context, msgs <-chan any) {
+	defer w.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.done:
+			return
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			switch m := m.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					w.readyOnce.Do(func() { close(w.ready) })
+					w.wakeAll()
+				}
+			case *redis.Message:
+				w.wake(m.Payload)
+			}
+		}
+	}
+}
+
+// Ready is closed once the subscription has been confirmed the first time.
+func (w *Waiter) Ready() <-chan struct{} { return w.ready }
+
+// Wait registers interest in task id. The returned channel is closed when
+// the task may have become final (see Waiter); stop unregisters and must be
+// called when the caller gives up waiting (it is safe to call it more than
+// once or after a wake-up). After Close, the channel is never closed.
+func (w *Waiter) Wait(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ch, func() {}
+	}
+	set := w.waiting[id]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		w.waiting[id] = set
+	}
+	set[ch] = struct{}{}
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if set, ok := w.waiting[id]; ok {
+			delete(set, ch)
+			if len(set) == 0 {
+				delete(w.waiting, id)
+			}
+		}
+	}
+}
+
+// Waiting is the number of task ids someone waits for.
+func (w *Waiter) Waiting() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waiting)
+}
+
+func (w *Waiter) wake(id string) {
+	w.mu.Lock()
+	set := w.waiting[id]
+	delete(w.waiting, id)
+	w.mu.Unlock()
+	for ch := range set {
+		close(ch)
+	}
+}
+
+func (w *Waiter) wakeAll() {
+	w.mu.Lock()
+	all := w.waiting
+	w.waiting = make(map[string]map[chan struct{}]struct{})
+	w.mu.Unlock()
+	for _, set := range all {
+		for ch := range set {
+			close(ch)
+		}
+	}
+}
+
+// Close ends the subscription and wakes everyone still waiting.
+func (w *Waiter) Close() {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.done)
+		if err := w.ps.Close(); err != nil {
+			w.log.Warn("store: close done subscription", "err", err)
+		}
+		w.wakeAll()
+	})
+}
+
+// SubscribeTasks delivers the ids published on "Tasks" until ctx is done or
+// stop is called; then the channel is closed. It returns once Redis has
+// confirmed the subscription (or after 5 seconds of trying). It is a wake-up hint for
+// dispatchers, not a source of work (the queue is): ids are dropped when the
+// reader falls more than 256 behind, and ids published while the
+// subscription is down are lost.
+func (s *Store) SubscribeTasks(ctx context.Context) (ids <-chan string, stop func()) {
+	ps := s.rdb.Subscribe(ctx, s.keys.newTasksChannel())
+	// Wait for the confirmation, so that ids published after SubscribeTasks
+	// returns are delivered. If it does not come, the channel below keeps
+	// reconnecting by itself.
+	confirmCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if _, err := ps.Receive(confirmCtx); err != nil {
+		s.log.Warn("store: subscribe to Tasks", "err", err)
+	}
+	cancel()
+	msgs := ps.Channel(redis.WithChannelSize(256))
+	out := make(chan string, 256)
+	done := make(chan struct{})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			if err := ps.Close(); err != nil {
+				s.log.Warn("store: close Tasks subscription", "err", err)
+			}
+		})
+	}
+	go func() {
+		defer close(out)
+		defer stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- m.Payload:
+				default:
+				}
+			}
+		}
+	}()
+	return out, stop
+}

@@ -1,0 +1,172 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/store/redistest"
+)
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func TestWaiterWakesOnCompletion(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, 2)
+		w := st.NewWaiter(ctx)
+		defer w.Close()
+		<-w.Ready()
+
+		ch0a, stop0a := w.Wait(ids[0])
+		ch0b, stop0b := w.Wait(ids[0]) // two waiters on one task
+		ch1, stop1 := w.Wait(ids[1])
+		defer stop0a()
+		defer stop0b()
+		defer stop1()
+		if w.Waiting() != 2 {
+			t.Fatalf("Waiting = %d, want 2", w.Waiting())
+		}
+		cs, _ := st.Claim(ctx, "w", 2, time.Minute)
+		if isClosed(ch0a) || isClosed(ch1) {
+			t.Fatal("woken before anything became final")
+		}
+		if ok, err := st.Complete(ctx, ids[0], cs[0].Fence, completed("AAAA")); !ok || err != nil {
+			t.Fatalf("Complete = %v, %v", ok, err)
+		}
+		for _, ch := range []<-chan struct{}{ch0a, ch0b} {
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				t.Fatal("waiter not woken by Complete")
+			}
+		}
+		// The other task's waiter is still waiting. Its own completion comes
+		// later; by then the first wake-up has been fully handled.
+		if isClosed(ch1) {
+			t.Fatal("waiter of another task woken")
+		}
+		if ok, _ := st.Complete(ctx, ids[1], cs[1].Fence, completed("AAAA")); !ok {
+			t.Fatal("Complete failed")
+		}
+		select {
+		case <-ch1:
+		case <-ctx.Done():
+			t.Fatal("second waiter not woken")
+		}
+		if w.Waiting() != 0 {
+			t.Fatalf("Waiting = %d after every task finished", w.Waiting())
+		}
+	})
+}
+
+func TestWaiterStopAndClose(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		w := st.NewWaiter(ctx)
+		<-w.Ready()
+		_, stop := w.Wait("a")
+		stop()
+		stop() // twice is fine
+		if w.Waiting() != 0 {
+			t.Fatalf("Waiting = %d after stop", w.Waiting())
+		}
+		ch, stopB := w.Wait("b")
+		defer stopB()
+		w.Close()
+		if !isClosed(ch) {
+			t.Fatal("Close did not wake a waiter")
+		}
+		after, stopC := w.Wait("c")
+		defer stopC()
+		if isClosed(after) {
+			t.Fatal("Wait after Close returned a closed channel (callers would spin)")
+		}
+		w.Close() // twice is fine
+	})
+}
+
+func TestWaiterEndsWithContext(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx, cancel := context.WithCancel(testCtx(t))
+		w := st.NewWaiter(ctx)
+		<-w.Ready()
+		ch, stop := w.Wait("a")
+		defer stop()
+		cancel()
+		select {
+		case <-ch:
+		case <-testCtx(t).Done():
+			t.Fatal("waiter not woken when its context ended")
+		}
+	})
+}
+
+// When the subscription connection is cut, messages may be lost, so every
+// waiter is woken once it is back to re-read its task.
+func TestWaiterWakesEveryoneAfterReconnect(t *testing.T) {
+	rdb := redistest.Start(t) // miniredis cannot kill clients
+	st := store.New(rdb, store.Options{})
+	ctx := testCtx(t)
+	w := st.NewWaiter(ctx)
+	defer w.Close()
+	<-w.Ready()
+	ch, stop := w.Wait("some-task")
+	defer stop()
+	if isClosed(ch) {
+		t.Fatal("woken too early")
+	}
+	if n, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n != 1 {
+		t.Fatalf("CLIENT KILL TYPE pubsub = %d, %v", n, err)
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("waiter not woken after the subscription came back")
+	}
+	// And the subscription works again.
+	if err := st.Enqueue(ctx, newTask("t")); err != nil {
+		t.Fatal(err)
+	}
+	ch2, stop2 := w.Wait("t")
+	defer stop2()
+	if ok, err := st.Cancel(ctx, "t"); !ok || err != nil {
+		t.Fatalf("Cancel = %v, %v", ok, err)
+	}
+	select {
+	case <-ch2:
+	case <-ctx.Done():
+		t.Fatal("waiter not woken after reconnect")
+	}
+}
+
+func TestSubscribeTasks(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids, stop := st.SubscribeTasks(ctx)
+		want := enqueueN(t, st, 3)
+		for _, w := range want {
+			select {
+			case got := <-ids:
+				if got != w {
+					t.Fatalf("got %q, want %q", got, w)
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s not published", w)
+			}
+		}
+		stop()
+		for range ids { // drains, then ends because stop closed it
+		}
+	})
+}
