@@ -1,26 +1,50 @@
 package runtime
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"regexp"
+	"strings"
+)
 
-// PickleException returns a pickle (protocol 2) of builtins.<pyType>(message),
-// the same object `pickle.dumps(TimeoutError("..."))` describes, so a client
-// can `raise deserialize(result)` for failures the host detects itself. The
-// host never unpickles; it only writes this fixed shape.
+// The course protocol wants the result of a FAILED task to be a pickled
+// exception instance, so that a Python client can `raise deserialize(result)`.
+// The host never runs Python; for failures it detects itself (timeout,
+// crash, worker lost, ...) the pickle is written here, byte for byte what
+// pickletools.optimize(pickle.dumps(exc, 3)) produces for an exception with
+// one string argument:
+//
+//	PROTO 3, GLOBAL "<module>\n<name>\n", BINUNICODE message, TUPLE1, REDUCE, STOP
+
+var pyIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// PickleException returns a pickle equivalent to pickle.dumps(<pyType>(message)).
+// pyType is a built-in exception name such as "TimeoutError", or a dotted
+// "module.Name" for a class outside builtins; anything that is not a dotted
+// Python identifier becomes RuntimeError. Invalid UTF-8 in message is
+// replaced by U+FFFD.
 func PickleException(pyType, message string) []byte {
-	b := []byte{0x80, 2} // PROTO 2
-	b = append(b, 'c')   // GLOBAL module\nname\n
-	b = append(b, "builtins\n"...)
-	b = append(b, pyType...)
+	if !pyIdent.MatchString(pyType) {
+		pyType = "RuntimeError"
+	}
+	module, name := "builtins", pyType
+	if i := strings.LastIndexByte(pyType, '.'); i >= 0 {
+		module, name = pyType[:i], pyType[i+1:]
+	}
+	message = strings.ToValidUTF8(message, "\uFFFD")
+	b := make([]byte, 0, 16+len(module)+len(name)+len(message))
+	b = append(b, 0x80, 3, 'c') // PROTO 3, GLOBAL
+	b = append(b, module...)
 	b = append(b, '\n')
-	b = append(b, 'X') // BINUNICODE
+	b = append(b, name...)
+	b = append(b, '\n', 'X') // BINUNICODE
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(message)))
 	b = append(b, message...)
-	b = append(b, 0x85, 'R', '.') // TUPLE1, REDUCE, STOP
-	return b
+	return append(b, 0x85, 'R', '.') // TUPLE1, REDUCE, STOP
 }
 
-// pyTypeFor is the built-in exception a platform failure is reported as.
-func pyTypeFor(k ErrorKind) string {
+// PyExceptionType is the built-in exception a platform failure of the given
+// kind is reported as.
+func PyExceptionType(k ErrorKind) string {
 	switch k {
 	case KindTimeout:
 		return "TimeoutError"
@@ -31,6 +55,8 @@ func pyTypeFor(k ErrorKind) string {
 	case KindUnpicklable:
 		return "TypeError"
 	default:
+		// WORKER_LOST, CANCELLED, SANDBOX_CRASH, USER_EXIT, and a
+		// USER_EXCEPTION whose own pickle was lost.
 		return "RuntimeError"
 	}
 }
@@ -39,7 +65,7 @@ func pyTypeFor(k ErrorKind) string {
 func platformFailure(kind ErrorKind, message string) *Result {
 	return &Result{
 		Status:  Failed,
-		Payload: PickleException(pyTypeFor(kind), message),
+		Payload: PickleException(PyExceptionType(kind), message),
 		Error:   &TaskError{Kind: kind, Message: message},
 	}
 }

@@ -108,7 +108,7 @@ type Outcome struct {
 // repeated result.
 //
 // A FAILED outcome needs Error; if its Result is empty, a pickled built-in
-// exception matching Error.Kind (see PyExceptionType) is stored so that
+// exception matching Error.Kind (see runtime.PyExceptionType) is stored so that
 // every FAILED result can be raised by a Python client.
 func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome) (bool, error) {
 	switch o.Status {
@@ -118,7 +118,7 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 			return false, fmt.Errorf("store: complete task %s: FAILED outcome without Error", id)
 		}
 		if o.Result == "" {
-			o.Result = PickleException(PyExceptionType(o.Error.Kind), o.Error.Message)
+			o.Result = PickleException(runtime.PyExceptionType(o.Error.Kind), o.Error.Message)
 		}
 	default:
 		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, StatusCompleted, StatusFailed, o.Status)
@@ -211,7 +211,7 @@ func (s *Store) workerLost() (result, errJSON string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("encode error: %w", err)
 	}
-	return PickleException(PyExceptionType(te.Kind), te.Message), string(b), nil
+	return PickleException(runtime.PyExceptionType(te.Kind), te.Message), string(b), nil
 }
 
 // Cancel fails a task that is still QUEUED with kind CANCELLED and a pickled
@@ -226,7 +226,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (bool, error) {
 	}
 	n, err := scriptCancel.Run(ctx, s.rdb, []string{s.keys.task(id)},
 		id, s.keys.doneChannel(), time.Now().UnixMilli(),
-		PickleException(PyExceptionType(te.Kind), te.Message), string(errJSON)).Int()
+		PickleException(runtime.PyExceptionType(te.Kind), te.Message), string(errJSON)).Int()
 	if err != nil {
 		return false, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}

@@ -85,7 +85,7 @@ func TestPyExceptionType(t *testing.T) {
 		{runtime.KindCancelled, "RuntimeError"},
 		{"SOMETHING_NEW", "RuntimeError"},
 	} {
-		if got := store.PyExceptionType(c.kind); got != c.want {
+		if got := runtime.PyExceptionType(c.kind); got != c.want {
 			t.Errorf("PyExceptionType(%s) = %s, want %s", c.kind, got, c.want)
 		}
 	}
