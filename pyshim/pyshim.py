@@ -11,18 +11,25 @@ captured output, capped by the host.
 Request (little endian): op u8, flags u8, reserved u16, result_cap u32,
 memory_mib u32, fn_len u32, args_len u32, then fn_len bytes of function
 pickle (present when flags & NEW_FUNCTION) and args_len bytes of the
-(args, kwargs) pickle.
+(args, kwargs) pickle. flags & WANT_JSON asks for the result as JSON too.
 
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
 a function stays loaded for the next request), reserved u8,
 deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
-traceback_len u32, then the payload (pickled value, or pickled exception
-instance for a failure), message and traceback as UTF-8.
+traceback_len u32, json_len u32, then the payload (pickled value, or pickled
+exception instance for a failure), message and traceback as UTF-8, and the
+result as JSON (empty unless asked for and representable).
+
+Portable functions: the host registers source text as a pickle of
+_from_source(source, entrypoint, name) and JSON arguments as a pickle of
+_json_args(text), so they travel the same path as dill payloads.
 """
 
 import builtins
 import dis
 import importlib
+import json
+import opcode as _opcode
 import pickle
 import struct
 import sys
@@ -33,10 +40,11 @@ import types
 import dill
 
 REQUEST = struct.Struct("<BBHIIII")
-REPLY = struct.Struct("<BBBxdddIII")
+REPLY = struct.Struct("<BBBxdddIIII")
 
 OP_RUN = 1
 NEW_FUNCTION = 1
+WANT_JSON = 2
 
 KIND_NONE = 0
 KIND_USER_EXCEPTION = 1
@@ -154,6 +162,9 @@ def _load_function(data):
         fn = dill.loads(data)
     except MemoryError:
         raise
+    except (SourceError, BytecodeMismatch) as e:
+        # Reported as a ValueError: the client has no pyshim to unpickle ours.
+        raise _Failure(KIND_BAD_PAYLOAD, ValueError(str(e)), str(e)) from None
     except ModuleNotFoundError as e:
         raise _Failure(KIND_BAD_PAYLOAD, e,
                        f"could not load the function: {_describe(e)}; it was pickled by "
@@ -191,6 +202,101 @@ def _load_args(data):
     return args, kwargs
 
 
+def _to_json(value):
+    """The result as JSON text, or b"" when JSON cannot say it exactly
+    (the pickle stays the result then). Tuples become arrays."""
+    try:
+        return json.dumps(value, allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":")).encode()
+    except (TypeError, ValueError, RecursionError):
+        return b""
+
+
+class SourceError(Exception):
+    """The source text of a portable function cannot give its entrypoint."""
+
+
+def _from_source(source, entrypoint, name):
+    """Loads a function registered as source text: runs the source as the
+    function's __main__ module and returns its entrypoint. The host pickles
+    a call to this function, so source and dill functions load alike."""
+    main = sys.modules["__main__"]
+    try:
+        code = compile(source, f"<{name}>", "exec")
+    except SyntaxError as e:
+        raise SourceError(f"the source does not compile: {e.msg} (line {e.lineno})") from None
+    exec(code, main.__dict__)
+    fn = main.__dict__.get(entrypoint)
+    if fn is None:
+        raise SourceError(f"the source defines no {entrypoint!r} (the entrypoint)")
+    if not callable(fn):
+        raise SourceError(f"the entrypoint {entrypoint!r} is a {type(fn).__name__}, not a callable")
+    return fn
+
+
+def _json_args(text):
+    """Arguments sent as JSON: {"args": [...], "kwargs": {...}}."""
+    obj = json.loads(text)
+    return tuple(obj.get("args") or ()), dict(obj.get("kwargs") or {})
+
+
+# dill turns a pickled code object back into one with _create_code, and
+# happily converts the fields of another Python version's code object: the
+# bytecode inside would then run wrongly. Refuse anything but 3.11 bytecode.
+_dill_create_code = dill._dill._create_code
+_SHAPES = {15: "Python 3.7", 16: "Python 3.8 or 3.9", 17: "Python 3.10", 21: "a Python 3.11 alpha"}
+
+
+class BytecodeMismatch(Exception):
+    """A function pickled by a Python whose bytecode differs from the sandbox's."""
+
+    def __init__(self, who):
+        v = sys.version.split()[0]
+        super().__init__(
+            f"the function was pickled by {who}, whose bytecode differs from the sandbox's "
+            f"Python {v}; pickle it with Python 3.11, or register it as source text "
+            f'({{"name", "source", "entrypoint"}}) to run it from any Python')
+
+
+def _valid_311_bytecode(code):
+    ops, caches = _opcode.opname, _opcode._inline_cache_entries
+    cache_op = _opcode.opmap["CACHE"]
+    i, n = 0, len(code)
+    if n % 2:
+        return False
+    while i < n:
+        op = code[i]
+        if ops[op].startswith("<"):
+            return False
+        i += 2
+        for _ in range(caches[op]):
+            if i >= n or code[i] != cache_op:
+                return False
+            i += 2
+    return True
+
+
+def _checked_create_code(*args):
+    count = len(args)
+    if count != 19:  # what dill 0.3.6 writes for a 3.11 code object
+        raise BytecodeMismatch(_SHAPES.get(count, f"another Python ({count} code fields)"))
+    raw = args[7]  # co_code, as the pickling Python had it (after co_lnotab)
+    if isinstance(raw, str):
+        raw = raw.encode()
+    # Check the bytes as sent: CPython rewrites co_code when it builds the
+    # code object, which would hide foreign opcodes.
+    if not isinstance(raw, bytes) or not _valid_311_bytecode(raw):
+        raise BytecodeMismatch("another Python (probably 3.12 or later)")
+    return _dill_create_code(*args)
+
+
+# Installed under dill's own name, so code objects the sandbox pickles (in
+# results) still refer to dill._dill._create_code, which clients have.
+_checked_create_code.__module__ = "dill._dill"
+_checked_create_code.__name__ = _checked_create_code.__qualname__ = "_create_code"
+dill._dill._create_code = _checked_create_code
+
+
 def _reseed():
     """Instances are copies of one snapshot: give each its own randomness."""
     rnd = sys.modules.get("random")
@@ -201,12 +307,12 @@ def _reseed():
         tmp._name_sequence = None
 
 
-def _reply(status, kind, times, payload=b"", message="", tb=""):
+def _reply(status, kind, times, payload=b"", message="", tb="", js=b""):
     m = message.encode("utf-8", "backslashreplace")
     t = tb.encode("utf-8", "backslashreplace")
     loaded = 1 if _fn is not None else 0
     return b"".join((REPLY.pack(status, kind, loaded, times[0], times[1], times[2],
-                                len(payload), len(m), len(t)), payload, m, t))
+                                len(payload), len(m), len(t), len(js)), payload, m, t, js))
 
 
 def _flush():
@@ -264,11 +370,14 @@ def _host_run(request):
             _flush()
         t2 = time.perf_counter()
         times[1] = t2 - t1
+        js = b""
         try:
             if type(value) in _PLAIN:
                 data = pickle.dumps(value, protocol=4)
             else:
                 data = dill.dumps(value)
+            if flags & WANT_JSON:
+                js = _to_json(value)
         except MemoryError:
             raise
         except BaseException as e:
@@ -280,7 +389,9 @@ def _host_run(request):
         if len(data) > result_cap:
             msg = f"the result is {len(data)} bytes pickled, over the limit of {result_cap} bytes"
             raise _Failure(KIND_RESULT_TOO_LARGE, ValueError(msg), msg)
-        return _reply(0, KIND_NONE, times, data)
+        if len(js) > result_cap:
+            js = b""
+        return _reply(0, KIND_NONE, times, data, js=js)
     except _Failure as f:
         return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)
     except MemoryError as e:

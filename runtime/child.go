@@ -168,7 +168,7 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 	watchdog := time.AfterFunc(timeout, func() { c.timedOut(in, timeout, start, boot) })
 
 	limits := c.eng.Limits()
-	rep, err := in.call(ctx, fn, req.args, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
+	rep, err := in.call(ctx, fn, req.args, req.wantJSON, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
 	if !watchdog.Stop() {
 		return nil
 	}
@@ -180,7 +180,7 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 		res = &Result{Status: Failed, Payload: rep.payload,
 			Error: &TaskError{Kind: rep.kind, Message: rep.message, Traceback: rep.traceback}}
 	default:
-		res = &Result{Status: Completed, Payload: rep.payload}
+		res = &Result{Status: Completed, Payload: rep.payload, JSON: rep.json}
 	}
 	if rep != nil {
 		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = rep.deser, rep.run, rep.ser

@@ -223,7 +223,8 @@ func (in *instance) close(ctx context.Context) {
 const (
 	guestOpRun       = 1
 	guestNewFunction = 1
-	guestReplySize   = 40
+	guestWantJSON    = 2
+	guestReplySize   = 44
 )
 
 var guestKinds = map[byte]ErrorKind{
@@ -242,15 +243,19 @@ type guestReply struct {
 	deser, run, ser    float64
 	payload            []byte
 	message, traceback string
+	json               []byte
 }
 
 // call runs one request in the instance. An error means the instance died
 // (trap, exit, interpreter failure) and must be discarded; its text is
 // meant for the user.
-func (in *instance) call(ctx context.Context, fn []byte, args []byte, resultCap int, memMiB uint32) (*guestReply, error) {
+func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON bool, resultCap int, memMiB uint32) (*guestReply, error) {
 	flags := byte(0)
 	if fn != nil {
 		flags |= guestNewFunction
+	}
+	if wantJSON {
+		flags |= guestWantJSON
 	}
 	n := 20 + len(fn) + len(args)
 	if uint64(n) > math.MaxUint32 {
@@ -317,14 +322,18 @@ func (in *instance) call(ctx context.Context, fn []byte, args []byte, resultCap 
 	pl := binary.LittleEndian.Uint32(b[28:])
 	ml := binary.LittleEndian.Uint32(b[32:])
 	tl := binary.LittleEndian.Uint32(b[36:])
-	if uint64(guestReplySize)+uint64(pl)+uint64(ml)+uint64(tl) != uint64(len(b)) {
+	jl := binary.LittleEndian.Uint32(b[40:])
+	if uint64(guestReplySize)+uint64(pl)+uint64(ml)+uint64(tl)+uint64(jl) != uint64(len(b)) {
 		in.dead = true
 		return nil, errors.New("malformed reply from the guest")
 	}
 	rest := b[guestReplySize:]
 	r.payload = append([]byte(nil), rest[:pl]...)
 	r.message = string(rest[pl : pl+ml])
-	r.traceback = string(rest[pl+ml:])
+	r.traceback = string(rest[pl+ml : pl+ml+tl])
+	if jl > 0 {
+		r.json = append([]byte(nil), rest[pl+ml+tl:]...)
+	}
 	in.loaded = b[2] == 1
 	return r, nil
 }

@@ -107,12 +107,13 @@ func (d *dec) str() string   { return string(d.bytes()) }
 
 // runRequest is a task as the child sees it.
 type runRequest struct {
-	taskID  string
-	fnHash  [32]byte
-	fresh   bool
-	timeout uint32 // milliseconds
-	fn      []byte
-	args    []byte
+	taskID   string
+	fnHash   [32]byte
+	fresh    bool
+	wantJSON bool
+	timeout  uint32 // milliseconds
+	fn       []byte
+	args     []byte
 }
 
 func (r *runRequest) encode() []byte {
@@ -121,6 +122,7 @@ func (r *runRequest) encode() []byte {
 	e.str(r.taskID)
 	e.bytes(r.fnHash[:])
 	e.flag(r.fresh)
+	e.flag(r.wantJSON)
 	e.u32(r.timeout)
 	e.bytes(r.fn)
 	e.bytes(r.args)
@@ -139,6 +141,7 @@ func decodeRunRequest(b []byte) (*runRequest, error) {
 		d.err = errors.New("bad function hash")
 	}
 	r.fresh = d.flag()
+	r.wantJSON = d.flag()
 	r.timeout = d.u32()
 	r.fn = d.bytes()
 	r.args = d.bytes()
@@ -165,6 +168,7 @@ func encodeResult(res *Result) []byte {
 	for _, v := range []float64{t.Boot, t.Deserialize, t.Run, t.Serialize, t.Total} {
 		e.f64(v)
 	}
+	e.bytes(res.JSON)
 	return e.b
 }
 
@@ -188,6 +192,9 @@ func decodeResult(b []byte) (*Result, error) {
 	res.Timings.Run = d.f64()
 	res.Timings.Serialize = d.f64()
 	res.Timings.Total = d.f64()
+	if js := d.bytes(); len(js) > 0 {
+		res.JSON = js
+	}
 	if d.err == nil && res.Status != Completed && res.Status != Failed {
 		return nil, fmt.Errorf("result frame with status %q", res.Status)
 	}

@@ -275,7 +275,7 @@ func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
 	}
 	queue := time.Since(queued)
 	p.tasks.Add(1)
-	req := &runRequest{taskID: t.ID, fnHash: t.FnHash, fresh: t.Isolation == Fresh,
+	req := &runRequest{taskID: t.ID, fnHash: t.FnHash, fresh: t.Isolation == Fresh, wantJSON: t.WantJSON,
 		timeout: uint32(timeout / time.Millisecond), fn: t.FnPayload, args: t.ArgsPayload}
 	res, healthy := p.exchange(ctx, s, req, timeout)
 	res.Timings.Queue = queue.Seconds()

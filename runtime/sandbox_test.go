@@ -285,3 +285,80 @@ func TestPoolForcesFresh(t *testing.T) {
 		}
 	}
 }
+
+// Functions registered as source text and called with JSON arguments, with
+// the result also as JSON.
+func TestPortableFunctions(t *testing.T) {
+	p := pool(t)
+	src := "import math\ndef area(r, *, unit='m'):\n    return {'area': round(math.pi * r * r, 3), 'unit': unit + '2', 'ok': True}\n"
+	cases := []struct {
+		name      string
+		fn, args  []byte
+		status    Status
+		wantJSON  string
+		wantInErr string
+	}{
+		{"json in, json out", SourcePayload(src, "area", "geometry"), JSONArgsPayload(`{"args": [2], "kwargs": {"unit": "cm"}}`),
+			Completed, `{"area":12.566,"unit":"cm2","ok":true}`, ""},
+		{"no kwargs", SourcePayload("def f(*a): return list(a)", "f", "f"), JSONArgsPayload(`{"args": [1, "two", null, [3]]}`),
+			Completed, `[1,"two",null,[3]]`, ""},
+		{"not representable in JSON", SourcePayload("def f(): return {1, 2}", "f", "f"), JSONArgsPayload(`{}`),
+			Completed, "", ""},
+		{"syntax error", SourcePayload("def f(:\n  pass", "f", "broken"), JSONArgsPayload(`{}`),
+			Failed, "", "the source does not compile: invalid syntax (line 1)"},
+		{"missing entrypoint", SourcePayload("def g(): pass", "f", "x"), JSONArgsPayload(`{}`),
+			Failed, "", "defines no 'f'"},
+		{"entrypoint not callable", SourcePayload("f = 3", "f", "x"), JSONArgsPayload(`{}`),
+			Failed, "", "is a int, not a callable"},
+		{"source raises at import", SourcePayload("raise KeyError('at import')", "f", "x"), JSONArgsPayload(`{}`),
+			Failed, "", "KeyError"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := p.Run(context.Background(), Task{FnPayload: tc.fn, ArgsPayload: tc.args, WantJSON: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != tc.status {
+				t.Fatalf("status %s (%+v), want %s", res.Status, res.Error, tc.status)
+			}
+			if string(res.JSON) != tc.wantJSON {
+				t.Errorf("json %q, want %q", res.JSON, tc.wantJSON)
+			}
+			if tc.wantInErr != "" && (res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, tc.wantInErr)) {
+				t.Errorf("error %+v, want BAD_PAYLOAD containing %q", res.Error, tc.wantInErr)
+			}
+		})
+	}
+	// Without WantJSON there is no JSON.
+	res := run(t, p, SourcePayload(src, "area", "g"), JSONArgsPayload(`{"args": [1]}`), Warm)
+	if res.Status != Completed || res.JSON != nil {
+		t.Fatalf("%s %q", res.Status, res.JSON)
+	}
+}
+
+// dill converts another Python's code object into a 3.11 one, bytecode and
+// all; the sandbox refuses rather than run it wrongly.
+func TestForeignBytecodeIsRefused(t *testing.T) {
+	p := pool(t)
+	pk := pickles(t, `import dill, pickle
+def f(x): return x + 1
+c = f.__code__
+class Code310:
+    def __reduce__(self):  # the 17 fields dill 0.3.6 writes on Python 3.10
+        return (dill._dill._create_code, (c.co_lnotab, 1, 0, 0, 1, 2, c.co_flags, c.co_code, c.co_consts,
+                c.co_names, c.co_varnames, 'f.py', 'f', 1, c.co_linetable, (), ()))
+class Code312:
+    def __reduce__(self):  # 3.11's fields, but bytecode with opcodes 3.11 does not have
+        return (dill._dill._create_code, (c.co_lnotab, 1, 0, 0, 1, 2, c.co_flags, bytes([4, 0, 83, 0]),
+                c.co_consts, c.co_names, c.co_varnames, 'f.py', 'f', 'f', 1, c.co_linetable,
+                c.co_exceptiontable, (), ()))
+`, "Code310()", "Code312()", "((1,), {})")
+	for i, want := range []string{"pickled by Python 3.10, whose bytecode differs", "pickled by another Python (probably 3.12 or later)"} {
+		res := run(t, p, pk[i], pk[2], Warm)
+		if res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, want) ||
+			!strings.Contains(res.Error.Message, "source text") {
+			t.Fatalf("case %d: %+v", i, res.Error)
+		}
+	}
+}

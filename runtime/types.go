@@ -84,6 +84,8 @@ type Task struct {
 	// Timeout overrides the pool's timeout for this task when positive and
 	// smaller.
 	Timeout time.Duration
+	// WantJSON asks for the return value as JSON too (Result.JSON).
+	WantJSON bool
 }
 
 // Status is the outcome of a task.
@@ -144,4 +146,7 @@ type Result struct {
 	OutputTruncated bool
 	Warm            bool // ran on an instance that had already loaded this function
 	Timings         Timings
+	// JSON is the return value as JSON text, when the task asked for it and
+	// JSON can represent the value exactly (nil otherwise).
+	JSON []byte
 }
