@@ -81,6 +81,7 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Get("/status/{task_id}", h.handle(h.status))
 	r.Get("/result/{task_id}", h.handle(h.result))
 	r.Get("/healthz", h.healthz)
+	r.Get("/runtime", h.handle(h.runtimeInfo))
 	h.mux = r
 	return h
 }

@@ -3,11 +3,14 @@ package api
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -47,17 +50,14 @@ type registerResponse struct {
 	FunctionID string `json:"function_id"`
 }
 
-// registerFunction: {"name": str, "payload": serialize(fn), "isolation"?: "warm"|"fresh"}.
+// registerFunction: {"name": str, "payload": serialize(fn), "isolation"?: "warm"|"fresh"},
+// or a portable function as source text: {"name", "source", "entrypoint"?}.
 func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error {
 	m, err := readObject(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	name, _, err := stringField(m, "name", false)
-	if err != nil {
-		return err
-	}
-	payload, _, err := stringField(m, "payload", false)
 	if err != nil {
 		return err
 	}
@@ -69,21 +69,47 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
 	}
-	pickle, err := store.DecodeBase64(payload)
-	if err != nil {
-		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
-	}
-	if err := checkFunctionPickle(pickle); err != nil {
-		return errorf(http.StatusBadRequest, "%v", err)
+	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso}
+	var pickle []byte
+	if _, isSource := m["source"]; isSource {
+		if _, both := m["payload"]; both {
+			return errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "source" (source text), not both`)
+		}
+		if f.Source, _, err = stringField(m, "source", false); err != nil {
+			return err
+		}
+		ep, given, err := stringField(m, "entrypoint", true)
+		if err != nil {
+			return err
+		}
+		if !given {
+			ep = name
+		}
+		if !pyIdentifier.MatchString(ep) {
+			return errorf(http.StatusUnprocessableEntity, "field %q must name a function defined by the source (a Python identifier), not %q",
+				"entrypoint", truncate(ep, 100))
+		}
+		if strings.TrimSpace(f.Source) == "" {
+			return errorf(http.StatusUnprocessableEntity, "field %q is empty", "source")
+		}
+		f.Entrypoint = ep
+		pickle = runtime.SourcePayload(f.Source, ep, name)
+		f.Payload = base64.StdEncoding.EncodeToString(pickle)
+	} else {
+		payload, _, err := stringField(m, "payload", false)
+		if err != nil {
+			return errorf(http.StatusUnprocessableEntity, `%v (or "source" for a function as source text)`, err)
+		}
+		if pickle, err = store.DecodeBase64(payload); err != nil {
+			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+		}
+		if err := checkFunctionPickle(pickle); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+		f.Payload = payload
 	}
 	sum := sha256.Sum256(pickle)
-	f := store.Function{
-		ID:        uuid.NewString(),
-		Name:      name,
-		Payload:   payload,
-		Hash:      hex.EncodeToString(sum[:]),
-		Isolation: iso,
-	}
+	f.Hash = hex.EncodeToString(sum[:])
 	if err := h.st.PutFunction(r.Context(), f); err != nil {
 		return err
 	}
@@ -91,11 +117,16 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// pyIdentifier is an ASCII Python identifier (entrypoints of source functions).
+var pyIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 type executeResponse struct {
 	TaskID string `json:"task_id"`
 }
 
-// executeFunction: {"function_id": uuid, "payload": serialize((args, kwargs))}.
+// executeFunction: {"function_id": uuid, "payload": serialize((args, kwargs))},
+// or with JSON arguments {"function_id", "args"?: [...], "kwargs"?: {...}}, in
+// which case the result comes back as JSON too.
 func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error {
 	m, err := readObject(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
@@ -105,20 +136,36 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	payload, _, err := stringField(m, "payload", false)
-	if err != nil {
-		return err
+	rawArgs, hasArgs := m["args"]
+	rawKwargs, hasKwargs := m["kwargs"]
+	var payload string
+	jsonCall := hasArgs || hasKwargs
+	if jsonCall {
+		if _, both := m["payload"]; both {
+			return errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "args"/"kwargs" (JSON), not both`)
+		}
+		text, err := jsonArguments(rawArgs, rawKwargs)
+		if err != nil {
+			return err
+		}
+		payload = base64.StdEncoding.EncodeToString(runtime.JSONArgsPayload(text))
+	} else {
+		if payload, _, err = stringField(m, "payload", false); err != nil {
+			return errorf(http.StatusUnprocessableEntity, `%v (or "args"/"kwargs" for JSON arguments)`, err)
+		}
 	}
 	fnID, err := parseID("function_id", fnText)
 	if err != nil {
 		return err
 	}
-	pickle, err := store.DecodeBase64(payload)
-	if err != nil {
-		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
-	}
-	if err := checkArgsPickle(pickle); err != nil {
-		return errorf(http.StatusBadRequest, "%v", err)
+	if !jsonCall {
+		pickle, err := store.DecodeBase64(payload)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+		}
+		if err := checkArgsPickle(pickle); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
 	}
 	f, err := h.st.GetFunction(r.Context(), fnID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -134,12 +181,38 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		ParamPayload: payload,
 		FnHash:       f.Hash,
 		Isolation:    f.Isolation,
+		WantJSON:     jsonCall,
 	}
 	if err := h.st.Enqueue(r.Context(), t); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
 	return nil
+}
+
+// jsonArguments checks "args" (an array) and "kwargs" (an object), either
+// may be absent or null, and returns {"args": ..., "kwargs": ...} as text.
+func jsonArguments(args, kwargs json.RawMessage) (string, error) {
+	if len(args) == 0 || string(args) == "null" {
+		args = json.RawMessage("[]")
+	}
+	if len(kwargs) == 0 || string(kwargs) == "null" {
+		kwargs = json.RawMessage("{}")
+	}
+	if args[0] != '[' {
+		return "", errorf(http.StatusUnprocessableEntity, "field %q must be a JSON array", "args")
+	}
+	if kwargs[0] != '{' {
+		return "", errorf(http.StatusUnprocessableEntity, "field %q must be a JSON object", "kwargs")
+	}
+	b, err := json.Marshal(struct {
+		Args   json.RawMessage `json:"args"`
+		Kwargs json.RawMessage `json:"kwargs"`
+	}{args, kwargs})
+	if err != nil {
+		return "", errorf(http.StatusUnprocessableEntity, "arguments: %v", err)
+	}
+	return string(b), nil
 }
 
 type statusResponse struct {
@@ -179,6 +252,10 @@ type resultResponse struct {
 	Stderr   string           `json:"stderr"`
 	Timings  *runtime.Timings `json:"timings"`
 	Attempts int              `json:"attempts"`
+	// ResultJSON is the result as JSON, for a call made with JSON
+	// arguments: present (null until final, or when the value has no JSON
+	// form) only for such calls.
+	ResultJSON *json.RawMessage `json:"result_json,omitempty"`
 }
 
 func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
@@ -210,6 +287,14 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	}
 	if t.Status == store.StatusFailed && t.Error != nil {
 		resp.Error = &errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}
+	}
+	if t.WantJSON {
+		raw := json.RawMessage("null")
+		// The guest wrote it, so only trust it if it parses.
+		if t.ResultJSON != "" && json.Valid([]byte(t.ResultJSON)) {
+			raw = json.RawMessage(t.ResultJSON)
+		}
+		resp.ResultJSON = &raw
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil

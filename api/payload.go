@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"fmt"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
 )
 
 // Checks of the two kinds of payload a client sends, on the decoded pickle
@@ -30,7 +32,27 @@ func checkFunctionPickle(b []byte) error {
 	if info.top.kind.isData() {
 		return fmt.Errorf("payload is a pickled %s, not a function", info.top.describe())
 	}
+	if n := info.foreignCode; n != 0 {
+		return foreignBytecode(n)
+	}
 	return nil
+}
+
+// codeFields311 is how many fields dill writes for a CPython 3.11 code
+// object; codeFieldsPython names the Pythons that write other counts.
+const codeFields311 = 19
+
+var codeFieldsPython = map[int32]string{15: "Python 3.7", 16: "Python 3.8 or 3.9", 17: "Python 3.10", 21: "a Python 3.11 alpha"}
+
+func foreignBytecode(fields int32) error {
+	who, ok := codeFieldsPython[fields]
+	if !ok {
+		who = fmt.Sprintf("another Python (its code objects have %d fields)", fields)
+	}
+	return fmt.Errorf("the function was pickled by %s, whose bytecode differs from the sandbox's Python %s: "+
+		"dill would load it as %s code and it would run wrongly. Pickle it with Python 3.11, or register it "+
+		`as source text ({"name", "source", "entrypoint"}), which runs from any Python`,
+		who, runtime.PythonVersion, "3.11")
 }
 
 // checkArgsPickle accepts serialize((args, kwargs)): a 2-tuple of a tuple or
@@ -42,6 +64,9 @@ func checkArgsPickle(b []byte) error {
 	}
 	if info.bad != nil {
 		return missingModule("arguments", info.bad)
+	}
+	if n := info.foreignCode; n != 0 {
+		return foreignBytecode(n)
 	}
 	const want = "payload must be serialize((args_tuple, kwargs_dict))"
 	top := info.top

@@ -175,6 +175,10 @@ type pickleInfo struct {
 	// topBad: the top object is itself the reference to bad (a function
 	// pickled by reference).
 	topBad bool
+	// foreignCode is the number of fields of the first code object (dill's
+	// _create_code) whose shape is not CPython 3.11's, 0 if none: a function
+	// pickled by another Python version.
+	foreignCode int32
 }
 
 // PickleError says why a payload is not a valid pickle.
@@ -503,6 +507,12 @@ func (in *inspector) reduce(callable, args *value) *value {
 			if _, ok := dataConstructors["builtins."+items[0].str]; ok {
 				return &value{kind: kindGlobal, module: "builtins", name: items[0].str}
 			}
+		}
+	case "dill._dill._create_code", "dill.dill._create_code":
+		// dill 0.3.6 writes 19 fields for a 3.11 code object (co_lnotab
+		// first); other Pythons write other counts (see codeFieldsPython).
+		if args.kind == kindTuple && args.n >= 0 && args.n != codeFields311 && in.info.foreignCode == 0 {
+			in.info.foreignCode = args.n
 		}
 	case "dill._dill._import_module", "dill.dill._import_module":
 		// dill pickles a module object as _import_module("name").

@@ -29,8 +29,12 @@ type Config struct {
 	Poll time.Duration
 	// Drain is how long a stopping dispatcher lets running tasks finish
 	// before it stops them and gives them back to the queue. Default 5s.
-	Drain  time.Duration
-	Logger *slog.Logger
+	Drain time.Duration
+	// Describe, when set, is published to the store every NodeEvery so the
+	// API can show this dispatcher (GET /runtime, metrics, dashboard).
+	Describe  func() store.Node
+	NodeEvery time.Duration // default 2s
+	Logger    *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -53,6 +57,9 @@ func (c *Config) defaults() error {
 	if c.Drain <= 0 {
 		c.Drain = 5 * time.Second
 	}
+	if c.NodeEvery <= 0 {
+		c.NodeEvery = 2 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -72,6 +79,7 @@ type Core struct {
 
 type held struct {
 	claim  store.Claim
+	owner  string             // the lease holder's name in the store
 	cancel context.CancelFunc // called when the lease is lost
 }
 
@@ -94,7 +102,41 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
 	go func() { defer wg.Done(); c.listen(ctx) }()
+	if c.cfg.Describe != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.publishLoop(ctx) }()
+	}
 	return nil
+}
+
+// publishLoop keeps this node's description fresh in the store and removes
+// it on the way out.
+func (c *Core) publishLoop(ctx context.Context) {
+	started := time.Now()
+	publish := func() {
+		n := c.cfg.Describe()
+		if n.Name == "" {
+			n.Name = c.cfg.Name
+		}
+		n.StartedAt = started
+		if err := c.st.PutNode(ctx, n); err != nil && ctx.Err() == nil {
+			c.log.Warn("publishing this node failed", "err", err)
+		}
+	}
+	publish()
+	t := time.NewTicker(c.cfg.NodeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			c.st.RemoveNode(rctx, c.cfg.Name)
+			cancel()
+			return
+		case <-t.C:
+			publish()
+		}
+	}
 }
 
 // Wake makes a waiting Wait return early.
@@ -142,19 +184,86 @@ func (c *Core) Claim(ctx context.Context, n int) ([]store.Claim, error) {
 	return claims, nil
 }
 
+// ClaimFor is Claim for a remote worker: the leases are recorded under
+// owner (the task's worker field), so that the worker's claims can be told
+// apart and renewed under that name, also by a dispatcher that restarted.
+// Track the claims with TrackFor and the same owner.
+func (c *Core) ClaimFor(ctx context.Context, owner string, n int) ([]store.Claim, error) {
+	return c.st.Claim(ctx, owner, n, c.cfg.Lease)
+}
+
 // Track registers a claim whose lease must be renewed while it runs;
 // cancel is called if the lease is lost anyway.
 func (c *Core) Track(cl store.Claim, cancel context.CancelFunc) {
+	c.TrackFor(cl, c.cfg.Name, cancel)
+}
+
+// TrackFor is Track for a claim whose lease is held under owner (see
+// ClaimFor). Tracking a claim that owner holds in the store but this
+// dispatcher did not make (a worker reporting what it runs after the
+// dispatcher restarted) adopts it: the next renewal tells whether the lease
+// is still owner's, and cancel is called if not.
+func (c *Core) TrackFor(cl store.Claim, owner string, cancel context.CancelFunc) {
 	c.mu.Lock()
-	c.held[cl.TaskID] = &held{claim: cl, cancel: cancel}
+	c.held[cl.TaskID] = &held{claim: cl, owner: owner, cancel: cancel}
 	c.mu.Unlock()
 }
 
-func (c *Core) untrack(id string) {
+// Untrack stops renewing a claim without a store operation (its lease then
+// expires unless someone else renews it). A claim of the same task under
+// another fence is left alone.
+func (c *Core) Untrack(cl store.Claim) { c.untrack(cl) }
+
+func (c *Core) untrack(cl store.Claim) {
 	c.mu.Lock()
-	delete(c.held, id)
+	if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence {
+		delete(c.held, cl.TaskID)
+	}
 	c.mu.Unlock()
 }
+
+// Renew checks at once that owner still holds the given claims and extends
+// their leases; it returns the task ids owner no longer holds. It is how a
+// dispatcher confirms claims a worker reports before tracking them.
+func (c *Core) Renew(ctx context.Context, owner string, claims map[string]int64) ([]string, error) {
+	return c.st.Renew(ctx, owner, claims, c.cfg.Lease)
+}
+
+// Requeue gives the claims of a worker known to be gone back to the queue
+// at once, the attempt counted (or FAILS them with WORKER_LOST after the
+// maximum attempts), instead of waiting for their leases to expire, and
+// stops tracking them. Claims that moved on are left alone.
+func (c *Core) Requeue(ctx context.Context, cls []store.Claim) error {
+	if len(cls) == 0 {
+		return nil
+	}
+	fences := make(map[string]int64, len(cls))
+	for _, cl := range cls {
+		c.untrack(cl)
+		fences[cl.TaskID] = cl.Fence
+	}
+	requeued, failed, err := c.st.Requeue(ctx, fences)
+	if err != nil {
+		return err
+	}
+	if len(requeued) > 0 {
+		c.log.Info("requeued the tasks of a lost worker", "count", len(requeued))
+		c.Wake()
+	}
+	if len(failed) > 0 {
+		c.log.Warn("tasks failed: their worker was lost on their last attempt", "count", len(failed))
+	}
+	return nil
+}
+
+// Lease is the lease duration claims are made with.
+func (c *Core) Lease() time.Duration { return c.cfg.Lease }
+
+// Name is this dispatcher's name.
+func (c *Core) Name() string { return c.cfg.Name }
+
+// Logger is the dispatcher's logger.
+func (c *Core) Logger() *slog.Logger { return c.log }
 
 // Held is the number of tasks this dispatcher holds leases on.
 func (c *Core) Held() int {
@@ -168,7 +277,7 @@ func (c *Core) Held() int {
 // whether the outcome was recorded; false means another attempt owns the
 // task now (a late result, rejected by design).
 func (c *Core) Complete(ctx context.Context, cl store.Claim, res *runtime.Result) bool {
-	defer c.untrack(cl.TaskID)
+	defer c.untrack(cl)
 	o := Outcome(res)
 	backoff := 50 * time.Millisecond
 	for {
@@ -192,7 +301,7 @@ func (c *Core) Complete(ctx context.Context, cl store.Claim, res *runtime.Result
 // Release gives a claimed task back to the queue without it counting as an
 // attempt (used when shutting down).
 func (c *Core) Release(ctx context.Context, cl store.Claim) {
-	defer c.untrack(cl.TaskID)
+	defer c.untrack(cl)
 	if err := c.st.Release(ctx, cl.TaskID, cl.Fence); err != nil {
 		c.log.Error("releasing a task failed; its lease will expire instead", "task", cl.TaskID, "err", err)
 	}
@@ -207,29 +316,37 @@ func (c *Core) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// One renewal per lease holder: this dispatcher in local mode, each
+		// remote worker in push and pull mode.
 		c.mu.Lock()
-		fences := make(map[string]int64, len(c.held))
+		byOwner := map[string]map[string]int64{}
 		for id, h := range c.held {
-			fences[id] = h.claim.Fence
+			if byOwner[h.owner] == nil {
+				byOwner[h.owner] = map[string]int64{}
+			}
+			byOwner[h.owner][id] = h.claim.Fence
 		}
 		c.mu.Unlock()
-		if len(fences) == 0 {
-			continue
-		}
-		lost, err := c.st.Renew(ctx, c.cfg.Name, fences, c.cfg.Lease)
-		if err != nil {
-			c.log.Error("renewing leases failed", "err", err, "tasks", len(fences))
-			continue
-		}
-		for _, id := range lost {
-			c.mu.Lock()
-			h := c.held[id]
-			delete(c.held, id)
-			c.mu.Unlock()
-			if h != nil {
-				c.log.Warn("lease lost; abandoning the task", "task", id)
-				if h.cancel != nil {
-					h.cancel()
+		for owner, fences := range byOwner {
+			lost, err := c.st.Renew(ctx, owner, fences, c.cfg.Lease)
+			if err != nil {
+				c.log.Error("renewing leases failed", "err", err, "owner", owner, "tasks", len(fences))
+				continue
+			}
+			for _, id := range lost {
+				c.mu.Lock()
+				h := c.held[id]
+				if h != nil && h.claim.Fence == fences[id] {
+					delete(c.held, id)
+				} else {
+					h = nil // claimed again since: not the one that was lost
+				}
+				c.mu.Unlock()
+				if h != nil {
+					c.log.Warn("lease lost; abandoning the task", "task", id, "owner", owner)
+					if h.cancel != nil {
+						h.cancel()
+					}
 				}
 			}
 		}
@@ -278,7 +395,7 @@ func Task(cl store.Claim) (runtime.Task, *runtime.Result) {
 	if err != nil {
 		return runtime.Task{}, failure(runtime.KindBadPayload, "the arguments payload is not base64: "+err.Error())
 	}
-	t := runtime.Task{ID: cl.TaskID, FnPayload: fn, ArgsPayload: args, Isolation: cl.Isolation}
+	t := runtime.Task{ID: cl.TaskID, FnPayload: fn, ArgsPayload: args, Isolation: cl.Isolation, WantJSON: cl.WantJSON}
 	if h, err := hex.DecodeString(cl.FnHash); err == nil && len(h) == len(t.FnHash) {
 		copy(t.FnHash[:], h)
 	}
@@ -300,5 +417,7 @@ func Outcome(res *runtime.Result) store.Outcome {
 		Stdout:  string(res.Stdout),
 		Stderr:  string(res.Stderr),
 		Timings: &t,
+		// JSON results are only made when asked for (the claim's WantJSON).
+		ResultJSON: string(res.JSON),
 	}
 }

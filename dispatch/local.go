@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/store"
 )
 
 // Runner runs tasks on sandboxes; *runtime.Pool is one.
 type Runner interface {
 	Run(ctx context.Context, t runtime.Task) (*runtime.Result, error)
 	Size() int
+	Limits() runtime.Limits
+	Isolation() runtime.Isolation
+	Stats() runtime.PoolStats
 }
 
 // RunLocal is the local mode: claim as many tasks as there are free
@@ -20,6 +24,13 @@ type Runner interface {
 // way out it stops claiming, lets running tasks finish for up to
 // cfg.Drain, and gives the rest back to the queue.
 func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
+	if cfg.Describe == nil {
+		cfg.Describe = func() store.Node {
+			st := pool.Stats()
+			return store.Node{Role: "dispatcher", Mode: "local", Sandboxes: pool.Size(), Busy: st.Busy,
+				Isolation: pool.Isolation(), Limits: pool.Limits(), Stats: st}
+		}
+	}
 	core, err := NewCore(cfg)
 	if err != nil {
 		return err

@@ -161,6 +161,14 @@ func (p *Pool) Size() int { return len(p.slots) }
 // Limits are the limits every task in this pool runs under.
 func (p *Pool) Limits() Limits { return p.cfg.Limits }
 
+// Isolation is the pool's isolation floor (Fresh forces it on every task).
+func (p *Pool) Isolation() Isolation {
+	if p.cfg.Isolation == "" {
+		return Warm
+	}
+	return p.cfg.Isolation
+}
+
 // start launches the child process for s and waits for its ready frame.
 func (p *Pool) start(ctx context.Context, s *slot) error {
 	cmd := exec.Command(p.exe, "sandbox")

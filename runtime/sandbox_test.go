@@ -362,3 +362,18 @@ class Code312:
 		}
 	}
 }
+
+// The versions the platform advertises are the guest's.
+func TestGuestVersions(t *testing.T) {
+	requireImage(t)
+	var out, errOut bytes.Buffer
+	code, err := RunPython(context.Background(), EngineConfig{},
+		[]string{"-c", "import sys, dill; print(sys.version.split()[0], dill.__version__)"},
+		strings.NewReader(""), &out, &errOut)
+	if err != nil || code != 0 {
+		t.Fatalf("%v %d %s", err, code, errOut.String())
+	}
+	if got, want := strings.TrimSpace(out.String()), PythonVersion+" "+DillVersion; got != want {
+		t.Fatalf("guest says %q, runtime advertises %q", got, want)
+	}
+}

@@ -28,14 +28,21 @@ func ParseIsolation(s string) (Isolation, error) {
 	return "", fmt.Errorf("isolation must be %q or %q, not %q", Warm, Fresh, s)
 }
 
+// The guest's versions: a function pickled by this Python with this dill
+// runs unchanged (TestGuestVersions checks them against the image).
+const (
+	PythonVersion = "3.11.2"
+	DillVersion   = "0.3.6"
+)
+
 // Limits bound one task. Zero fields take the defaults of DefaultLimits.
 type Limits struct {
-	Timeout     time.Duration // wall clock, from the start of the call
-	MemoryBytes uint64        // guest linear memory cap
-	OutputBytes int           // captured stdout and stderr, each
-	ResultBytes int           // pickled result
-	ArgBytes    int           // pickled function and arguments, each
-	TmpBytes    int           // writable in-memory /tmp
+	Timeout     time.Duration `json:"timeout_ns"`   // wall clock, from the start of the call
+	MemoryBytes uint64        `json:"memory_bytes"` // guest linear memory cap
+	OutputBytes int           `json:"output_bytes"` // captured stdout and stderr, each
+	ResultBytes int           `json:"result_bytes"` // pickled result
+	ArgBytes    int           `json:"args_bytes"`   // pickled function and arguments, each
+	TmpBytes    int           `json:"tmp_bytes"`    // writable in-memory /tmp
 }
 
 // DefaultLimits are the limits a dispatcher or worker uses unless told

@@ -44,6 +44,10 @@ const (
 	fieldStdout       = "stdout"
 	fieldStderr       = "stderr"
 	fieldTimings      = "timings"
+	fieldSource       = "source"      // function registered as source text
+	fieldEntrypoint   = "entrypoint"  // its entry point
+	fieldWantJSON     = "want_json"   // "1": the task asked for a JSON result
+	fieldResultJSON   = "result_json" // the result as JSON text, when asked and representable
 )
 
 type keys struct{ prefix string }
@@ -64,6 +68,10 @@ func (k keys) leases() string { return k.prefix + "leases" }
 
 // doneChannel carries the id of every task that has just become final.
 func (k keys) doneChannel() string { return k.prefix + "done" }
+
+// nodes is a hash: node name -> JSON of Node, for the dispatchers and
+// workers that run tasks.
+func (k keys) nodes() string { return k.prefix + "nodes" }
 
 // newTasksChannel carries the id of every new task.
 func (k keys) newTasksChannel() string { return tasksChannel }

@@ -24,6 +24,8 @@ type Claim struct {
 	// Fence is the fencing token of this claim: the task's claim counter,
 	// which never repeats. Pass it to Renew, Complete and Release.
 	Fence int64
+	// WantJSON: the caller asked for the result as JSON too.
+	WantJSON bool
 }
 
 // Claim atomically pops up to n runnable tasks from the queue (oldest
@@ -48,7 +50,7 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 	claims := make([]Claim, 0, len(res))
 	for _, r := range res {
 		row, ok := r.([]any)
-		if !ok || len(row) != 8 {
+		if !ok || len(row) != 9 {
 			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
 		}
 		attempt, _ := row[6].(int64)
@@ -62,6 +64,7 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 			Isolation:    runtime.Isolation(str(row[5])),
 			Attempt:      int(attempt),
 			Fence:        fence,
+			WantJSON:     str(row[8]) == "1",
 		})
 	}
 	return claims, nil
@@ -99,6 +102,8 @@ type Outcome struct {
 	Stdout  string
 	Stderr  string
 	Timings *runtime.Timings
+	// ResultJSON is the result as JSON text, for a task that asked for it.
+	ResultJSON string
 }
 
 // Complete records the outcome if fence is the current lease holder's: the
@@ -130,6 +135,9 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 		fieldStdout, o.Stdout,
 		fieldStderr, o.Stderr,
 		fieldFinishedAt, unixMS(time.Now()),
+	}
+	if o.ResultJSON != "" {
+		args = append(args, fieldResultJSON, o.ResultJSON)
 	}
 	if o.Error != nil {
 		b, err := json.Marshal(o.Error)

@@ -113,6 +113,11 @@ type Function struct {
 	Hash      string // hex SHA-256 of the decoded pickle bytes
 	Isolation runtime.Isolation
 	CreatedAt time.Time
+	// Source and Entrypoint are set for a function registered as source
+	// text; its Payload is then the pickle that loads it in the sandbox
+	// (runtime.SourcePayload).
+	Source     string
+	Entrypoint string
 }
 
 // PutFunction stores a new function. Isolation "" is stored as warm, a zero
@@ -135,13 +140,17 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 		}
 		f.Hash = h
 	}
-	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)},
+	args := []any{
 		fieldFnName, f.Name,
 		fieldFnPayload, f.Payload,
 		fieldFnHash, f.Hash,
 		fieldIsolation, string(f.Isolation),
 		fieldCreatedAt, unixMS(f.CreatedAt),
-	).Int()
+	}
+	if f.Source != "" {
+		args = append(args, fieldSource, f.Source, fieldEntrypoint, f.Entrypoint)
+	}
+	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
 	}
@@ -156,7 +165,7 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 // payload is not base64) and its isolation is warm.
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
-		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt).Result()
+		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -165,12 +174,14 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, ErrNotFound)
 	}
 	f := Function{
-		ID:        id,
-		Name:      name,
-		Payload:   str(vals[1]),
-		Hash:      str(vals[2]),
-		Isolation: runtime.Isolation(str(vals[3])),
-		CreatedAt: parseMS(str(vals[4])),
+		ID:         id,
+		Name:       name,
+		Payload:    str(vals[1]),
+		Hash:       str(vals[2]),
+		Isolation:  runtime.Isolation(str(vals[3])),
+		CreatedAt:  parseMS(str(vals[4])),
+		Source:     str(vals[5]),
+		Entrypoint: str(vals[6]),
 	}
 	if f.Isolation == "" {
 		f.Isolation = runtime.Warm
@@ -203,6 +214,8 @@ type Task struct {
 	StartedAt    time.Time // first claim
 	FinishedAt   time.Time
 	Timings      *runtime.Timings
+	WantJSON     bool   // the caller asked for the result as JSON too
+	ResultJSON   string // that JSON, when the value has one ("" otherwise)
 }
 
 // Enqueue creates the task QUEUED (whatever t.Status says), makes it
@@ -232,6 +245,9 @@ func (s *Store) Enqueue(ctx context.Context, t Task) error {
 		fieldAttempts, 0,
 		fieldFence, 0,
 	}
+	if t.WantJSON {
+		args = append(args, fieldWantJSON, "1")
+	}
 	n, err := scriptEnqueue.Run(ctx, s.rdb, []string{s.keys.task(t.ID), s.keys.queue()}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: enqueue task %s: %w", t.ID, err)
@@ -245,7 +261,7 @@ func (s *Store) Enqueue(ctx context.Context, t Task) error {
 var taskFields = []string{
 	fieldStatus, fieldResult, fieldFunctionID, fieldFnHash, fieldIsolation,
 	fieldError, fieldStdout, fieldStderr, fieldAttempts, fieldFence, fieldWorker,
-	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings,
+	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON,
 	// payloads last so that GetTaskSummary can leave them out
 	fieldFnPayload, fieldParamPayload,
 }
@@ -292,8 +308,10 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		StartedAt:    parseMS(m[fieldStartedAt]),
 		FinishedAt:   parseMS(m[fieldFinishedAt]),
 	}
+	t.WantJSON = m[fieldWantJSON] == "1"
 	if IsFinal(status) {
 		t.Result = m[fieldResult]
+		t.ResultJSON = m[fieldResultJSON]
 	}
 	t.Attempts, _ = strconv.Atoi(m[fieldAttempts])
 	t.Fence, _ = strconv.ParseInt(m[fieldFence], 10, 64)

@@ -7,7 +7,7 @@
 -- dropped. A requeued task has status RUNNING (statuses never move
 -- backwards) and is claimed like a QUEUED one.
 -- Returns one array per claimed task:
---   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence}
+--   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json}
 local n = tonumber(ARGV[1])
 local out = {}
 while #out < n do
@@ -22,8 +22,8 @@ while #out < n do
     redis.call('HSET', id, 'status', 'RUNNING', 'worker', ARGV[2])
     redis.call('HSETNX', id, 'started_at', ARGV[3])
     redis.call('ZADD', KEYS[2], ARGV[4], id)
-    local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation')
-    out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence}
+    local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json')
+    out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or ''}
   end
 end
 return out
