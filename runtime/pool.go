@@ -25,7 +25,8 @@ type PoolConfig struct {
 	CacheDir string // "" means CacheDir()
 	Logger   *slog.Logger
 	// Executable is started as the sandbox process; "" means this program
-	// (which must call RunChildIfRequested first thing in main or TestMain).
+	// (which must call RunChildIfRequested first thing in main or TestMain),
+	// the running image of it, not whatever is at its path now.
 	Executable string
 	// Isolation Fresh makes every task on this pool get a pristine
 	// interpreter, whatever its function asked for; Warm (or "") lets each
@@ -114,8 +115,14 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	}
 	exe := cfg.Executable
 	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("runtime: find own executable: %w", err)
+		// /proc/self/exe is the very binary this process runs, even after
+		// the file on disk is replaced by a rebuild or an upgrade: sandbox
+		// processes must speak the same frame format as their pool.
+		exe = "/proc/self/exe"
+		if _, err := os.Stat(exe); err != nil {
+			if exe, err = os.Executable(); err != nil {
+				return nil, fmt.Errorf("runtime: find own executable: %w", err)
+			}
 		}
 	}
 	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits})
@@ -171,7 +178,8 @@ func (p *Pool) Isolation() Isolation {
 
 // start launches the child process for s and waits for its ready frame.
 func (p *Pool) start(ctx context.Context, s *slot) error {
-	cmd := exec.Command(p.exe, "sandbox")
+	cmd := exec.Command(p.exe)
+	cmd.Args = []string{"faas", "sandbox"} // what ps shows
 	cmd.Env = p.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
