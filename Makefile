@@ -43,7 +43,7 @@ test-go:
 	$(GO) test -race -count=1 ./...
 
 test-e2e:
-	FAAS_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 -m pytest -q tests/e2e
+	FAAS_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 -m pytest -q tests/e2e tests/client
 
 test: build vet test-go test-e2e
 

@@ -1,0 +1,28 @@
+"""Python client of WasmFaaS: run your Python functions in the WasmFaaS
+sandbox and get ``concurrent.futures`` futures back.
+
+    import wasmfaas
+
+    client = wasmfaas.Client("http://127.0.0.1:8000")
+    square = client.register(lambda x: x * x)
+    print(square(7).result())                      # 49
+    print(list(client.map(square, range(5))))      # [0, 1, 4, 9, 16]
+
+    with wasmfaas.Executor(client) as ex:
+        futures = [ex.submit(pow, 2, n) for n in range(10)]
+
+Functions travel by value, with the helpers and constants they use (see
+:mod:`wasmfaas.pickling` for what cannot travel). The wire protocol is the
+server's: JSON bodies with ``base64(dill.dumps(...))`` payloads.
+"""
+from .client import Client, FunctionHandle, TaskFuture
+from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RemoteError, SerializationError,
+                     ServerError, ServerUnavailable, TaskNotFound, WasmFaaSError)
+from .executor import Executor
+from .pickling import deserialize, send_by_value, serialize
+
+__version__ = "0.1.0"
+
+__all__ = ["Client", "Executor", "FunctionHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
+           "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "PayloadTooLarge",
+           "SerializationError", "RemoteError", "serialize", "deserialize", "send_by_value"]

@@ -1,0 +1,527 @@
+"""The WasmFaaS client: register functions, call them, get futures."""
+import base64
+import concurrent.futures
+import hashlib
+import heapq
+import itertools
+import threading
+import time
+import urllib.parse
+from collections import deque
+
+from . import pickling as _ser
+from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RemoteError, SerializationError,
+                     ServerError, TaskNotFound, WasmFaaSError)
+from .transport import Transport
+
+__all__ = ["Client", "FunctionHandle", "TaskFuture"]
+
+FINAL = ("COMPLETED", "FAILED")
+
+
+class TaskFuture(concurrent.futures.Future):
+    """A :class:`concurrent.futures.Future` for one remote task.
+
+    ``result(timeout)`` returns the function's return value or raises its
+    exception (the sandbox's traceback is attached as a note), and raises
+    ``TimeoutError`` when ``timeout`` passes first. ``task_id`` and
+    ``function_id`` name the task and function on the server. Once the task
+    is final, ``info`` holds the server's full answer (``status``,
+    ``error``, ``stdout``, ``stderr``, ``timings``, ``attempts``).
+
+    The future stays *pending* while the task is queued or running on the
+    server (``running()`` is false), so that ``cancel()`` works until the
+    result arrives. ``cancel()`` only stops this client from waiting: the
+    server has no way to cancel a task yet, so a task already sent runs to
+    its end there, and its result is dropped.
+    """
+
+    def __init__(self, task_id, function_id=None):
+        super().__init__()
+        self.task_id = task_id
+        self.function_id = function_id
+        self.info = None
+        self._settle_lock = threading.RLock()
+        self._cancel_notified = False
+
+    def cancel(self):
+        """Stop waiting for the task (see the class documentation: the task
+        itself is not stopped on the server). Returns False if the result
+        has already arrived."""
+        with self._settle_lock:
+            if not super().cancel():
+                return False
+            if not self._cancel_notified:
+                # Nothing else will run this future: tell wait() and
+                # as_completed() now, as an executor's worker would.
+                self._cancel_notified = True
+                self.set_running_or_notify_cancel()
+            return True
+
+    def _settle(self, value, exc, info):
+        """Complete the future unless it was cancelled."""
+        with self._settle_lock:
+            if self.cancelled():
+                return False
+            self.info = info
+            self.set_running_or_notify_cancel()
+            if exc is not None:
+                self.set_exception(exc)
+            else:
+                self.set_result(value)
+            return True
+
+    @property
+    def stdout(self):
+        """What the function printed (capped by the server), once final."""
+        return (self.info or {}).get("stdout")
+
+    @property
+    def stderr(self):
+        """What the function wrote to stderr, once final."""
+        return (self.info or {}).get("stderr")
+
+    @property
+    def error(self):
+        """The server's ``{"kind", "message", "traceback"}`` for a failed
+        task, else None."""
+        return (self.info or {}).get("error")
+
+    def __repr__(self):
+        return "<TaskFuture %s %s>" % (self.task_id, self._state.lower())
+
+
+class FunctionHandle:
+    """A registered function. Call it like the function: ``handle(*args,
+    **kwargs)`` runs it on the server and returns a :class:`TaskFuture`.
+
+    ``function_id`` is the server's id, ``name`` the registered name."""
+
+    def __init__(self, client, function_id, name=None, isolation=None):
+        self.client = client
+        self.function_id = function_id
+        self.name = name
+        self.isolation = isolation
+
+    def __call__(self, *args, **kwargs):
+        return self.client._execute(self, args, kwargs)
+
+    def submit(self, *args, **kwargs):
+        """Same as calling the handle."""
+        return self.client._execute(self, args, kwargs)
+
+    def map(self, *iterables, timeout=None):
+        """``client.map(self, *iterables, timeout=timeout)``."""
+        return self.client.map(self, *iterables, timeout=timeout)
+
+    def __repr__(self):
+        return "<FunctionHandle %s %s>" % (self.name, self.function_id)
+
+
+class Client:
+    """A connection to a WasmFaaS server.
+
+    >>> client = Client("http://127.0.0.1:8000")
+    >>> double = client.register(lambda x: 2 * x)
+    >>> double(21).result()
+    42
+
+    Parameters:
+
+    ``url``
+        The server, ``http://host:port``.
+    ``timeout``
+        Socket timeout in seconds of each HTTP request (a long-poll for a
+        result adds its wait to it).
+    ``retries``, ``backoff``
+        GET requests are retried ``retries`` times on connection errors and
+        503, pausing ``backoff`` seconds, doubled each time. POST requests
+        (register, execute) are retried only when the connection could not
+        be made at all, so a task never runs twice because of a retry.
+    ``poll_threads``
+        At most this many background threads wait for results. Each waits
+        for one task at a time with a long-poll (``GET
+        /result/{id}?wait=``), which the server answers as soon as the task
+        is final; nothing spins.
+    ``poll_wait``
+        The longest a long-poll waits, in seconds. When more tasks are
+        pending than threads, shorter waits (``rotate_wait``) let every
+        pending task be looked at in turn.
+
+    A client is thread-safe. Close it (or use ``with Client(...) as c:``)
+    to stop its threads; that stops waiting for pending futures (they are
+    cancelled).
+
+    Results and remote exceptions are unpickled with dill, which runs code:
+    use a server you trust.
+    """
+
+    def __init__(self, url="http://127.0.0.1:8000", timeout=30.0, *, retries=4, backoff=0.1,
+                 poll_threads=4, poll_wait=20.0, rotate_wait=1.0):
+        self.transport = Transport(url, timeout=timeout, retries=retries, backoff=backoff)
+        self.url = self.transport.url
+        self._poller = _Poller(self, max(1, int(poll_threads)), float(poll_wait), float(rotate_wait))
+        self._registered = {}  # (sha256 of the pickle, isolation) -> FunctionHandle
+        self._register_lock = threading.Lock()
+        self._closed = False
+
+    # --- context manager
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self):
+        """Stop the background threads and cancel the futures still pending
+        (they stop waiting; the tasks still run on the server)."""
+        self._closed = True
+        for fut in self._poller.close():
+            fut.cancel()
+        self.transport.close()
+
+    # --- functions
+
+    def register(self, fn, name=None, isolation=None):
+        """Register ``fn`` and return a :class:`FunctionHandle`.
+
+        ``fn`` is sent by value with what it needs from your code (see
+        :mod:`wasmfaas.pickling`); ``name`` defaults to its qualified
+        name; ``isolation`` is ``"warm"`` (reuse a sandbox for the same
+        function, the server's default) or ``"fresh"`` (a pristine
+        interpreter for every task). Every call registers anew; the
+        :class:`Executor` and :meth:`map` register each distinct function
+        once."""
+        if isinstance(fn, FunctionHandle):
+            return fn
+        if not callable(fn):
+            raise TypeError("register() needs a callable, not %s" % type(fn).__name__)
+        return self._register_pickle(_ser.dumps(fn), _name_of(fn, name), isolation)
+
+    def _check_open(self):
+        if self._closed:
+            raise RuntimeError("the client is closed")
+
+    def _register_pickle(self, data, name, isolation):
+        self._check_open()
+        body = {"name": name, "payload": _b64(data)}
+        if isolation is not None:
+            body["isolation"] = isolation
+        resp = self.transport.request("POST", "/register_function", body)
+        if resp.status != 200:
+            raise _error_for(resp, "register_function", len(data))
+        fid = _field(resp, "function_id")
+        return FunctionHandle(self, fid, name, isolation)
+
+    def _resolve(self, fn, isolation=None):
+        """A handle for ``fn``: itself if it is one, else a registration
+        shared by every identical pickle of ``fn``."""
+        if isinstance(fn, FunctionHandle):
+            return fn
+        if not callable(fn):
+            raise TypeError("expected a function or a FunctionHandle, not %s" % type(fn).__name__)
+        data = _ser.dumps(fn)
+        key = (hashlib.sha256(data).hexdigest(), isolation)
+        handle = self._registered.get(key)
+        if handle is not None:
+            return handle
+        with self._register_lock:
+            handle = self._registered.get(key)
+            if handle is None:
+                handle = self._register_pickle(data, _name_of(fn, None), isolation)
+                self._registered[key] = handle
+        return handle
+
+    # --- tasks
+
+    def submit(self, fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` remotely and return a
+        :class:`TaskFuture`. ``fn`` is a :class:`FunctionHandle` or a plain
+        function (registered once per distinct function)."""
+        return self._execute(self._resolve(fn), args, kwargs)
+
+    def map(self, fn, *iterables, timeout=None):
+        """Like ``Executor.map``: submit ``fn(*args)`` for every item of
+        ``zip(*iterables)`` now, and return an iterator of the results in
+        order. The iterator raises the first failure when it reaches it
+        (and stops waiting for the rest), and ``TimeoutError`` if
+        ``timeout`` seconds (counted from this call) pass first. ``fn`` is
+        a :class:`FunctionHandle` or a plain function (registered once)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        handle = self._resolve(fn)
+        futures = []
+        try:
+            for args in zip(*iterables):
+                futures.append(self._execute(handle, args, {}))
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        return _results_in_order(futures, end)
+
+    def _execute(self, handle, args, kwargs):
+        self._check_open()
+        data = _ser.dumps((tuple(args), dict(kwargs)))
+        resp = self.transport.request("POST", "/execute_function",
+                                      {"function_id": handle.function_id, "payload": _b64(data)})
+        if resp.status != 200:
+            raise _error_for(resp, "execute_function", len(data), function_id=handle.function_id)
+        fut = TaskFuture(_field(resp, "task_id"), handle.function_id)
+        self._poller.add(fut)
+        return fut
+
+    def future(self, task_id):
+        """A :class:`TaskFuture` for a task submitted earlier (by anyone)."""
+        self._check_open()
+        fut = TaskFuture(task_id)
+        self._poller.add(fut)
+        return fut
+
+    def status(self, task_id):
+        """The task's status: ``QUEUED``, ``RUNNING``, ``COMPLETED`` or
+        ``FAILED``."""
+        resp = self.transport.request("GET", "/status/%s" % _quote(task_id))
+        if resp.status != 200:
+            raise _error_for(resp, "status", task_id=task_id)
+        return _field(resp, "status")
+
+    def result_info(self, task_id, wait=0.0):
+        """The server's raw answer for the task (a dict), waiting up to
+        ``wait`` seconds for it to be final."""
+        path = "/result/%s" % _quote(task_id)
+        if wait and wait > 0:
+            path += "?wait=%s" % _seconds(wait)
+        resp = self.transport.request("GET", path, timeout=self.transport.timeout + (wait or 0))
+        if resp.status != 200:
+            raise _error_for(resp, "result", task_id=task_id)
+        if not isinstance(resp.data, dict) or "status" not in resp.data:
+            raise ServerError("result: the server's answer is not a task: %r" % resp, status=resp.status)
+        return resp.data
+
+    def health(self):
+        """True if the server answers ``GET /healthz`` with 200."""
+        try:
+            return self.transport.request("GET", "/healthz").status == 200
+        except WasmFaaSError:
+            return False
+
+    def __repr__(self):
+        return "<wasmfaas.Client %s>" % self.url
+
+
+def outcome(info, task_id=None):
+    """Turn a final ``/result`` answer into ``(value, None)`` or ``(None,
+    exception)``."""
+    status = info.get("status")
+    raw = info.get("result")
+    if status == "COMPLETED":
+        try:
+            return _ser.deserialize(raw), None
+        except Exception as e:
+            err = SerializationError("task %s: cannot unpickle its result here: %s: %s" % (task_id, type(e).__name__, e))
+            err.__cause__ = e
+            return None, err
+    error = info.get("error") or {}
+    exc = None
+    if raw:
+        try:
+            exc = _ser.deserialize(raw)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(error.get("kind"), error.get("message") or "task %s failed" % task_id,
+                          error.get("traceback") or "", task_id)
+    return None, exc
+
+
+class _Entry:
+    __slots__ = ("future", "early")
+
+    def __init__(self, future):
+        self.future = future
+        self.early = 0
+
+
+class _Poller:
+    """Background threads that long-poll pending tasks, oldest first.
+
+    Each thread takes the next pending task and asks ``GET
+    /result/{id}?wait=W``. The server answers as soon as the task is final
+    (the future completes) or when W ends (the task goes to the back of
+    the line). W is ``long_wait`` when no other task is waiting for a
+    thread, ``short_wait`` otherwise, so that one slow task does not hide
+    the others. A server that answers before W without a final status
+    (one without long-polling) gets a growing pause before that task is
+    asked again. Threads start on demand and end when idle.
+    """
+
+    IDLE_EXIT = 30.0
+
+    def __init__(self, client, threads, long_wait, short_wait):
+        self._client = client
+        self._max = threads
+        self._long = long_wait
+        self._short = min(short_wait, long_wait)
+        self._cv = threading.Condition()
+        self._ready = deque()
+        self._later = []  # heap of (due, seq, entry)
+        self._seq = itertools.count()
+        self._pending = set()
+        self._threads = 0
+        self._idle = 0
+        self._closed = False
+
+    def add(self, fut):
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the client is closed")
+            self._pending.add(fut)
+            self._ready.append(_Entry(fut))
+            self._wake()
+
+    def close(self):
+        with self._cv:
+            self._closed = True
+            pending, self._pending = list(self._pending), set()
+            self._ready.clear()
+            self._later.clear()
+            self._cv.notify_all()
+        return pending
+
+    def _wake(self):
+        if self._idle > 0:
+            self._cv.notify()
+        elif self._threads < self._max:
+            self._threads += 1
+            t = threading.Thread(target=self._run, name="wasmfaas-poller", daemon=True)
+            t.start()
+
+    def _next(self):
+        """The next entry to poll, or None when this thread should end."""
+        while True:
+            if self._closed:
+                self._threads -= 1
+                return None
+            now = time.monotonic()
+            while self._later and self._later[0][0] <= now:
+                self._ready.append(heapq.heappop(self._later)[2])
+            while self._ready:
+                entry = self._ready.popleft()
+                if entry.future.done():  # cancelled by its owner
+                    self._pending.discard(entry.future)
+                    continue
+                return entry
+            timeout = self._later[0][0] - now if self._later else self.IDLE_EXIT
+            self._idle += 1
+            try:
+                woken = self._cv.wait(timeout)
+            finally:
+                self._idle -= 1
+            if not woken and not self._later and not self._ready:
+                self._threads -= 1
+                return None
+
+    def _run(self):
+        while True:
+            with self._cv:
+                entry = self._next()
+                if entry is None:
+                    return
+                wait = self._short if (self._ready or self._later) else self._long
+            fut = entry.future
+            started = time.monotonic()
+            try:
+                info = self._client.result_info(fut.task_id, wait)
+            except BaseException as e:  # noqa: B036 - the future carries it
+                if self._closed:
+                    return
+                self._pending_done(fut)
+                fut._settle(None, e, None)
+                continue
+            if info.get("status") in FINAL:
+                value, exc = outcome(info, fut.task_id)
+                self._pending_done(fut)
+                fut._settle(value, exc, info)
+                continue
+            with self._cv:
+                if self._closed:
+                    return
+                if fut.done():
+                    self._pending.discard(fut)
+                    continue
+                if time.monotonic() - started < wait / 2:
+                    entry.early += 1
+                    delay = min(1.0, 0.05 * 2 ** min(entry.early, 5))
+                    heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), entry))
+                else:
+                    entry.early = 0
+                    self._ready.append(entry)
+                self._wake()
+
+    def _pending_done(self, fut):
+        with self._cv:
+            self._pending.discard(fut)
+
+
+def _results_in_order(futures, end):
+    """Yield the futures' results in order (as Executor.map does)."""
+    futures = list(futures)
+    futures.reverse()
+    try:
+        while futures:
+            fut = futures.pop()
+            try:
+                if end is None:
+                    yield fut.result()
+                else:
+                    yield fut.result(end - time.monotonic())
+            finally:
+                fut.cancel()  # a no-op once done; stops waiting on early exit
+    finally:
+        for fut in futures:
+            fut.cancel()
+
+
+def _b64(data):
+    return base64.b64encode(data).decode("ascii")
+
+
+def _quote(task_id):
+    return urllib.parse.quote(str(task_id), safe="")
+
+
+def _seconds(s):
+    return ("%.3f" % s).rstrip("0").rstrip(".")
+
+
+def _name_of(fn, name):
+    if name:
+        return str(name)
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _field(resp, key):
+    if not isinstance(resp.data, dict) or not isinstance(resp.data.get(key), str):
+        raise ServerError("the server's answer has no %r: %r" % (key, resp), status=resp.status)
+    return resp.data[key]
+
+
+def _error_for(resp, action, size=None, function_id=None, task_id=None):
+    status, detail = resp.status, resp.detail
+    msg = "%s: %d %s" % (action, status, detail)
+    if status in (400, 422):
+        return BadRequest(msg, status, detail)
+    if status == 404:
+        if action == "execute_function":
+            return FunctionNotFound("function %s is not registered on the server (%s)" % (function_id, detail),
+                                    status, detail, function_id=function_id)
+        return TaskNotFound("task %s is not known to the server (%s)" % (task_id, detail),
+                            status, detail, task_id=task_id)
+    if status == 413:
+        what = "the pickled function is" if action == "register_function" else "the pickled arguments are"
+        size_text = " (%.1f MB, %.1f MB as base64)" % (size / 1e6, size * 4 / 3 / 1e6) if size else ""
+        return PayloadTooLarge("%s: %s too large for the server%s: %s" % (action, what, size_text, detail),
+                               status, detail)
+    return ServerError(msg, status, detail)

@@ -1,0 +1,142 @@
+"""Fixtures of the Python client's tests: the real `faas` binary, started
+once per test module (`faas up` with 2 sandboxes and a 3 s task timeout),
+and the client package from the checkout (clients/python).
+
+Test modules import the fixtures from here. (This is not a conftest.py on
+purpose: tests/e2e does `from conftest import ...`, and a second
+conftest.py would take its place when both directories run in one session.)
+
+FAAS_BIN names the binary (default: bin/faas, which `make build` makes).
+Run with Debian's python3 (it has dill):
+
+    FAAS_BIN=$PWD/bin/faas /usr/bin/python3 -m pytest -q tests/client
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLIENT_SRC = os.path.join(ROOT, "clients", "python")
+FAAS = os.environ.get("FAAS_BIN", os.path.join(ROOT, "bin", "faas"))
+TASK_TIMEOUT = "3s"
+
+# The package under test comes from the checkout, not from anything installed.
+if CLIENT_SRC not in sys.path:
+    sys.path.insert(0, CLIENT_SRC)
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when pytest dies, even if it is killed
+    before the fixture's teardown (Linux only; best effort)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FaasServer:
+    def __init__(self):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = tempfile.NamedTemporaryFile(prefix="faas-client-test-", suffix=".log", delete=False)
+        self.proc = None
+
+    def start(self):
+        args = [FAAS, "up", "--addr", "127.0.0.1:%d" % self.port, "-w", "2", "--timeout", TASK_TIMEOUT]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s; log:\n%s" % (args, self.proc.returncode, self.tail()))
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200 and json.load(r).get("status") == "ok":
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("%s is not healthy after 60s; log:\n%s" % (self.url, self.tail()))
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def tail(self, n=4000):
+        self.log.flush()
+        with open(self.log.name, "rb") as f:
+            return f.read()[-n:].decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    if not os.path.isfile(FAAS) or not os.access(FAAS, os.X_OK):
+        pytest.fail("the faas binary %s is missing: run `make build` first, or set FAAS_BIN" % FAAS,
+                    pytrace=False)
+    s = FaasServer()
+    try:
+        s.start()
+    except Exception:
+        s.stop()
+        raise
+    failed_before = request.session.testsfailed
+    yield s
+    s.stop()
+    if request.session.testsfailed > failed_before:
+        sys.stderr.write("\n----- faas log (tail) -----\n%s\n" % s.tail())
+    s.log.close()
+    os.unlink(s.log.name)
+
+
+@pytest.fixture
+def client(server):
+    import wasmfaas
+    c = wasmfaas.Client(server.url, timeout=30)
+    yield c
+    c.close()
+
+
+class RequestLog:
+    """Wraps a client's transport and records every request as (method,
+    path without the query)."""
+
+    def __init__(self, client):
+        self.calls = []
+        self._inner = client.transport.request
+
+        def request(method, path, body=None, timeout=None):
+            self.calls.append((method, path.split("?")[0]))
+            return self._inner(method, path, body, timeout)
+
+        client.transport.request = request
+
+    def count(self, method, prefix):
+        return sum(1 for m, p in self.calls if m == method and p.startswith(prefix))
+
+
+@pytest.fixture
+def request_log():
+    return RequestLog
