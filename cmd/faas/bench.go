@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -12,11 +15,14 @@ import (
 )
 
 func cmdBench(args []string) int {
+	if len(args) > 0 && args[0] == "study" {
+		return cmdBenchStudy(args[1:])
+	}
 	var kinds []string
 	for _, k := range bench.Kinds {
 		kinds = append(kinds, fmt.Sprintf("%s (%s)", k.Name, k.What))
 	}
-	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]", `
+	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)", `
 Drives a running WasmFaaS API the way clients do: registers a function,
 submits tasks closed-loop (-c in flight) or open-loop (--rate per second),
 long-polls every result, and reports submit rate, end-to-end throughput,
@@ -77,4 +83,74 @@ func printReport(r *bench.Report) {
 	s := r.Split
 	fmt.Printf("  in sandbox ms wait %.3f  boot %.3f  deserialize %.3f  run %.3f  serialize %.3f  (call total %.3f)\n",
 		s.SandboxWait, s.Boot, s.Deserialize, s.Run, s.Serialize, s.Sandbox)
+}
+
+// cmdBenchStudy is `faas bench study`: the whole evaluation behind
+// `make bench`, written to a directory as CSV, SVG plots and a markdown report.
+func cmdBenchStudy(args []string) int {
+	fs := newFlagSet("bench study", "[--out bench/results] [flags]", `
+Runs the performance study on this machine and writes results.csv,
+results.json, plots/*.svg and report.md: weak scaling (every mode at every
+size, fresh redis-server + faas api + dispatcher + workers per point, started
+and stopped here), latency at light load, and the cost of isolation (native
+python3 warm pool and process per task against the sandbox warm and fresh).`)
+	out := fs.String("out", "bench/results", "output directory")
+	sizes := fs.String("sizes", "1,2,4,8", "total sandboxes per point")
+	modes := fs.String("modes", "local,push,pull", "dispatcher modes")
+	kindList := fs.String("kinds", "noop,fib20,sleep100ms,arg1mb", "task kinds")
+	per := fs.Int("per-sandbox", 200, "tasks per sandbox at every point")
+	nativePy := fs.String("native", "bench/native.py", "the native baseline script")
+	skipIso := fs.Bool("skip-isolation", false, "leave out the isolation-overhead runs")
+	if err := parseFlags(fs.FlagSet, args); err != nil {
+		return 2
+	}
+	log, _ := (&commonFlags{logLevel: "info"}).logger()
+	ctx, cancel := signalContext(log)
+	defer cancel()
+	var cfg bench.StudyConfig
+	cfg.Dir, cfg.PerSandbox, cfg.Log = *out, *per, log
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fail("bench study", fmt.Errorf("--sizes: %q is not a positive number", s))
+		}
+		cfg.Sizes = append(cfg.Sizes, n)
+	}
+	cfg.Modes = strings.Split(*modes, ",")
+	for _, name := range strings.Split(*kindList, ",") {
+		k, err := bench.KindByName(strings.TrimSpace(name))
+		if err != nil {
+			return fail("bench study", err)
+		}
+		cfg.Kinds = append(cfg.Kinds, k)
+	}
+	_, ttyErr := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+	progress := func(string) bench.Config { return bench.Config{Progress: os.Stderr, Terminal: ttyErr == nil} }
+	res := bench.Results{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: bench.Machine(),
+		Command: "faas bench study " + strings.Join(args, " ")}
+	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		res.Commit = strings.TrimSpace(string(b))
+	}
+	rows, err := bench.Study(ctx, cfg, progress)
+	res.Rows = rows
+	if err != nil {
+		bench.WriteReport(*out, res)
+		return fail("bench study", err)
+	}
+	log.Info("study: latency at light load")
+	if res.LightLoad, err = bench.LightLoad(ctx, cfg, 50, 600, progress("noop")); err != nil {
+		return fail("bench study", err)
+	}
+	if !*skipIso {
+		res.Isolation, err = bench.Isolation(ctx, bench.IsolationConfig{Processes: 2, NativePy: *nativePy,
+			Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
+		if err != nil {
+			return fail("bench study", err)
+		}
+	}
+	if err := bench.WriteReport(*out, res); err != nil {
+		return fail("bench study", err)
+	}
+	fmt.Printf("report written to %s/report.md\n", *out)
+	return 0
 }

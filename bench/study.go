@@ -1,0 +1,330 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StudyConfig is the weak-scaling study: every mode at every size, with a
+// fixed number of tasks per sandbox.
+type StudyConfig struct {
+	Faas       string   // the faas binary (default: this one, /proc/self/exe)
+	Redis      string   // redis-server binary
+	Sizes      []int    // total sandboxes
+	Modes      []string // local, push, pull
+	Kinds      []Kind
+	PerSandbox int // tasks per sandbox (at least 200 in the report)
+	Dir        string
+	Log        *slog.Logger
+}
+
+// Row is one measured point of the study.
+type Row struct {
+	Mode      string  `json:"mode"`
+	Sandboxes int     `json:"sandboxes"`
+	Report    *Report `json:"report"`
+	// Resident memory before any task ran, and the peak during this run.
+	RSSRest RSS `json:"rss_at_rest"`
+	RSSLoad RSS `json:"rss_under_load"`
+}
+
+// RSS is the resident memory of a deployment's processes, in MiB.
+type RSS struct {
+	API        float64 `json:"api_mib"`
+	Dispatcher float64 `json:"dispatcher_mib"`
+	Worker     float64 `json:"worker_mib"`  // push/pull worker process (0 in local mode)
+	Sandbox    float64 `json:"sandbox_mib"` // mean per sandbox process
+}
+
+func (r RSS) max(o RSS) RSS {
+	return RSS{max(r.API, o.API), max(r.Dispatcher, o.Dispatcher), max(r.Worker, o.Worker), max(r.Sandbox, o.Sandbox)}
+}
+
+// Study runs the weak-scaling matrix. Each (mode, size) gets a fresh
+// redis-server, API, dispatcher and workers, started and stopped here.
+func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Config) ([]Row, error) {
+	if cfg.Faas == "" {
+		cfg.Faas = "/proc/self/exe"
+	}
+	if cfg.Redis == "" {
+		cfg.Redis = "redis-server"
+	}
+	var rows []Row
+	for _, mode := range cfg.Modes {
+		for _, n := range cfg.Sizes {
+			d, err := startDeployment(ctx, cfg, mode, n)
+			if err != nil {
+				return rows, err
+			}
+			rest := d.rss()
+			for _, k := range cfg.Kinds {
+				rc := progress(k.Name)
+				rc.URL, rc.Kind = d.url, k
+				rc.Tasks, rc.Warmup = cfg.PerSandbox*n, 5*n
+				rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
+				cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
+				stopSampling, peak := d.sampleRSS()
+				rep, err := Run(ctx, rc)
+				stopSampling()
+				if err != nil {
+					d.stop()
+					return rows, fmt.Errorf("bench: %s with %d sandboxes, %s: %w", mode, n, k.Name, err)
+				}
+				rows = append(rows, Row{Mode: mode, Sandboxes: n, Report: rep, RSSRest: rest, RSSLoad: *peak})
+			}
+			d.stop()
+		}
+	}
+	return rows, nil
+}
+
+type deployment struct {
+	url   string
+	procs map[string]*exec.Cmd
+	order []string
+	dir   string
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startDeployment(ctx context.Context, cfg StudyConfig, mode string, n int) (*deployment, error) {
+	dir, err := os.MkdirTemp("", "faas-study-")
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{procs: map[string]*exec.Cmd{}, dir: dir}
+	ports := make([]int, 3)
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", ports[0])
+	d.url = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	start := func(name, bin string, args ...string) error {
+		cmd := exec.Command(bin, args...)
+		if bin == cfg.Faas {
+			cmd.Args[0] = "faas"
+		}
+		logf, err := os.Create(filepath.Join(dir, name+".log"))
+		if err != nil {
+			return err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("bench: start %s: %w", name, err)
+		}
+		d.procs[name] = cmd
+		d.order = append(d.order, name)
+		return nil
+	}
+	fail := func(err error) (*deployment, error) {
+		d.stop()
+		return nil, err
+	}
+	if err := start("redis", cfg.Redis, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
+		return fail(err)
+	}
+	if err := waitTCP(ctx, ports[0]); err != nil {
+		return fail(err)
+	}
+	common := []string{"--redis", redisURL, "--log-level", "warn"}
+	if err := start("api", cfg.Faas, append([]string{"api", "--addr", fmt.Sprintf("127.0.0.1:%d", ports[1])}, common...)...); err != nil {
+		return fail(err)
+	}
+	workerURL := fmt.Sprintf("tcp://127.0.0.1:%d", ports[2])
+	switch mode {
+	case "local":
+		err = start("dispatcher", cfg.Faas, append([]string{"dispatcher", "-m", "local", "-w", strconv.Itoa(n)}, common...)...)
+	case "push", "pull":
+		err = start("dispatcher", cfg.Faas, append([]string{"dispatcher", "-m", mode, "-p", strconv.Itoa(ports[2]), "--bind", "127.0.0.1"}, common...)...)
+		if err == nil {
+			err = start("worker", cfg.Faas, mode+"-worker", "--log-level", "warn", strconv.Itoa(n), workerURL)
+		}
+	default:
+		err = fmt.Errorf("bench: unknown mode %q", mode)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := waitHealthy(ctx, d.url); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+func waitTCP(ctx context.Context, port int) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("bench: nothing listens on port %d", port)
+}
+
+func waitHealthy(ctx context.Context, url string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("bench: the API did not become healthy")
+}
+
+// rss reads the resident memory of the deployment's processes.
+func (d *deployment) rss() RSS {
+	var r RSS
+	if c := d.procs["api"]; c != nil {
+		r.API = rssMiB(c.Process.Pid)
+	}
+	if c := d.procs["dispatcher"]; c != nil {
+		r.Dispatcher = rssMiB(c.Process.Pid)
+	}
+	host := d.procs["dispatcher"]
+	if c := d.procs["worker"]; c != nil {
+		r.Worker = rssMiB(c.Process.Pid)
+		host = c
+	}
+	if host != nil {
+		var sum float64
+		kids := childPids(host.Process.Pid)
+		for _, pid := range kids {
+			sum += rssMiB(pid)
+		}
+		if len(kids) > 0 {
+			r.Sandbox = sum / float64(len(kids))
+		}
+	}
+	return r
+}
+
+// sampleRSS records the peak memory every 250 ms until stopped.
+func (d *deployment) sampleRSS() (stop func(), peak *RSS) {
+	peak = new(RSS)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = peak.max(d.rss())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }, peak
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
+
+// childPids lists the children of pid, whichever of its threads started them.
+func childPids(pid int) []int {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func (d *deployment) stop() {
+	for i := len(d.order) - 1; i >= 0; i-- {
+		c := d.procs[d.order[i]]
+		syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	os.RemoveAll(d.dir)
+}
+
+// WriteJSON saves v as indented JSON.
+func WriteJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// LightLoad measures latency at a low, steady rate: local mode, 2
+// sandboxes, open loop.
+func LightLoad(ctx context.Context, cfg StudyConfig, rate float64, tasks int, progress Config) (*Report, error) {
+	if cfg.Faas == "" {
+		cfg.Faas = "/proc/self/exe"
+	}
+	if cfg.Redis == "" {
+		cfg.Redis = "redis-server"
+	}
+	d, err := startDeployment(ctx, cfg, "local", 2)
+	if err != nil {
+		return nil, err
+	}
+	defer d.stop()
+	progress.URL, progress.Kind = d.url, Kinds[0]
+	progress.Tasks, progress.Warmup, progress.Rate = tasks, 20, rate
+	return Run(ctx, progress)
+}
