@@ -71,13 +71,23 @@ class _Failure(Exception):
         self.message = message
 
 
+# Error text travels in the reply and is stored with the task: keep it short.
+TEXT_CAP = 64 << 10
+
+
+def _clip(text):
+    if len(text) <= TEXT_CAP:
+        return text
+    return text[:TEXT_CAP] + f"... [{len(text) - TEXT_CAP} more characters cut]"
+
+
 def _describe(exc):
     try:
         text = str(exc)
     except BaseException:
         text = "<str() failed>"
     name = type(exc).__qualname__
-    return f"{name}: {text}" if text else name
+    return _clip(f"{name}: {text}" if text else name)
 
 
 def _traceback_text(exc):
@@ -86,14 +96,15 @@ def _traceback_text(exc):
         # Drop pyshim's own frame so the trace starts at the user's code.
         while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
             tb = tb.tb_next
-        return "".join(traceback.format_exception(type(exc), exc, tb))
+        return _clip("".join(traceback.format_exception(type(exc), exc, tb)))
     except BaseException:
         return _describe(exc) + "\n"
 
 
-def _pickle_exception(exc, tb_text):
+def _pickle_exception(exc, tb_text, cap=TEXT_CAP * 4):
     """Pickle exc so a client can `raise deserialize(result)`; fall back to a
-    RuntimeError carrying the same text when exc does not survive a round trip."""
+    RuntimeError carrying the same (clipped) text when exc does not survive a
+    round trip or pickles larger than cap."""
     if tb_text:
         try:
             exc.add_note("Traceback in the sandbox:\n" + tb_text.rstrip("\n"))
@@ -101,8 +112,9 @@ def _pickle_exception(exc, tb_text):
             pass
     try:
         data = dill.dumps(exc)
-        dill.loads(data)
-        return data
+        if len(data) <= cap:
+            dill.loads(data)
+            return data
     except BaseException:
         pass
     fallback = RuntimeError(_describe(exc))
@@ -351,7 +363,7 @@ def _host_run(request):
             value = _fn(*args, **kwargs)
         except SystemExit as e:
             times[1] = time.perf_counter() - t1
-            msg = f"the function called sys.exit({e.code!r})"
+            msg = _clip(f"the function called sys.exit({e.code!r})")
             return _reply(1, KIND_USER_EXIT, times,
                           _pickle_exception(RuntimeError(msg), _traceback_text(e)), msg, _traceback_text(e))
         except MemoryError as e:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -176,14 +177,20 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 	switch {
 	case err != nil:
 		res = c.crashResult(in, err)
+	case len(rep.payload) > limits.ResultBytes || len(rep.json) > limits.ResultBytes:
+		// pyshim checks the cap itself; a reply over it means the function
+		// tampered with pyshim. The host's check is the one that counts.
+		in.dead = true
+		res = platformFailure(KindResultTooLarge, fmt.Sprintf("the result is over the limit of %d bytes", limits.ResultBytes))
 	case rep.failed:
 		res = &Result{Status: Failed, Payload: rep.payload,
-			Error: &TaskError{Kind: rep.kind, Message: rep.message, Traceback: rep.traceback}}
+			Error: &TaskError{Kind: rep.kind, Message: clipText(rep.message), Traceback: clipText(rep.traceback)}}
 	default:
 		res = &Result{Status: Completed, Payload: rep.payload, JSON: rep.json}
 	}
 	if rep != nil {
-		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = rep.deser, rep.run, rep.ser
+		// The guest wrote these numbers; keep only what is plausible.
+		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = seconds(rep.deser), seconds(rep.run), seconds(rep.ser)
 	}
 	res.Warm = warm
 	res.Timings.Boot = boot.Seconds()
@@ -233,6 +240,32 @@ func (c *child) timedOut(in *instance, timeout time.Duration, start time.Time, b
 	c.mu.Lock()
 	writeFrame(c.w, encodeResult(res))
 	os.Exit(exitTimedOut)
+}
+
+// textCap bounds the error message and traceback a task reports (pyshim
+// clips them to the same size; this holds even if it was tampered with).
+const textCap = 64 << 10
+
+func clipText(s string) string {
+	if len(s) <= textCap {
+		return s
+	}
+	return strings.ToValidUTF8(s[:textCap], "") + "... [cut]"
+}
+
+// seconds is a duration the guest reported: finite and not negative.
+func seconds(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0
+	}
+	return v
+}
+
+// resultFrameLimit is the largest result frame a sandbox process may send:
+// a pickled result and its JSON form (each at most ResultBytes), both
+// output streams, error text, and room for the rest.
+func resultFrameLimit(l Limits) int {
+	return 2*l.ResultBytes + 2*l.OutputBytes + 4*textCap + (1 << 20)
 }
 
 func formatDuration(d time.Duration) string {

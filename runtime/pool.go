@@ -199,7 +199,7 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 	}
 	frames := make(chan []byte, 1)
 	exited := make(chan struct{})
-	maxFrame := p.cfg.Limits.ResultBytes + 2*p.cfg.Limits.OutputBytes + (1 << 20)
+	maxFrame := resultFrameLimit(p.cfg.Limits)
 	var logTail tailBuffer
 	p.wg.Add(1)
 	go func() {

@@ -83,8 +83,12 @@ func (l Limits) WithDefaults() Limits {
 // Task is one function call to run in a sandbox. Payloads are raw dill
 // pickles (already base64-decoded).
 type Task struct {
-	ID          string
-	FnHash      [32]byte // SHA-256 of FnPayload; computed by Run when zero
+	ID string
+	// FnHash keys warm reuse: an interpreter only ever runs tasks with the
+	// FnHash of its first task. Run uses SHA-256 of FnPayload when it is
+	// zero; dispatchers derive it from the function id (dispatch.Task), so
+	// two registrations of the same bytes never share an interpreter.
+	FnHash      [32]byte
 	FnPayload   []byte
 	ArgsPayload []byte
 	Isolation   Isolation
