@@ -42,19 +42,33 @@ func (s *syncBuffer) String() string {
 }
 
 type env struct {
-	t    *testing.T
-	rdb  *redis.Client
-	st   *store.Store
-	h    *Handler
-	srv  *httptest.Server
-	logs *syncBuffer
+	t     *testing.T
+	rdb   *redis.Client
+	st    *store.Store
+	h     *Handler
+	srv   *httptest.Server
+	logs  *syncBuffer
+	token string // sent as a bearer token when set
+}
+
+// as is e with requests sent with token ("": none).
+func (e *env) as(token string) *env {
+	c := *e
+	c.token = token
+	return &c
 }
 
 func newEnv(t *testing.T, rdb *redis.Client, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, rdb, store.Options{}, opts)
+}
+
+// newEnvWith is newEnv with the store's options.
+func newEnvWith(t *testing.T, rdb *redis.Client, sopts store.Options, opts Options) *env {
+	t.Helper()
 	logs := &syncBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st := store.New(rdb, store.Options{})
+	st := store.New(rdb, sopts)
 	h := New(st, opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -125,6 +139,9 @@ func (e *env) do(method, path string, body any) response {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
 	return e.send(req)
 }
 
@@ -497,8 +514,8 @@ func TestLongPollReturnsWhenTaskFinishes(t *testing.T) {
 				completeNext(t, e.st, taskID, store.Outcome{Status: store.StatusCompleted, Result: "gANLKi4="})
 			} else {
 				wantStatus = "FAILED"
-				if ok, err := e.st.Cancel(context.Background(), taskID); !ok || err != nil {
-					t.Fatalf("Cancel = %v, %v", ok, err)
+				if c, err := e.st.Cancel(context.Background(), taskID); !c.Cancelled || err != nil {
+					t.Fatalf("Cancel = %+v, %v", c, err)
 				}
 			}
 			select {

@@ -34,6 +34,9 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 		var he *httpError
 		switch {
 		case errors.As(err, &he):
+			if he.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+			}
 			writeError(w, he.status, he.detail)
 		case r.Context().Err() != nil:
 			// The client went away; nobody reads an answer.
@@ -47,7 +50,7 @@ func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http
 }
 
 type registerResponse struct {
-	FunctionID string `json:"function_id"`
+	FunctionID string `json:"function_id" doc:"the new function's id (a UUID)"`
 }
 
 // registerFunction: {"name": str, "payload": serialize(fn), "isolation"?: "warm"|"fresh"},
@@ -69,7 +72,7 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
 	}
-	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso}
+	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso, Owner: tenantOf(r)}
 	var pickle []byte
 	if _, isSource := m["source"]; isSource {
 		if _, both := m["payload"]; both {
@@ -98,7 +101,7 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	} else {
 		payload, _, err := stringField(m, "payload", false)
 		if err != nil {
-			return errorf(http.StatusUnprocessableEntity, `%v (or "source" for a function as source text)`, err)
+			return withHint(err, ` (or "source" for a function as source text)`)
 		}
 		if pickle, err = store.DecodeBase64(payload); err != nil {
 			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
@@ -121,7 +124,7 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 var pyIdentifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 type executeResponse struct {
-	TaskID string `json:"task_id"`
+	TaskID string `json:"task_id" doc:"the new task's id (a UUID); the task is QUEUED"`
 }
 
 // executeFunction: {"function_id": uuid, "payload": serialize((args, kwargs))},
@@ -151,7 +154,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		payload = base64.StdEncoding.EncodeToString(runtime.JSONArgsPayload(text))
 	} else {
 		if payload, _, err = stringField(m, "payload", false); err != nil {
-			return errorf(http.StatusUnprocessableEntity, `%v (or "args"/"kwargs" for JSON arguments)`, err)
+			return withHint(err, ` (or "args"/"kwargs" for JSON arguments)`)
 		}
 	}
 	fnID, err := parseID("function_id", fnText)
@@ -167,10 +170,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
 	}
-	f, err := h.st.GetFunction(r.Context(), fnID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "function %s not found", fnID)
-	}
+	f, err := h.getFunction(r, fnID)
 	if err != nil {
 		return err
 	}
@@ -182,9 +182,10 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		FnHash:       f.Hash,
 		Isolation:    f.Isolation,
 		WantJSON:     jsonCall,
+		Owner:        f.Owner,
 	}
 	if err := h.st.Enqueue(r.Context(), t); err != nil {
-		return err
+		return enqueueError(err)
 	}
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
 	return nil
@@ -217,7 +218,7 @@ func jsonArguments(args, kwargs json.RawMessage) (string, error) {
 
 type statusResponse struct {
 	TaskID string `json:"task_id"`
-	Status string `json:"status"`
+	Status string `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
@@ -225,8 +226,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.st.Status(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
+	st, owner, err := h.st.TaskStatus(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && owner != tenantOf(r)) {
 		return errorf(http.StatusNotFound, "task %s not found", id)
 	}
 	if err != nil {
@@ -238,24 +239,24 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 
 // errorJSON is runtime.TaskError with every field always present.
 type errorJSON struct {
-	Kind      runtime.ErrorKind `json:"kind"`
-	Message   string            `json:"message"`
-	Traceback string            `json:"traceback"`
+	Kind      runtime.ErrorKind `json:"kind" enum:"USER_EXCEPTION,USER_EXIT,TIMEOUT,MEMORY_LIMIT,SANDBOX_CRASH,BAD_PAYLOAD,RESULT_TOO_LARGE,RESULT_UNPICKLABLE,PAYLOAD_TOO_LARGE,WORKER_LOST,CANCELLED"`
+	Message   string            `json:"message" doc:"what happened, in plain text"`
+	Traceback string            `json:"traceback" doc:"the sandbox's Python traceback, for USER_EXCEPTION; empty otherwise"`
 }
 
 type resultResponse struct {
 	TaskID   string           `json:"task_id"`
-	Status   string           `json:"status"`
-	Result   *string          `json:"result"` // null until final
-	Error    *errorJSON       `json:"error,omitempty"`
-	Stdout   string           `json:"stdout"`
-	Stderr   string           `json:"stderr"`
-	Timings  *runtime.Timings `json:"timings"`
-	Attempts int              `json:"attempts"`
+	Status   string           `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
+	Result   *string          `json:"result" doc:"null until final; then serialize(return value) for COMPLETED, serialize(exception) for FAILED"` // null until final
+	Error    *errorJSON       `json:"error,omitempty" doc:"present for a FAILED task: why it failed"`
+	Stdout   string           `json:"stdout" doc:"what the function printed (capped)"`
+	Stderr   string           `json:"stderr" doc:"what the function wrote to stderr (capped)"`
+	Timings  *runtime.Timings `json:"timings" doc:"where the time went, in seconds; null until the task ran"`
+	Attempts int              `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost)"`
 	// ResultJSON is the result as JSON, for a call made with JSON
 	// arguments: present (null until final, or when the value has no JSON
 	// form) only for such calls.
-	ResultJSON *json.RawMessage `json:"result_json,omitempty"`
+	ResultJSON *json.RawMessage `json:"result_json,omitempty" doc:"only for calls made with JSON arguments: the return value as JSON; null until final or when the value has no JSON form"`
 }
 
 func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
@@ -267,7 +268,7 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.waitFinal(r.Context(), id, wait)
+	t, err := h.waitFinal(r.Context(), tenantOf(r), id, wait)
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "task %s not found", id)
 	}
@@ -324,19 +325,56 @@ func parseWait(vals []string, max time.Duration) (time.Duration, error) {
 	return min(d, max), nil
 }
 
-// waitFinal reads the task, waiting up to wait for it to become final.
-// It subscribes before each read, so no completion slips between the two,
-// and reads again only when woken: no polling.
-func (h *Handler) waitFinal(ctx context.Context, id string, wait time.Duration) (store.Task, error) {
+// getFunction loads a function of the request's tenant: another tenant's
+// is a 404, exactly as an unknown one.
+func (h *Handler) getFunction(r *http.Request, id string) (store.Function, error) {
+	f, err := h.st.GetFunction(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && f.Owner != tenantOf(r)) {
+		return store.Function{}, errorf(http.StatusNotFound, "function %s not found", id)
+	}
+	return f, err
+}
+
+// enqueueError maps a failed Enqueue: a full queue is the tenant's quota,
+// 429 with a Retry-After.
+func enqueueError(err error) error {
+	var full *store.QueueFullError
+	if errors.As(err, &full) {
+		he := errorf(http.StatusTooManyRequests, "too many queued tasks: %d are queued and %d more would pass the limit of %d "+
+			"queued tasks per tenant; wait for some to start", full.Queued, full.Adding, full.Limit)
+		he.retryAfter = queueFullRetryAfter
+		return he
+	}
+	return err
+}
+
+// queueFullRetryAfter is the Retry-After of a 429 for a full queue: a guess,
+// since the queue drains as fast as the dispatchers run the tasks.
+const queueFullRetryAfter = 5
+
+// readTask reads a task of tenant (without payloads); another tenant's is
+// store.ErrNotFound, exactly as an unknown one.
+func (h *Handler) readTask(ctx context.Context, tenant, id string) (store.Task, error) {
+	t, err := h.st.GetTaskSummary(ctx, id)
+	if err == nil && t.Owner != tenant {
+		return store.Task{}, store.ErrNotFound
+	}
+	return t, err
+}
+
+// waitFinal reads the task of tenant, waiting up to wait for it to become
+// final. It subscribes before each read, so no completion slips between the
+// two, and reads again only when woken: no polling.
+func (h *Handler) waitFinal(ctx context.Context, tenant, id string, wait time.Duration) (store.Task, error) {
 	if wait <= 0 {
-		return h.st.GetTaskSummary(ctx, id)
+		return h.readTask(ctx, tenant, id)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	draining := drainingFrom(ctx)
 	for {
 		woken, stop := h.waiter.Wait(id)
-		t, err := h.st.GetTaskSummary(ctx, id)
+		t, err := h.readTask(ctx, tenant, id)
 		if err != nil || store.IsFinal(t.Status) {
 			stop()
 			return t, err
@@ -354,8 +392,8 @@ func (h *Handler) waitFinal(ctx context.Context, id string, wait time.Duration) 
 }
 
 type healthResponse struct {
-	Status string `json:"status"`
-	Detail string `json:"detail,omitempty"`
+	Status string `json:"status" enum:"ok,unavailable"`
+	Detail string `json:"detail,omitempty" doc:"why it is unavailable"`
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {

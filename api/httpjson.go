@@ -13,11 +13,22 @@ import (
 
 // httpError is an error with the status and detail a client gets.
 type httpError struct {
-	status int
-	detail string
+	status     int
+	detail     string
+	retryAfter int // seconds, for the Retry-After header; 0: none
 }
 
 func (e *httpError) Error() string { return fmt.Sprintf("%d: %s", e.status, e.detail) }
+
+// withHint returns err with hint appended to its detail (keeping its status)
+// when it is an *httpError, else err unchanged.
+func withHint(err error, hint string) error {
+	var he *httpError
+	if errors.As(err, &he) {
+		return &httpError{status: he.status, detail: he.detail + hint}
+	}
+	return err
+}
 
 func errorf(status int, format string, args ...any) *httpError {
 	return &httpError{status: status, detail: fmt.Sprintf(format, args...)}

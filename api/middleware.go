@@ -62,12 +62,28 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// logRequests writes one line per request. It never logs bodies, query
-// strings or headers (payloads, Authorization).
+// requestInfo is what later middleware learns about a request for its log
+// line.
+type requestInfo struct {
+	tenant string // set once a token was accepted
+}
+
+type requestInfoKey struct{}
+
+func requestInfoFrom(ctx context.Context) *requestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return info
+}
+
+// logRequests writes one line per request, with the tenant when a token
+// was accepted. It never logs bodies, query strings or headers (payloads,
+// Authorization: tokens are never logged).
 func (h *Handler) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		info := &requestInfo{}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 		defer func() {
 			status := sw.status
 			if status == 0 {
@@ -77,14 +93,18 @@ func (h *Handler) logRequests(next http.Handler) http.Handler {
 			if status >= 500 {
 				level = slog.LevelError
 			}
-			h.log.LogAttrs(r.Context(), level, "http request",
+			attrs := []slog.Attr{
 				slog.String("method", r.Method),
 				slog.String("path", truncate(r.URL.Path, 200)),
 				slog.Int("status", status),
 				slog.Int64("bytes", sw.bytes),
 				slog.Duration("duration", time.Since(start)),
 				slog.String("request_id", requestIDFrom(r.Context())),
-			)
+			}
+			if info.tenant != "" {
+				attrs = append(attrs, slog.String("tenant", info.tenant))
+			}
+			h.log.LogAttrs(r.Context(), level, "http request", attrs...)
 		}()
 		next.ServeHTTP(sw, r)
 	})

@@ -9,12 +9,12 @@ import (
 
 // limitsJSON are runtime.Limits in the units a client reads.
 type limitsJSON struct {
-	TimeoutSeconds float64 `json:"timeout_seconds"`
-	MemoryBytes    uint64  `json:"memory_bytes"`
-	OutputBytes    int     `json:"output_bytes"`
-	ResultBytes    int     `json:"result_bytes"`
-	ArgsBytes      int     `json:"args_bytes"`
-	TmpBytes       int     `json:"tmp_bytes"`
+	TimeoutSeconds float64 `json:"timeout_seconds" doc:"wall-clock limit per task"`
+	MemoryBytes    uint64  `json:"memory_bytes" doc:"memory of the interpreter"`
+	OutputBytes    int     `json:"output_bytes" doc:"captured stdout and stderr, each"`
+	ResultBytes    int     `json:"result_bytes" doc:"pickled result"`
+	ArgsBytes      int     `json:"args_bytes" doc:"pickled function and arguments, each"`
+	TmpBytes       int     `json:"tmp_bytes" doc:"the in-memory /tmp"`
 }
 
 func limitsView(l runtime.Limits) limitsJSON {
@@ -25,24 +25,24 @@ func limitsView(l runtime.Limits) limitsJSON {
 
 type nodeJSON struct {
 	Name      string            `json:"name"`
-	Role      string            `json:"role"`
-	Mode      string            `json:"mode,omitempty"`
+	Role      string            `json:"role" doc:"dispatcher, push-worker or pull-worker"`
+	Mode      string            `json:"mode,omitempty" doc:"a dispatcher's mode: local, push or pull"`
 	Sandboxes int               `json:"sandboxes"`
 	Busy      int               `json:"busy"`
-	Isolation runtime.Isolation `json:"isolation"`
+	Isolation runtime.Isolation `json:"isolation" enum:"warm,fresh" doc:"fresh: the node forces a pristine interpreter for every task"`
 	Limits    limitsJSON        `json:"limits"`
-	Alive     bool              `json:"alive"`
+	Alive     bool              `json:"alive" doc:"reported within the last 10 s"`
 }
 
 type runtimeResponse struct {
-	Python string `json:"python"`
-	Dill   string `json:"dill"`
+	Python string `json:"python" doc:"the sandbox's Python version: pickle functions with the same one, or register source text"`
+	Dill   string `json:"dill" doc:"the sandbox's dill version"`
 	// Limits are those of the live nodes when they agree, else the
 	// platform defaults; Nodes has each node's own.
 	Limits       limitsJSON `json:"limits"`
-	LimitsSource string     `json:"limits_source"` // "nodes" or "defaults"
-	Isolation    []string   `json:"isolation_levels"`
-	Nodes        []nodeJSON `json:"nodes"`
+	LimitsSource string     `json:"limits_source" enum:"nodes,defaults" doc:"nodes: the live nodes' limits, which agree; defaults: the platform defaults"` // "nodes" or "defaults"
+	Isolation    []string   `json:"isolation_levels" doc:"the values of the isolation field of POST /register_function"`
+	Nodes        []nodeJSON `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
 }
 
 // runtimeInfo: GET /runtime, what a function runs on: the sandbox's Python

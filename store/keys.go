@@ -9,7 +9,7 @@ package store
 //
 // The Lua scripts in lua/ rely on the task key being the task id itself:
 // Claim and ReapExpired find task hashes through ids they read from the
-// queue or the lease set. If taskKey ever changes, those scripts change too.
+// queues or the lease set; and they build tenant queue names themselves. If taskKey ever changes, those scripts change too.
 // Because scripts touch keys they were not passed in KEYS, the store needs a
 // single Redis node (standalone, or Sentinel); Redis Cluster is not
 // supported.
@@ -48,6 +48,7 @@ const (
 	fieldEntrypoint   = "entrypoint"  // its entry point
 	fieldWantJSON     = "want_json"   // "1": the task asked for a JSON result
 	fieldResultJSON   = "result_json" // the result as JSON text, when asked and representable
+	fieldOwner        = "owner"       // the tenant a function or task belongs to; absent: the default tenant
 )
 
 type keys struct{ prefix string }
@@ -58,9 +59,37 @@ func (k keys) function(id string) string { return id }
 // task is the hash holding one task. Must stay equal to the id (see above).
 func (k keys) task(id string) string { return id }
 
-// queue is the list of runnable task ids: producers LPUSH, consumers RPOP,
-// a requeued task is RPUSHed so that it is next.
+// queue is the list of the default tenant's runnable task ids (open mode,
+// and the course layout): producers LPUSH, consumers RPOP, a requeued task
+// is RPUSHed so that it is next.
 func (k keys) queue() string { return k.prefix + "queue" }
+
+// tenantQueue is tenant's queue: queue() for the default tenant (""),
+// queue() + ":" + tenant for the others. lua/lib.lua (faas_queue) builds the
+// same names.
+func (k keys) tenantQueue(tenant string) string {
+	if tenant == "" {
+		return k.queue()
+	}
+	return k.queue() + ":" + tenant
+}
+
+// ring is the sorted set of the tenants with queued work that claims may
+// serve, scored by their turn (round robin; see lua/lib.lua and claim.lua).
+func (k keys) ring() string { return k.prefix + "ring" }
+
+// parked is the sorted set of the tenants with queued work that were at
+// their cap of running tasks when a claim looked.
+func (k keys) parked() string { return k.prefix + "parked" }
+
+// running is a hash: tenant -> number of its tasks leased now.
+func (k keys) running() string { return k.prefix + "running" }
+
+// tenancy are the four keys every script that starts with lib.lua takes as
+// KEYS[1..4], followed by its own.
+func (k keys) tenancy(more ...string) []string {
+	return append([]string{k.queue(), k.ring(), k.parked(), k.running()}, more...)
+}
 
 // leases is the sorted set of claimed task ids scored by lease expiry in
 // unix milliseconds.
@@ -72,6 +101,26 @@ func (k keys) doneChannel() string { return k.prefix + "done" }
 // nodes is a hash: node name -> JSON of Node, for the dispatchers and
 // workers that run tasks.
 func (k keys) nodes() string { return k.prefix + "nodes" }
+
+// stats is a hash of cluster-wide task counters and histogram buckets,
+// kept by the scripts (see lua/lib.lua and Stats).
+func (k keys) stats() string { return k.prefix + "stats" }
+
+// recent is the list of the default tenant's newest task ids, newest
+// first, trimmed to RecentTasks by the enqueue script (the dashboard's
+// index); recentOf is any tenant's.
+func (k keys) recent() string { return k.prefix + "recent" }
+
+func (k keys) recentOf(tenant string) string {
+	if tenant == "" {
+		return k.recent()
+	}
+	return k.recent() + ":" + tenant
+}
+
+// cancelChannel carries the id of every RUNNING task that was cancelled, so
+// that the dispatcher holding it stops it at once.
+func (k keys) cancelChannel() string { return k.prefix + "cancel" }
 
 // newTasksChannel carries the id of every new task.
 func (k keys) newTasksChannel() string { return tasksChannel }

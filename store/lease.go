@@ -3,9 +3,13 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wasmfaas/wasmfaas/runtime"
 )
@@ -28,10 +32,13 @@ type Claim struct {
 	WantJSON bool
 }
 
-// Claim atomically pops up to n runnable tasks from the queue (oldest
-// first), skipping ids whose task is gone or already final (cancelled), and
-// leases each to worker until now+lease: status RUNNING, started_at on the
-// first claim, attempts+1, fence+1, worker recorded. The payloads come back
+// Claim atomically pops up to n runnable tasks from the tenants' queues,
+// one tenant after the other (round robin over the tenants with queued
+// work, each tenant's oldest first, a requeued task first), passing over
+// the tenants that have Options.MaxRunning tasks leased, skipping ids whose
+// task is gone or already final (cancelled), and leases each to worker until
+// now+lease: status RUNNING, started_at on the first claim, attempts+1,
+// fence+1, worker recorded. The payloads come back
 // in the same script reply. (Should the reply not decode, the claims read
 // so far come back with the error; the others' leases simply expire.)
 func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Duration) ([]Claim, error) {
@@ -42,8 +49,8 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 		return nil, fmt.Errorf("store: claim: lease must be positive, got %v", lease)
 	}
 	now := time.Now()
-	res, err := scriptClaim.Run(ctx, s.rdb, []string{s.keys.queue(), s.keys.leases()},
-		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli()).Slice()
+	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
+		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
 	}
@@ -108,9 +115,10 @@ type Outcome struct {
 
 // Complete records the outcome if fence is the current lease holder's: the
 // task must be RUNNING, its fence equal and its lease present (not reaped).
-// It sets the fields and finished_at, drops the lease and publishes the id
-// on the done channel. It returns false, and no error, for a stale, late or
-// repeated result.
+// It sets the fields and finished_at, drops the lease, counts the task in
+// the statistics, sets it to expire after the result TTL and publishes the
+// id on the done channel. It returns false, and no error, for a stale, late
+// or repeated result (a cancelled task's, for example).
 //
 // A FAILED outcome needs Error; if its Result is empty, a pickled built-in
 // exception matching Error.Kind (see runtime.PyExceptionType) is stored so that
@@ -128,13 +136,18 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	default:
 		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, StatusCompleted, StatusFailed, o.Status)
 	}
+	kind := ""
+	if o.Status == StatusFailed {
+		kind = string(o.Error.Kind)
+	}
+	now := unixMS(time.Now())
 	args := []any{
-		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(),
+		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), now, s.ttlMS, o.Status, kind,
 		fieldStatus, o.Status,
 		fieldResult, o.Result,
 		fieldStdout, o.Stdout,
 		fieldStderr, o.Stderr,
-		fieldFinishedAt, unixMS(time.Now()),
+		fieldFinishedAt, now,
 	}
 	if o.ResultJSON != "" {
 		args = append(args, fieldResultJSON, o.ResultJSON)
@@ -147,13 +160,22 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 		args = append(args, fieldError, string(b))
 	}
 	if o.Timings != nil {
-		b, err := json.Marshal(o.Timings)
+		// Timings come from the worker (and ultimately from the guest):
+		// JSON cannot carry NaN or infinities, and a task must not be
+		// unrecordable because of them.
+		t := *o.Timings
+		for _, v := range []*float64{&t.Queue, &t.Boot, &t.Deserialize, &t.Run, &t.Serialize, &t.Total} {
+			if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 {
+				*v = 0
+			}
+		}
+		b, err := json.Marshal(t)
 		if err != nil {
 			return false, fmt.Errorf("store: complete task %s: encode timings: %w", id, err)
 		}
 		args = append(args, fieldTimings, string(b))
 	}
-	n, err := scriptComplete.Run(ctx, s.rdb, []string{s.keys.task(id), s.keys.leases()}, args...).Int()
+	n, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()), args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("store: complete task %s: %w", id, err)
 	}
@@ -162,14 +184,14 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 
 // Release gives back a task that the caller claimed but did not run (for
 // example a dispatcher shutting down): the lease is dropped, the id goes back
-// to the consumer end of the queue so it is claimed next, and the attempt is
-// not counted. The status stays RUNNING, because statuses never move
+// to the consumer end of its tenant's queue so it is the tenant's next, and
+// the attempt is not counted. The status stays RUNNING, because statuses never move
 // backwards; Claim takes RUNNING tasks from the queue like QUEUED ones. The
 // fence is not reused: a later result under the released fence is stale.
 // Releasing a task the caller no longer holds does nothing.
 func (s *Store) Release(ctx context.Context, id string, fence int64) error {
 	_, err := scriptRelease.Run(ctx, s.rdb,
-		[]string{s.keys.task(id), s.keys.queue(), s.keys.leases()},
+		s.keys.tenancy(s.keys.task(id), s.keys.leases()),
 		id, strconv.FormatInt(fence, 10)).Int()
 	if err != nil {
 		return fmt.Errorf("store: release task %s: %w", id, err)
@@ -181,18 +203,19 @@ func (s *Store) Release(ctx context.Context, id string, fence int64) error {
 const reapBatch = 500
 
 // ReapExpired handles every lease with expiry <= now: a task with attempts
-// left goes back to the consumer end of the queue (it stays RUNNING), one
-// without becomes FAILED with kind WORKER_LOST and a pickled RuntimeError as
-// result, and is announced on the done channel. It returns the ids requeued
-// and failed.
+// left goes back to the consumer end of its tenant's queue (it stays
+// RUNNING), one without becomes FAILED with kind WORKER_LOST and a pickled
+// RuntimeError as result, and is announced on the done channel. It also
+// puts every tenant parked at its running cap back in turn (Claim parks it
+// again if it still is at its cap). It returns the ids requeued and failed.
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, failed []string, err error) {
 	result, errJSON, err := s.workerLost()
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: reap: %w", err)
 	}
 	for {
-		res, err := scriptReap.Run(ctx, s.rdb, []string{s.keys.queue(), s.keys.leases()},
-			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON).Slice()
+		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
+			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS).Slice()
 		if err != nil {
 			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
 		}
@@ -210,41 +233,73 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 // workerLost is the result (a pickled RuntimeError) and the error JSON of a
 // task that failed because its worker was lost on its last attempt.
 func (s *Store) workerLost() (result, errJSON string, err error) {
-	te := &runtime.TaskError{
-		Kind: runtime.KindWorkerLost,
-		Message: fmt.Sprintf("the task was lost %d times: its worker died, hung or was cut off "+
-			"(it stopped renewing its lease); giving up", s.maxAttempts),
-	}
-	b, err := json.Marshal(te)
+	return platformFailure(runtime.KindWorkerLost, fmt.Sprintf("the task was lost %d times: its worker died, hung or was cut off "+
+		"(it stopped renewing its lease); giving up", s.maxAttempts))
+}
+
+// platformFailure is the result (a pickled built-in exception, see
+// runtime.PyExceptionType) and the error JSON of a task the platform fails.
+func platformFailure(kind runtime.ErrorKind, msg string) (result, errJSON string, err error) {
+	b, err := json.Marshal(&runtime.TaskError{Kind: kind, Message: msg})
 	if err != nil {
 		return "", "", fmt.Errorf("encode error: %w", err)
 	}
-	return PickleException(runtime.PyExceptionType(te.Kind), te.Message), string(b), nil
+	return PickleException(runtime.PyExceptionType(kind), msg), string(b), nil
 }
 
-// Cancel fails a task that is still QUEUED with kind CANCELLED and a pickled
-// RuntimeError as result, and announces it on the done channel. It returns
-// false if the task has already started or finished, and ErrNotFound for an
-// unknown id. The id stays in the queue until a Claim drops it.
-func (s *Store) Cancel(ctx context.Context, id string) (bool, error) {
-	te := &runtime.TaskError{Kind: runtime.KindCancelled, Message: "the task was cancelled before it started"}
-	errJSON, err := json.Marshal(te)
+// Cancellation is what Cancel did.
+type Cancellation struct {
+	// Cancelled is true if the task was QUEUED or RUNNING and is now FAILED
+	// with kind CANCELLED.
+	Cancelled bool
+	// Was is the status the task had: QUEUED or RUNNING when it was
+	// cancelled, COMPLETED or FAILED when it was already final (and left
+	// alone).
+	Was string
+}
+
+// Cancel stops a task that is not final yet: it becomes FAILED with kind
+// CANCELLED and a pickled RuntimeError as result, leaves the queue, is
+// counted, set to expire after the result TTL and announced on the done
+// channel, in one script. A RUNNING task loses its lease (its holder's
+// result will be rejected) and its id is published on the cancel channel,
+// so that the dispatcher holding it stops it at once (SubscribeCancels);
+// otherwise the next lease renewal tells it. A final task is left alone.
+// It returns ErrNotFound for an unknown id.
+func (s *Store) Cancel(ctx context.Context, id string) (Cancellation, error) {
+	return s.cancel(ctx, id, false, "")
+}
+
+// CancelAs is Cancel for a task of tenant ("" the default one): a task of
+// another tenant is left alone and reported as ErrNotFound, exactly as an
+// unknown id, in the same script.
+func (s *Store) CancelAs(ctx context.Context, tenant, id string) (Cancellation, error) {
+	return s.cancel(ctx, id, true, tenant)
+}
+
+func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant string) (Cancellation, error) {
+	queued, queuedErr, err := platformFailure(runtime.KindCancelled, "the task was cancelled before it started")
 	if err != nil {
-		return false, fmt.Errorf("store: cancel task %s: encode error: %w", id, err)
+		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	n, err := scriptCancel.Run(ctx, s.rdb, []string{s.keys.task(id)},
-		id, s.keys.doneChannel(), time.Now().UnixMilli(),
-		PickleException(runtime.PyExceptionType(te.Kind), te.Message), string(errJSON)).Int()
+	running, runningErr, err := platformFailure(runtime.KindCancelled, "the task was cancelled while it was running")
 	if err != nil {
-		return false, fmt.Errorf("store: cancel task %s: %w", id, err)
+		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	switch n {
-	case -1:
-		return false, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
-	case 1:
-		return true, nil
+	check := "0"
+	if checkOwner {
+		check = "1"
 	}
-	return false, nil
+	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()),
+		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
+		queued, queuedErr, running, runningErr, check, tenant).Text()
+	if errors.Is(err, redis.Nil) {
+		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
+	}
+	return Cancellation{Cancelled: !IsFinal(was), Was: was}, nil
 }
 
 func strs(v any) []string {

@@ -11,7 +11,7 @@ import (
 // their leases had just expired: used when the worker running them is known
 // to be gone (declared dead, past its deadline) so that the tasks need not
 // wait out their leases. A task still RUNNING under that fence with its
-// lease present goes back to the consumer end of the queue with the attempt
+// lease present goes back to the consumer end of its tenant's queue with the attempt
 // counted, or FAILS with kind WORKER_LOST when it has used its MaxAttempts;
 // any other claim (completed, reaped, released, claimed again) is left
 // alone. A result reported later under a requeued fence is stale and
@@ -24,12 +24,12 @@ func (s *Store) Requeue(ctx context.Context, claims map[string]int64) (requeued,
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue: %w", err)
 	}
-	args := make([]any, 0, 5+2*len(claims))
-	args = append(args, time.Now().UnixMilli(), s.maxAttempts, s.keys.doneChannel(), result, errJSON)
+	args := make([]any, 0, 6+2*len(claims))
+	args = append(args, time.Now().UnixMilli(), s.maxAttempts, s.keys.doneChannel(), result, errJSON, s.ttlMS)
 	for id, fence := range claims {
 		args = append(args, id, strconv.FormatInt(fence, 10))
 	}
-	res, err := scriptRequeue.Run(ctx, s.rdb, []string{s.keys.queue(), s.keys.leases()}, args...).Slice()
+	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()), args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue %d claims: %w", len(claims), err)
 	}

@@ -2,6 +2,9 @@ package store
 
 import (
 	_ "embed"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -10,18 +13,26 @@ import (
 // scripts. They take the current time from the caller (never TIME), so that
 // real Redis and miniredis behave the same, and go-redis runs them with
 // EVALSHA, falling back to EVAL when the script cache is empty.
+//
+// Every script but put_function and renew starts with lib.lua, preceded by
+// the histogram bounds (withLib): its shared functions keep the task
+// counters and the per-tenant queues, ring and running counts, and take the
+// four tenancy keys as KEYS[1..4] (keys.tenancy).
 var (
+	//go:embed lua/lib.lua
+	libLua string
+
 	//go:embed lua/put_function.lua
 	putFunctionLua    string
 	scriptPutFunction = redis.NewScript(putFunctionLua)
 
 	//go:embed lua/enqueue.lua
 	enqueueLua    string
-	scriptEnqueue = redis.NewScript(enqueueLua)
+	scriptEnqueue = redis.NewScript(withLib(enqueueLua))
 
 	//go:embed lua/claim.lua
 	claimLua    string
-	scriptClaim = redis.NewScript(claimLua)
+	scriptClaim = redis.NewScript(withLib(claimLua))
 
 	//go:embed lua/renew.lua
 	renewLua    string
@@ -29,21 +40,48 @@ var (
 
 	//go:embed lua/complete.lua
 	completeLua    string
-	scriptComplete = redis.NewScript(completeLua)
+	scriptComplete = redis.NewScript(withLib(completeLua))
 
 	//go:embed lua/release.lua
 	releaseLua    string
-	scriptRelease = redis.NewScript(releaseLua)
+	scriptRelease = redis.NewScript(withLib(releaseLua))
 
 	//go:embed lua/requeue.lua
 	requeueLua    string
-	scriptRequeue = redis.NewScript(requeueLua)
+	scriptRequeue = redis.NewScript(withLib(requeueLua))
 
 	//go:embed lua/reap.lua
 	reapLua    string
-	scriptReap = redis.NewScript(reapLua)
+	scriptReap = redis.NewScript(withLib(reapLua))
 
 	//go:embed lua/cancel.lua
 	cancelLua    string
-	scriptCancel = redis.NewScript(cancelLua)
+	scriptCancel = redis.NewScript(withLib(cancelLua))
+
+	//go:embed lua/queue_depth.lua
+	queueDepthLua    string
+	scriptQueueDepth = redis.NewScript(withLib(queueDepthLua))
 )
+
+// HistogramBuckets are the upper bounds, in seconds, of the task latency
+// and execution-time histograms the scripts keep (see Stats).
+var HistogramBuckets = []float64{
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
+}
+
+// withLib puts the shared functions of lib.lua, and the bucket bounds they
+// use, in front of script.
+func withLib(script string) string {
+	var b strings.Builder
+	b.WriteString("local BUCKETS_MS = {")
+	for i, s := range HistogramBuckets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatInt(int64(math.Round(s*1000)), 10))
+	}
+	b.WriteString("}\n")
+	b.WriteString(libLua)
+	b.WriteString(script)
+	return b.String()
+}

@@ -17,8 +17,23 @@
 // stays RUNNING, statuses never move backwards) or, after MaxAttempts
 // attempts, the task FAILS with error kind WORKER_LOST. Release gives a
 // claim back without counting the attempt. Cancel fails a task that is
-// still QUEUED. Every FAILED task has a result that unpickles to an
-// exception instance.
+// QUEUED or RUNNING (the dispatcher running it hears of it and kills its
+// sandbox). Every FAILED task has a result that unpickles to an exception
+// instance.
+//
+// Tenants. Functions and tasks belong to a tenant (their owner field; none
+// for the default tenant "", which open mode uses). Each tenant has its own
+// queue; Claim serves the tenants with queued work in turn (round robin),
+// so that one tenant's thousands of queued tasks do not delay another's
+// first. Options.MaxQueued caps the ids a tenant's queue may hold (Enqueue
+// refuses more, atomically, with ErrQueueFull); Options.MaxRunning caps the
+// tasks of one tenant leased at once (Claim passes over a tenant at its
+// cap). See lua/lib.lua for the keys.
+//
+// The scripts also keep cluster-wide statistics (Stats: counters, gauges
+// and histograms in one hash), a bounded index of the newest tasks
+// (RecentTasks), and set every final task to expire after the result TTL
+// (Options.ResultTTL); functions never expire.
 package store
 
 import (
@@ -30,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +72,45 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrExists is returned when a new function or task id is already taken.
 	ErrExists = errors.New("already exists")
+	// ErrQueueFull is returned (as a *QueueFullError) when new tasks would
+	// put more than Options.MaxQueued ids in their tenant's queue.
+	ErrQueueFull = errors.New("queue full")
 )
+
+// QueueFullError says by how much Enqueue missed its tenant's queue cap.
+type QueueFullError struct {
+	Tenant string
+	Queued int64 // ids in the tenant's queue now
+	Adding int   // tasks the refused call would have added
+	Limit  int   // Options.MaxQueued
+}
+
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("queue full: %d tasks queued, %d more would pass the limit of %d per tenant", e.Queued, e.Adding, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrQueueFull) true.
+func (e *QueueFullError) Is(target error) bool { return target == ErrQueueFull }
+
+// validTenant is what a tenant name may be: it becomes part of key names.
+var validTenant = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidTenant checks a tenant name: 1 to 64 letters, digits, '.', '_' or
+// '-', starting with a letter or digit. The default tenant "" is not a
+// name one can give.
+func ValidTenant(name string) error {
+	if !validTenant.MatchString(name) {
+		return fmt.Errorf("tenant name %q: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+func checkOwner(owner string) error {
+	if owner == "" {
+		return nil
+	}
+	return ValidTenant(owner)
+}
 
 // Options configure a Store. Zero fields take defaults.
 type Options struct {
@@ -68,13 +122,35 @@ type Options struct {
 	MaxAttempts int
 	// Logger for background work (subscriptions). Default slog.Default().
 	Logger *slog.Logger
+	// ResultTTL is how long a task is kept after it became final; then
+	// Redis removes it. Zero keeps tasks forever. Functions never expire.
+	ResultTTL time.Duration
+	// MaxQueued caps the ids one tenant's queue may hold: Enqueue and
+	// EnqueueBatch refuse tasks beyond it with ErrQueueFull. Zero: no cap.
+	// It matters where tasks are enqueued (the API).
+	MaxQueued int
+	// MaxRunning caps the tasks of one tenant leased at once: Claim passes
+	// over a tenant at its cap. Zero: no cap. It matters where tasks are
+	// claimed (the dispatchers); give every dispatcher the same value (with
+	// different ones, a tenant may reach the largest).
+	MaxRunning int
 }
+
+// DefaultResultTTL is the result TTL the commands use unless told otherwise.
+const DefaultResultTTL = 24 * time.Hour
+
+// RecentTasks is how many of the newest task ids the store keeps in its
+// recent-tasks index (RecentTasks).
+const RecentTasks = 200
 
 // Store is the Redis-backed state. It is safe for concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
 	keys        keys
 	maxAttempts int
+	ttlMS       int64 // result TTL in milliseconds, 0: keep
+	maxQueued   int
+	maxRunning  int
 	log         *slog.Logger
 }
 
@@ -91,8 +167,22 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Store{rdb: rdb, keys: keys{prefix: opts.Prefix}, maxAttempts: opts.MaxAttempts, log: opts.Logger}
+	ttl := max(opts.ResultTTL, 0)
+	if ttl > 0 && ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	return &Store{rdb: rdb, keys: keys{prefix: opts.Prefix}, maxAttempts: opts.MaxAttempts,
+		ttlMS: ttl.Milliseconds(), maxQueued: max(opts.MaxQueued, 0), maxRunning: max(opts.MaxRunning, 0), log: opts.Logger}
 }
+
+// MaxQueued is the configured cap of ids per tenant queue (0: none).
+func (s *Store) MaxQueued() int { return s.maxQueued }
+
+// MaxRunning is the configured cap of leased tasks per tenant (0: none).
+func (s *Store) MaxRunning() int { return s.maxRunning }
+
+// ResultTTL is the configured result TTL (0: tasks are kept forever).
+func (s *Store) ResultTTL() time.Duration { return time.Duration(s.ttlMS) * time.Millisecond }
 
 // MaxAttempts is the configured attempt limit.
 func (s *Store) MaxAttempts() int { return s.maxAttempts }
@@ -118,6 +208,8 @@ type Function struct {
 	// (runtime.SourcePayload).
 	Source     string
 	Entrypoint string
+	// Owner is the tenant the function belongs to ("" the default one).
+	Owner string
 }
 
 // PutFunction stores a new function. Isolation "" is stored as warm, a zero
@@ -126,6 +218,9 @@ type Function struct {
 func (s *Store) PutFunction(ctx context.Context, f Function) error {
 	if f.ID == "" {
 		return fmt.Errorf("store: put function: empty id")
+	}
+	if err := checkOwner(f.Owner); err != nil {
+		return fmt.Errorf("store: put function %s: %w", f.ID, err)
 	}
 	if f.Isolation == "" {
 		f.Isolation = runtime.Warm
@@ -150,6 +245,9 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 	if f.Source != "" {
 		args = append(args, fieldSource, f.Source, fieldEntrypoint, f.Entrypoint)
 	}
+	if f.Owner != "" {
+		args = append(args, fieldOwner, f.Owner)
+	}
 	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
@@ -165,7 +263,7 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 // payload is not base64) and its isolation is warm.
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
-		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint).Result()
+		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -182,6 +280,7 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		CreatedAt:  parseMS(str(vals[4])),
 		Source:     str(vals[5]),
 		Entrypoint: str(vals[6]),
+		Owner:      str(vals[7]),
 	}
 	if f.Isolation == "" {
 		f.Isolation = runtime.Warm
@@ -216,44 +315,98 @@ type Task struct {
 	Timings      *runtime.Timings
 	WantJSON     bool   // the caller asked for the result as JSON too
 	ResultJSON   string // that JSON, when the value has one ("" otherwise)
+	Owner        string // the tenant the task belongs to ("" the default one)
 }
 
 // Enqueue creates the task QUEUED (whatever t.Status says), makes it
-// runnable and publishes its id on "Tasks", in one script. t.ID is
-// required; a zero CreatedAt means now; isolation "" means warm. It returns
-// ErrExists if the id is taken.
+// runnable in its owner's queue and publishes its id on "Tasks", in one
+// script. t.ID is required; a zero CreatedAt means now; isolation "" means
+// warm. It returns ErrExists if the id is taken, and a *QueueFullError
+// (ErrQueueFull) if the owner's queue holds Options.MaxQueued ids already.
 func (s *Store) Enqueue(ctx context.Context, t Task) error {
-	if t.ID == "" {
-		return fmt.Errorf("store: enqueue: empty task id")
+	if err := s.enqueue(ctx, t, []string{t.ID}, []string{t.ParamPayload}); err != nil {
+		return fmt.Errorf("store: enqueue task %s: %w", t.ID, err)
 	}
-	if t.CreatedAt.IsZero() {
-		t.CreatedAt = time.Now()
+	return nil
+}
+
+// EnqueueBatch creates one QUEUED task per ids[i], with argument payload
+// params[i] and everything else (function, payload, hash, isolation,
+// want_json, created_at, owner) from tmpl, makes them runnable in that
+// order and publishes their ids on "Tasks", in one script: all of them or
+// none. It returns ErrExists (and creates nothing) if an id is taken, a
+// *QueueFullError (ErrQueueFull) if they would put more than
+// Options.MaxQueued ids in the owner's queue, and an error for an empty or
+// repeated id.
+func (s *Store) EnqueueBatch(ctx context.Context, tmpl Task, ids, params []string) error {
+	if err := s.enqueue(ctx, tmpl, ids, params); err != nil {
+		return fmt.Errorf("store: enqueue %d tasks: %w", len(ids), err)
 	}
-	if t.Isolation == "" {
-		t.Isolation = runtime.Warm
+	return nil
+}
+
+func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) error {
+	if len(ids) == 0 || len(ids) != len(params) {
+		return fmt.Errorf("%d task ids for %d argument payloads", len(ids), len(params))
 	}
-	args := []any{
-		t.ID, s.keys.newTasksChannel(),
-		fieldFnPayload, t.FnPayload,
-		fieldParamPayload, t.ParamPayload,
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if id == "" {
+			return errors.New("empty task id")
+		}
+		if seen[id] {
+			return fmt.Errorf("task id %s given twice", id)
+		}
+		seen[id] = true
+	}
+	if err := checkOwner(tmpl.Owner); err != nil {
+		return err
+	}
+	if tmpl.CreatedAt.IsZero() {
+		tmpl.CreatedAt = time.Now()
+	}
+	if tmpl.Isolation == "" {
+		tmpl.Isolation = runtime.Warm
+	}
+	shared := []any{
+		fieldFnPayload, tmpl.FnPayload,
 		fieldStatus, StatusQueued,
 		fieldResult, "",
-		fieldFunctionID, t.FunctionID,
-		fieldFnHash, t.FnHash,
-		fieldIsolation, string(t.Isolation),
-		fieldCreatedAt, unixMS(t.CreatedAt),
+		fieldFunctionID, tmpl.FunctionID,
+		fieldFnHash, tmpl.FnHash,
+		fieldIsolation, string(tmpl.Isolation),
+		fieldCreatedAt, unixMS(tmpl.CreatedAt),
 		fieldAttempts, 0,
 		fieldFence, 0,
 	}
-	if t.WantJSON {
-		args = append(args, fieldWantJSON, "1")
+	if tmpl.WantJSON {
+		shared = append(shared, fieldWantJSON, "1")
 	}
-	n, err := scriptEnqueue.Run(ctx, s.rdb, []string{s.keys.task(t.ID), s.keys.queue()}, args...).Int()
+	if tmpl.Owner != "" {
+		shared = append(shared, fieldOwner, tmpl.Owner)
+	}
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner))
+	for _, id := range ids {
+		keys = append(keys, s.keys.task(id))
+	}
+	args := make([]any, 0, 5+len(shared)+len(params))
+	args = append(args, s.keys.newTasksChannel(), RecentTasks, tmpl.Owner, s.maxQueued, len(shared)/2)
+	args = append(args, shared...)
+	for _, p := range params {
+		args = append(args, p)
+	}
+	res, err := scriptEnqueue.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return fmt.Errorf("store: enqueue task %s: %w", t.ID, err)
+		return err
 	}
-	if n == 0 {
-		return fmt.Errorf("store: enqueue task %s: %w", t.ID, ErrExists)
+	if len(res) != 2 {
+		return fmt.Errorf("unexpected script reply of %d items", len(res))
+	}
+	switch res[0] {
+	case 0:
+		return ErrExists
+	case -1:
+		return &QueueFullError{Tenant: tmpl.Owner, Queued: res[1], Adding: len(ids), Limit: s.maxQueued}
 	}
 	return nil
 }
@@ -261,7 +414,7 @@ func (s *Store) Enqueue(ctx context.Context, t Task) error {
 var taskFields = []string{
 	fieldStatus, fieldResult, fieldFunctionID, fieldFnHash, fieldIsolation,
 	fieldError, fieldStdout, fieldStderr, fieldAttempts, fieldFence, fieldWorker,
-	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON,
+	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON, fieldOwner,
 	// payloads last so that GetTaskSummary can leave them out
 	fieldFnPayload, fieldParamPayload,
 }
@@ -307,6 +460,7 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		CreatedAt:    parseMS(m[fieldCreatedAt]),
 		StartedAt:    parseMS(m[fieldStartedAt]),
 		FinishedAt:   parseMS(m[fieldFinishedAt]),
+		Owner:        m[fieldOwner],
 	}
 	t.WantJSON = m[fieldWantJSON] == "1"
 	if IsFinal(status) {
@@ -344,14 +498,41 @@ func (s *Store) Status(ctx context.Context, id string) (string, error) {
 	return st, nil
 }
 
-// QueueDepth is the length of the queue. Cancelled tasks stay in it until a
-// Claim drops them, so it can overcount.
+// TaskStatus returns a task's status and owner with one HMGET.
+func (s *Store) TaskStatus(ctx context.Context, id string) (status, owner string, err error) {
+	vals, err := s.rdb.HMGet(ctx, s.keys.task(id), fieldStatus, fieldOwner).Result()
+	if err != nil {
+		return "", "", fmt.Errorf("store: status of task %s: %w", id, err)
+	}
+	status, ok := vals[0].(string)
+	if !ok {
+		return "", "", fmt.Errorf("store: status of task %s: %w", id, ErrNotFound)
+	}
+	return status, str(vals[1]), nil
+}
+
+// QueueDepth is the number of ids in all the tenants' queues: QUEUED tasks
+// and requeued ones (a task whose hash vanished stays until a Claim drops
+// it). It costs O(tenants with queued work).
 func (s *Store) QueueDepth(ctx context.Context) (int64, error) {
-	n, err := s.rdb.LLen(ctx, s.keys.queue()).Result()
+	n, err := scriptQueueDepth.Run(ctx, s.rdb, s.keys.tenancy()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("store: queue depth: %w", err)
 	}
 	return n, nil
+}
+
+// TenantUsage is what one tenant has in the system now: the ids in its
+// queue and its tasks leased to a dispatcher or worker.
+func (s *Store) TenantUsage(ctx context.Context, tenant string) (queued, running int64, err error) {
+	pipe := s.rdb.Pipeline()
+	q := pipe.LLen(ctx, s.keys.tenantQueue(tenant))
+	r := pipe.HGet(ctx, s.keys.running(), tenant)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("store: usage of tenant %q: %w", tenant, err)
+	}
+	running, _ = strconv.ParseInt(r.Val(), 10, 64)
+	return q.Val(), max(running, 0), nil
 }
 
 // LeaseCount is the number of tasks currently leased.

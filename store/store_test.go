@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -623,48 +624,114 @@ func TestRelease(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	cases := []struct {
+		name      string
+		prepare   func(t *testing.T, st *store.Store, id string) // brings task id into the state to cancel
+		want      store.Cancellation
+		message   string // in the error and the exception; "" if not cancelled
+		published bool   // on the cancel channel
+	}{
+		{name: "queued", prepare: func(t *testing.T, st *store.Store, id string) {},
+			want: store.Cancellation{Cancelled: true, Was: store.StatusQueued}, message: "cancelled before it started"},
+		{name: "running", prepare: func(t *testing.T, st *store.Store, id string) { claimOne(t, st, id) },
+			want: store.Cancellation{Cancelled: true, Was: store.StatusRunning}, message: "cancelled while it was running", published: true},
+		{name: "requeued", prepare: func(t *testing.T, st *store.Store, id string) {
+			c := claimOne(t, st, id)
+			if _, _, err := st.Requeue(testCtx(t), map[string]int64{id: c.Fence}); err != nil {
+				t.Fatal(err)
+			}
+		}, want: store.Cancellation{Cancelled: true, Was: store.StatusRunning}, message: "cancelled while it was running", published: true},
+		{name: "completed", prepare: func(t *testing.T, st *store.Store, id string) {
+			c := claimOne(t, st, id)
+			if ok, err := st.Complete(testCtx(t), id, c.Fence, completed("AAAA")); !ok || err != nil {
+				t.Fatalf("Complete = %v, %v", ok, err)
+			}
+		}, want: store.Cancellation{Cancelled: false, Was: store.StatusCompleted}},
+	}
 	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
 		ctx := testCtx(t)
-		ids := enqueueN(t, st, 3)
 		w := st.NewWaiter(ctx)
 		defer w.Close()
 		<-w.Ready()
-		ch, stop := w.Wait(ids[0])
+		cancels, stop := st.SubscribeCancels(ctx)
 		defer stop()
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				id := "task-" + c.name
+				if err := st.Enqueue(ctx, newTask(id)); err != nil {
+					t.Fatal(err)
+				}
+				c.prepare(t, st, id)
+				before, _ := st.GetTask(ctx, id)
+				woken, stopWait := w.Wait(id)
+				defer stopWait()
 
-		if ok, err := st.Cancel(ctx, ids[0]); !ok || err != nil {
-			t.Fatalf("Cancel(queued) = %v, %v", ok, err)
+				got, err := st.Cancel(ctx, id)
+				if err != nil || got != c.want {
+					t.Fatalf("Cancel = %+v, %v; want %+v", got, err, c.want)
+				}
+				task, _ := st.GetTask(ctx, id)
+				if !c.want.Cancelled {
+					if !reflect.DeepEqual(task, before) {
+						t.Fatalf("a final task changed:\n%+v\n%+v", before, task)
+					}
+					return
+				}
+				select {
+				case <-woken:
+				case <-ctx.Done():
+					t.Fatal("waiter not woken by Cancel")
+				}
+				if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindCancelled ||
+					!strings.Contains(task.Error.Message, c.message) || task.FinishedAt.IsZero() {
+					t.Fatalf("cancelled task = %+v", task)
+				}
+				exc := loadExceptions(t, []string{task.Result})[0]
+				if exc.Type != "RuntimeError" || !strings.Contains(exc.Str, c.message) || !exc.Raised {
+					t.Fatalf("CANCELLED result loads as %+v", exc)
+				}
+				if n, _ := rdb.ZScore(ctx, "faas:leases", id).Result(); n != 0 {
+					t.Fatalf("the lease of the cancelled task is still there")
+				}
+				if q, _ := rdb.LRange(ctx, "faas:queue", 0, -1).Result(); slices.Contains(q, id) {
+					t.Fatalf("the cancelled task is still in the queue %v", q)
+				}
+				if c.published {
+					select {
+					case got := <-cancels:
+						if got != id {
+							t.Fatalf("cancel channel carried %q, want %q", got, id)
+						}
+					case <-ctx.Done():
+						t.Fatal("nothing published on the cancel channel")
+					}
+				}
+				// A second cancel finds it final.
+				if again, err := st.Cancel(ctx, id); err != nil || again != (store.Cancellation{Was: store.StatusFailed}) {
+					t.Fatalf("second Cancel = %+v, %v", again, err)
+				}
+				if c.want.Was == store.StatusRunning && before.Fence > 0 {
+					// The holder's late result and renewal are rejected.
+					if ok, err := st.Complete(ctx, id, before.Fence, completed("AAAA")); ok || err != nil {
+						t.Fatalf("Complete after cancel = %v, %v", ok, err)
+					}
+					if lost, err := st.Renew(ctx, "w", map[string]int64{id: before.Fence}, time.Minute); err != nil || !slices.Equal(lost, []string{id}) {
+						t.Fatalf("Renew after cancel = %v, %v", lost, err)
+					}
+				}
+			})
 		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			t.Fatal("waiter not woken by Cancel")
-		}
-		task, _ := st.GetTask(ctx, ids[0])
-		if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindCancelled || task.FinishedAt.IsZero() {
-			t.Fatalf("cancelled task = %+v", task)
-		}
-		got := loadExceptions(t, []string{task.Result})[0]
-		if got.Type != "RuntimeError" || !strings.Contains(got.Str, "cancelled") || !got.Raised {
-			t.Fatalf("CANCELLED result loads as %+v", got)
-		}
-		if ok, err := st.Cancel(ctx, ids[0]); ok || err != nil {
-			t.Fatalf("second Cancel = %v, %v", ok, err)
-		}
-		// Claim drops the cancelled id and hands out the next one.
-		cs, err := st.Claim(ctx, "w", 1, time.Minute)
-		if err != nil || len(cs) != 1 || cs[0].TaskID != ids[1] {
-			t.Fatalf("Claim = %+v, %v", cs, err)
-		}
-		if ok, err := st.Cancel(ctx, ids[1]); ok || err != nil {
-			t.Fatalf("Cancel(running) = %v, %v", ok, err)
-		}
-		mustStatus(t, st, ids[1], store.StatusRunning)
 		if _, err := st.Cancel(ctx, "unknown"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Cancel(unknown): err = %v", err)
 		}
-		// A task whose hash vanished is dropped by Claim too.
-		if err := rdb.Del(ctx, ids[2]).Err(); err != nil {
+		if d, _ := st.QueueDepth(ctx); d != 0 {
+			t.Fatalf("QueueDepth after the cancels = %d", d)
+		}
+		// Claim drops a task whose hash vanished.
+		if err := st.Enqueue(ctx, newTask("vanishes")); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Del(ctx, "vanishes").Err(); err != nil {
 			t.Fatal(err)
 		}
 		if cs, err := st.Claim(ctx, "w", 5, time.Minute); err != nil || len(cs) != 0 {
@@ -674,6 +741,16 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("QueueDepth = %d", d)
 		}
 	})
+}
+
+// claimOne claims the next task, which must be id.
+func claimOne(t *testing.T, st *store.Store, id string) store.Claim {
+	t.Helper()
+	cs, err := st.Claim(testCtx(t), "w", 1, time.Minute)
+	if err != nil || len(cs) != 1 || cs[0].TaskID != id {
+		t.Fatalf("Claim = %+v, %v; want %s", cs, err, id)
+	}
+	return cs[0]
 }
 
 var statusRank = map[string]int{store.StatusQueued: 0, store.StatusRunning: 1, store.StatusCompleted: 2, store.StatusFailed: 2}

@@ -159,13 +159,27 @@ func (w *Waiter) Close() {
 // reader falls more than 256 behind, and ids published while the
 // subscription is down are lost.
 func (s *Store) SubscribeTasks(ctx context.Context) (ids <-chan string, stop func()) {
-	ps := s.rdb.Subscribe(ctx, s.keys.newTasksChannel())
-	// Wait for the confirmation, so that ids published after SubscribeTasks
+	return s.subscribe(ctx, s.keys.newTasksChannel())
+}
+
+// SubscribeCancels delivers the ids of RUNNING tasks that Cancel has just
+// failed, until ctx is done or stop is called, like SubscribeTasks. A
+// dispatcher stops such a task at once; a message lost (subscription down,
+// reader behind) only delays that until its next lease renewal, which
+// finds the lease gone.
+func (s *Store) SubscribeCancels(ctx context.Context) (ids <-chan string, stop func()) {
+	return s.subscribe(ctx, s.keys.cancelChannel())
+}
+
+// subscribe delivers the messages of channel (see SubscribeTasks).
+func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan string, stop func()) {
+	ps := s.rdb.Subscribe(ctx, channel)
+	// Wait for the confirmation, so that ids published after subscribe
 	// returns are delivered. If it does not come, the channel below keeps
 	// reconnecting by itself.
 	confirmCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if _, err := ps.Receive(confirmCtx); err != nil {
-		s.log.Warn("store: subscribe to Tasks", "err", err)
+		s.log.Warn("store: subscribe", "channel", channel, "err", err)
 	}
 	cancel()
 	msgs := ps.Channel(redis.WithChannelSize(256))
@@ -176,7 +190,7 @@ func (s *Store) SubscribeTasks(ctx context.Context) (ids <-chan string, stop fun
 		once.Do(func() {
 			close(done)
 			if err := ps.Close(); err != nil {
-				s.log.Warn("store: close Tasks subscription", "err", err)
+				s.log.Warn("store: close subscription", "channel", channel, "err", err)
 			}
 		})
 	}

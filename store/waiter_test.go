@@ -140,8 +140,8 @@ func TestWaiterWakesEveryoneAfterReconnect(t *testing.T) {
 	}
 	ch2, stop2 := w.Wait("t")
 	defer stop2()
-	if ok, err := st.Cancel(ctx, "t"); !ok || err != nil {
-		t.Fatalf("Cancel = %v, %v", ok, err)
+	if c, err := st.Cancel(ctx, "t"); !c.Cancelled || err != nil {
+		t.Fatalf("Cancel = %+v, %v", c, err)
 	}
 	select {
 	case <-ch2:

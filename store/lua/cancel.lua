@@ -1,16 +1,40 @@
--- Fails a task that has not started yet. Its id stays in the queue; Claim
--- drops it when it comes up.
--- KEYS[1] task hash
--- ARGV[1] task id, ARGV[2] done channel, ARGV[3] now (unix ms),
--- ARGV[4] result (pickled exception), ARGV[5] error JSON
--- Returns 1 if cancelled, 0 if the task is no longer QUEUED, -1 if unknown.
-local st = redis.call('HGET', KEYS[1], 'status')
-if not st then
-  return -1
+-- Cancels a task that is not final yet: it becomes FAILED (CANCELLED) with
+-- the given result and its id leaves its tenant's queue (a QUEUED task, or a
+-- RUNNING one requeued after its worker was lost; LREM is linear in the
+-- queue's length, which is fine for an occasional cancel). A RUNNING task
+-- loses its lease, so that its holder's result is rejected, and its id is
+-- published on the cancel channel so that the holder stops it at once (its
+-- next lease renewal would tell it too).
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats
+-- ARGV[1] task id, ARGV[2] done channel, ARGV[3] cancel channel,
+-- ARGV[4] now (unix ms), ARGV[5] result TTL (ms, 0: keep),
+-- ARGV[6] result for a QUEUED task, ARGV[7] error JSON for a QUEUED task,
+-- ARGV[8] result for a RUNNING task, ARGV[9] error JSON for a RUNNING task,
+-- ARGV[10] '1' to cancel only a task of tenant ARGV[11] ('' the default one)
+-- Returns the status the task had ('QUEUED' or 'RUNNING' if it was
+-- cancelled, 'COMPLETED' or 'FAILED' if it was already final), or false
+-- (nil) if there is no such task (of that tenant).
+local h = redis.call('HMGET', KEYS[5], 'status', 'owner')
+local st, owner = h[1], h[2] or ''
+if not st or (ARGV[10] == '1' and owner ~= ARGV[11]) then
+  return false
 end
-if st ~= 'QUEUED' then
-  return 0
+if st == 'QUEUED' then
+  redis.call('HSET', KEYS[5], 'status', 'FAILED', 'result', ARGV[6], 'error', ARGV[7], 'finished_at', ARGV[4])
+elseif st == 'RUNNING' then
+  redis.call('HSET', KEYS[5], 'status', 'FAILED', 'result', ARGV[8], 'error', ARGV[9], 'finished_at', ARGV[4])
+  if redis.call('ZREM', KEYS[6], ARGV[1]) == 1 then
+    faas_lease_dropped(owner)
+  end
+else
+  return st
 end
-redis.call('HSET', KEYS[1], 'status', 'FAILED', 'result', ARGV[4], 'error', ARGV[5], 'finished_at', ARGV[3])
-redis.call('PUBLISH', ARGV[2], ARGV[1])
-return 1
+local q = faas_queue(owner)
+if redis.call('LREM', q, 0, ARGV[1]) > 0 and redis.call('LLEN', q) == 0 then
+  faas_ring_leave(owner)
+end
+faas_final(KEYS[7], KEYS[5], st, 'FAILED', 'CANCELLED', ARGV[4], ARGV[5], ARGV[2])
+if st == 'RUNNING' then
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+end
+return st

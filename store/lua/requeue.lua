@@ -1,29 +1,31 @@
 -- Takes tasks away from a worker that is known to be gone (dead, silent or
 -- past its deadline) without waiting for their leases to expire: the same
 -- transition as an expired lease in reap.lua, for the given claims only.
--- KEYS[1] queue, KEYS[2] leases
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] done channel,
 -- ARGV[4] result for a failed task (pickled exception), ARGV[5] error JSON,
--- ARGV[6..] pairs of task id, fence
+-- ARGV[6] result TTL (ms, 0: keep), ARGV[7..] pairs of task id, fence
 -- A claim is handled only if the task is RUNNING, its fence is the given one
 -- and its lease is present; anything else (completed, reaped, claimed again
 -- since) is left alone. A handled task with attempts left goes back to the
--- consumer end of the queue (it stays RUNNING; the attempt stays counted);
--- one without becomes FAILED and is announced on the done channel.
+-- consumer end of its tenant's queue (it stays RUNNING; the attempt stays
+-- counted); one without becomes FAILED (WORKER_LOST) and is announced on
+-- the done channel.
 -- Returns {requeued ids, failed ids}.
 local max = tonumber(ARGV[2])
 local requeued, failed = {}, {}
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id = ARGV[i]
-  local h = redis.call('HMGET', id, 'status', 'fence', 'attempts')
-  if h[1] == 'RUNNING' and h[2] == ARGV[i + 1] and redis.call('ZSCORE', KEYS[2], id) then
-    redis.call('ZREM', KEYS[2], id)
+  local h = redis.call('HMGET', id, 'status', 'fence', 'attempts', 'owner')
+  if h[1] == 'RUNNING' and h[2] == ARGV[i + 1] and redis.call('ZSCORE', KEYS[5], id) then
+    redis.call('ZREM', KEYS[5], id)
+    faas_lease_dropped(h[4])
     if (tonumber(h[3]) or 0) < max then
-      redis.call('RPUSH', KEYS[1], id)
+      faas_queue_next(h[4], id)
       requeued[#requeued + 1] = id
     else
       redis.call('HSET', id, 'status', 'FAILED', 'result', ARGV[4], 'error', ARGV[5], 'finished_at', ARGV[1])
-      redis.call('PUBLISH', ARGV[3], id)
+      faas_final(KEYS[6], id, 'RUNNING', 'FAILED', 'WORKER_LOST', ARGV[1], ARGV[6], ARGV[3])
       failed[#failed + 1] = id
     end
   end

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+)
+
+// Histogram is one of the histograms the scripts keep in the stats hash.
+type Histogram struct {
+	// Counts[i] counts the observations in bucket i: at most
+	// HistogramBuckets[i] and above the bound before (not cumulative);
+	// Counts[len(HistogramBuckets)] counts the larger ones.
+	Counts []uint64
+	Sum    float64 // seconds
+	Count  uint64
+}
+
+// Cumulative maps each bound of HistogramBuckets to the number of
+// observations at most that bound (what Prometheus exposes).
+func (h Histogram) Cumulative() map[float64]uint64 {
+	out := make(map[float64]uint64, len(HistogramBuckets))
+	var acc uint64
+	for i, b := range HistogramBuckets {
+		acc += h.Counts[i]
+		out[b] = acc
+	}
+	return out
+}
+
+// Stats are the cluster-wide task statistics: what every API instance
+// reads the same, because the scripts keep them in Redis as tasks move.
+type Stats struct {
+	Submitted int64 // tasks ever enqueued
+	Queued    int64 // tasks QUEUED now
+	Running   int64 // tasks RUNNING now (requeued ones included)
+	// Finished counts the tasks that became final, by status (COMPLETED and
+	// FAILED are always present).
+	Finished map[string]int64
+	// Failed counts the FAILED tasks by error kind.
+	Failed map[string]int64
+	// Latency is the time from submission to the final status, by final
+	// status; Execution the time from the first claim to the final status,
+	// by final status, for tasks that were claimed.
+	Latency, Execution map[string]Histogram
+	// QueueLength is the number of ids in the tenants' queues: QUEUED tasks
+	// and requeued ones.
+	QueueLength int64
+	// Leases is the number of tasks leased to a dispatcher or worker now.
+	Leases int64
+}
+
+// Stats reads the statistics.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	pipe := s.rdb.Pipeline()
+	all := pipe.HGetAll(ctx, s.keys.stats())
+	leases := pipe.ZCard(ctx, s.keys.leases())
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Stats{}, fmt.Errorf("store: read stats: %w", err)
+	}
+	qlen, err := s.QueueDepth(ctx)
+	if err != nil {
+		return Stats{}, fmt.Errorf("store: read stats: %w", err)
+	}
+	st := Stats{
+		Finished:    map[string]int64{StatusCompleted: 0, StatusFailed: 0},
+		Failed:      map[string]int64{},
+		Latency:     map[string]Histogram{},
+		Execution:   map[string]Histogram{},
+		QueueLength: qlen,
+		Leases:      leases.Val(),
+	}
+	for _, status := range []string{StatusCompleted, StatusFailed} {
+		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
+		st.Execution[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
+	}
+	for field, v := range all.Val() {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue // not ours
+		}
+		switch parts := strings.Split(field, ":"); {
+		case field == "submitted":
+			st.Submitted = n
+		case field == "queued":
+			st.Queued = max(n, 0) // tasks older than the counters can drive it below 0
+		case field == "running":
+			st.Running = max(n, 0)
+		case len(parts) == 2 && parts[0] == "finished":
+			st.Finished[parts[1]] = n
+		case len(parts) == 2 && parts[0] == "failed":
+			st.Failed[parts[1]] = n
+		case len(parts) == 3 && (parts[0] == "latency" || parts[0] == "execution"):
+			hs := st.Latency
+			if parts[0] == "execution" {
+				hs = st.Execution
+			}
+			h, ok := hs[parts[1]]
+			if !ok {
+				h = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
+			}
+			switch parts[2] {
+			case "sum_ms":
+				h.Sum = float64(n) / 1000
+			case "count":
+				h.Count = uint64(max(n, 0))
+			default:
+				i, err := strconv.Atoi(parts[2])
+				if err != nil || i < 1 || i > len(h.Counts) {
+					continue
+				}
+				h.Counts[i-1] = uint64(max(n, 0))
+			}
+			hs[parts[1]] = h
+		}
+	}
+	return st, nil
+}
+
+// TaskBrief is a task as the dashboard lists it (no payloads, no output).
+type TaskBrief struct {
+	ID           string
+	FunctionID   string
+	FunctionName string // "" if the function is gone
+	Status       string
+	ErrorKind    runtime.ErrorKind // for a FAILED task
+	Attempts     int
+	Worker       string // the worker of the latest claim
+	CreatedAt    time.Time
+	StartedAt    time.Time
+	FinishedAt   time.Time
+}
+
+// RecentTasks lists up to n of the default tenant's newest tasks (at most
+// RecentTasks), newest first. Tasks removed since (result TTL) are left
+// out.
+func (s *Store) RecentTasks(ctx context.Context, n int) ([]TaskBrief, error) {
+	return s.TenantRecentTasks(ctx, "", n)
+}
+
+// TenantRecentTasks is RecentTasks for the tasks of tenant ("" the default
+// one): each tenant has its own index.
+func (s *Store) TenantRecentTasks(ctx context.Context, tenant string, n int) ([]TaskBrief, error) {
+	n = min(n, RecentTasks)
+	if n <= 0 {
+		return nil, nil
+	}
+	ids, err := s.rdb.LRange(ctx, s.keys.recentOf(tenant), 0, int64(n-1)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("store: recent tasks: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HMGet(ctx, s.keys.task(id), fieldStatus, fieldFunctionID, fieldAttempts, fieldWorker,
+			fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldError)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("store: recent tasks: read %d tasks: %w", len(ids), err)
+	}
+	out := make([]TaskBrief, 0, len(ids))
+	names := map[string]string{}
+	for i, c := range cmds {
+		v := c.Val()
+		status := str(v[0])
+		if status == "" {
+			continue // expired
+		}
+		t := TaskBrief{ID: ids[i], Status: status, FunctionID: str(v[1]), Worker: str(v[3]),
+			CreatedAt: parseMS(str(v[4])), StartedAt: parseMS(str(v[5])), FinishedAt: parseMS(str(v[6]))}
+		t.Attempts, _ = strconv.Atoi(str(v[2]))
+		if e := str(v[7]); e != "" {
+			var te runtime.TaskError
+			if json.Unmarshal([]byte(e), &te) == nil {
+				t.ErrorKind = te.Kind
+			}
+		}
+		if t.FunctionID != "" {
+			names[t.FunctionID] = ""
+		}
+		out = append(out, t)
+	}
+	if len(names) > 0 {
+		pipe := s.rdb.Pipeline()
+		ncmds := make(map[string]*redis.StringCmd, len(names))
+		for id := range names {
+			ncmds[id] = pipe.HGet(ctx, s.keys.function(id), fieldFnName)
+		}
+		_, _ = pipe.Exec(ctx) // errors are per command, below
+		for id, c := range ncmds {
+			// A function that is gone (redis.Nil) just has no name.
+			if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+				return nil, fmt.Errorf("store: recent tasks: name of function %s: %w", id, err)
+			}
+		}
+		for i := range out {
+			if c := ncmds[out[i].FunctionID]; c != nil {
+				out[i].FunctionName = c.Val()
+			}
+		}
+	}
+	return out, nil
+}
