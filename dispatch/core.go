@@ -2,7 +2,7 @@ package dispatch
 
 import (
 	"context"
-	"encoding/hex"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,17 +91,18 @@ func NewCore(cfg Config) (*Core, error) {
 	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, wake: make(chan struct{}, 1), held: map[string]*held{}}, nil
 }
 
-// Start recovers expired leases once, then keeps renewing, reaping and
-// listening for new tasks until ctx ends. It returns when the first
-// recovery is done.
+// Start recovers expired leases once, then keeps renewing, reaping,
+// listening for new tasks and for cancelled ones until ctx ends. It returns
+// when the first recovery is done.
 func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
 		return err
 	}
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
 	go func() { defer wg.Done(); c.listen(ctx) }()
+	go func() { defer wg.Done(); c.listenCancels(ctx) }()
 	if c.cfg.Describe != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.publishLoop(ctx) }()
@@ -174,6 +175,33 @@ func (c *Core) listen(ctx context.Context) {
 	}
 }
 
+// listenCancels stops at once the tracked tasks that are cancelled while
+// they run: Store.Cancel has already failed them and dropped their leases,
+// and publishes their ids. Without the message (subscription down) the
+// next renewal finds the lease gone and does the same.
+func (c *Core) listenCancels(ctx context.Context) {
+	for ctx.Err() == nil {
+		ids, stop := c.st.SubscribeCancels(ctx)
+		for id := range ids {
+			c.mu.Lock()
+			h := c.held[id]
+			delete(c.held, id)
+			c.mu.Unlock()
+			if h != nil {
+				c.log.Info("task cancelled; stopping it", "task", id, "owner", h.owner)
+				if h.cancel != nil {
+					h.cancel()
+				}
+			}
+		}
+		stop()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // Claim takes up to n tasks and tracks their leases. cancel is called for a
 // task whose lease this dispatcher loses (it must stop working on it).
 func (c *Core) Claim(ctx context.Context, n int) ([]store.Claim, error) {
@@ -193,7 +221,9 @@ func (c *Core) ClaimFor(ctx context.Context, owner string, n int) ([]store.Claim
 }
 
 // Track registers a claim whose lease must be renewed while it runs;
-// cancel is called if the lease is lost anyway.
+// cancel is called if the lease is lost anyway or the task is cancelled
+// (DELETE /task/{id}): it must stop the task (kill its sandbox) and not
+// report a result (it would be rejected).
 func (c *Core) Track(cl store.Claim, cancel context.CancelFunc) {
 	c.TrackFor(cl, c.cfg.Name, cancel)
 }
@@ -396,9 +426,10 @@ func Task(cl store.Claim) (runtime.Task, *runtime.Result) {
 		return runtime.Task{}, failure(runtime.KindBadPayload, "the arguments payload is not base64: "+err.Error())
 	}
 	t := runtime.Task{ID: cl.TaskID, FnPayload: fn, ArgsPayload: args, Isolation: cl.Isolation, WantJSON: cl.WantJSON}
-	if h, err := hex.DecodeString(cl.FnHash); err == nil && len(h) == len(t.FnHash) {
-		copy(t.FnHash[:], h)
-	}
+	// Warm interpreters are reused per registered function, never between
+	// registrations (of other tenants, say) that happen to send the same
+	// bytes: the key is the function id with its payload hash.
+	t.FnHash = sha256.Sum256([]byte(cl.FunctionID + "\x00" + cl.FnHash))
 	return t, nil
 }
 

@@ -83,7 +83,10 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				defer func() { free <- struct{}{} }()
+				// A freed sandbox wakes a claim loop that found nothing to
+				// claim: the task's end may have brought its tenant back
+				// under its running cap (store.Options.MaxRunning).
+				defer func() { free <- struct{}{}; core.Wake() }()
 				defer cancel()
 				task, bad := Task(cl)
 				res := bad

@@ -134,3 +134,56 @@ func TestRunLocal(t *testing.T) {
 		})
 	}
 }
+
+// A RUNNING task that is cancelled is stopped at once: its sandbox is
+// killed and replaced (the lease is long, so only the cancel notification
+// can be what stops it), and the next task runs on the replacement.
+func TestCancelRunningTask(t *testing.T) {
+	for _, backend := range redistest.Backends {
+		t.Run(backend.Name, func(t *testing.T) {
+			st := store.New(backend.Start(t), store.Options{})
+			pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 1, Limits: runtime.Limits{Timeout: time.Minute}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			pk := pyPayloads(t, "def nap(s):\n    import time\n    time.sleep(s)\n    return s", "nap", "((600,), {})", "((0,), {})")
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := RunLocal(ctx, Config{Store: st, Lease: 10 * time.Minute}, pool); err != nil {
+					t.Error(err)
+				}
+			}()
+			defer func() { cancel(); wg.Wait() }()
+
+			long := enqueue(t, st, pk[0], pk[1])
+			deadline := time.Now().Add(30 * time.Second)
+			for pool.Stats().Busy == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the long task never started")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			c, err := st.Cancel(context.Background(), long)
+			if err != nil || c != (store.Cancellation{Cancelled: true, Was: store.StatusRunning}) {
+				t.Fatalf("Cancel = %+v, %v", c, err)
+			}
+			// The only sandbox was busy for 10 minutes: the next task runs
+			// only if the cancelled one was stopped.
+			next := enqueue(t, st, pk[0], pk[2])
+			tasks := waitFinal(t, st, []string{long, next}, time.Minute)
+			if tk := tasks[next]; tk.Status != store.StatusCompleted {
+				t.Fatalf("next task: %+v", tk)
+			}
+			if tk := tasks[long]; tk.Status != store.StatusFailed || tk.Error == nil || tk.Error.Kind != runtime.KindCancelled {
+				t.Fatalf("cancelled task: %+v", tk)
+			}
+			if s := pool.Stats(); s.Restarts < 1 {
+				t.Fatalf("the cancelled task's sandbox was not replaced: %+v", s)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -55,7 +56,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	return applyEnv(fs, given)
+	if err := applyEnv(fs, given); err != nil {
+		// fs.Parse reports its own errors; this one is ours to print.
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return err
+	}
+	return nil
 }
 
 // byteSize is a flag value like 256MiB, 10MB, 1048576.
@@ -107,6 +113,41 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%dKiB", n>>10)
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// autoNumber is a flag whose default depends on other flags: it remembers
+// whether it was given.
+type autoNumber struct {
+	val     float64
+	set     bool
+	integer bool // whole numbers only
+}
+
+func (a *autoNumber) String() string {
+	if a == nil || !a.set {
+		return ""
+	}
+	return strconv.FormatFloat(a.val, 'f', -1, 64)
+}
+
+func (a *autoNumber) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) || (a.integer && v != math.Trunc(v)) {
+		if a.integer {
+			return fmt.Errorf("%q is not a whole number >= 0", s)
+		}
+		return fmt.Errorf("%q is not a number >= 0", s)
+	}
+	a.val, a.set = v, true
+	return nil
+}
+
+// or is the value given, else def.
+func (a *autoNumber) or(def float64) float64 {
+	if a.set {
+		return a.val
+	}
+	return def
 }
 
 // limitFlags registers the sandbox limit flags shared by every command that

@@ -15,22 +15,37 @@ import (
 type storeFlags struct {
 	url         string
 	maxAttempts int
+	resultTTL   time.Duration
 }
 
 func addStoreFlags(fs *flagSet) *storeFlags {
 	s := &storeFlags{}
 	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
 	fs.IntVar(&s.maxAttempts, "max-attempts", 3, "runs of a task whose worker is lost before it FAILS with WORKER_LOST")
+	addResultTTLFlag(fs, &s.resultTTL)
 	return s
 }
 
-func (s *storeFlags) options() store.Options { return store.Options{MaxAttempts: s.maxAttempts} }
+// addResultTTLFlag registers --result-ttl. Every process that makes tasks
+// final (API: cancel; dispatchers: results, lost workers) applies it, so
+// give them all the same value.
+func addResultTTLFlag(fs *flagSet, ttl *time.Duration) {
+	fs.DurationVar(ttl, "result-ttl", store.DefaultResultTTL, "how long a finished task is kept before Redis removes it (0: forever)")
+}
+
+func (s *storeFlags) options() (store.Options, error) {
+	if s.resultTTL < 0 {
+		return store.Options{}, fmt.Errorf("--result-ttl must not be negative, got %v", s.resultTTL)
+	}
+	return store.Options{MaxAttempts: s.maxAttempts, ResultTTL: s.resultTTL}, nil
+}
 
 // dispatchFlags are the settings every dispatcher mode shares.
 type dispatchFlags struct {
-	name  string
-	lease time.Duration
-	drain time.Duration
+	name       string
+	lease      time.Duration
+	drain      time.Duration
+	maxRunning int
 }
 
 func addDispatchFlags(fs *flagSet) *dispatchFlags {
@@ -38,6 +53,8 @@ func addDispatchFlags(fs *flagSet) *dispatchFlags {
 	fs.StringVar(&d.name, "name", "", "name of this dispatcher in task leases (default host:pid)")
 	fs.DurationVar(&d.lease, "lease", 10*time.Second, "lease on a running task; renewed every lease/3, reclaimed when it expires")
 	fs.DurationVar(&d.drain, "drain", 5*time.Second, "on shutdown, how long running tasks may finish before they are requeued")
+	fs.IntVar(&d.maxRunning, "max-running", 0, "`tasks` of one tenant running at once, counted across every dispatcher "+
+		"(a tenant at its cap waits while others' tasks start; give every dispatcher the same value); 0: no limit")
 	return d
 }
 
@@ -85,6 +102,8 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	sf := addStoreFlags(fs)
 	df := addDispatchFlags(fs)
 	sb := addSandboxFlags(fs)
+	rf := addRemoteFlags(fs, true)
+	grace := fs.Duration("grace", 5*time.Second, "push/pull mode: a task whose result is not back by its timeout plus this is requeued")
 	cf := addCommonFlags(fs)
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
@@ -100,7 +119,15 @@ Results are recorded through the lease check, so each task is recorded once.`)
 		return fail("dispatcher", err)
 	}
 	defer rdb.Close()
-	st := store.New(rdb, sf.options())
+	opts, err := sf.options()
+	if err != nil {
+		return fail("dispatcher", err)
+	}
+	if df.maxRunning < 0 {
+		return fail("dispatcher", fmt.Errorf("--max-running must not be negative, got %d", df.maxRunning))
+	}
+	opts.MaxRunning = df.maxRunning
+	st := store.New(rdb, opts)
 	cfg := df.config(st, log)
 	switch mode {
 	case "local":
@@ -116,8 +143,11 @@ Results are recorded through the lease check, so each task is recorded once.`)
 		if err != nil {
 			return fail("dispatcher", err)
 		}
+	case "push", "pull":
+		if err := runRemote(ctx, mode, cfg, *bind, *port, rf, *grace, sb); err != nil {
+			return fail("dispatcher", err)
+		}
 	default:
-		_, _ = port, bind
 		return fail("dispatcher", fmt.Errorf("unknown mode %q (local, push or pull)", mode))
 	}
 	return 0

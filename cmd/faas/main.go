@@ -24,6 +24,9 @@ func init() {
 		{"up", "[flags]", "API + local dispatcher + embedded Redis in one process", cmdUp},
 		{"api", "[flags]", "serve the HTTP API on Redis", cmdAPI},
 		{"dispatcher", "-m local|push|pull [flags]", "run tasks from the Redis queue", cmdDispatcher},
+		{"push-worker", "<num_sandboxes> <url>", "run tasks a push-mode dispatcher sends", cmdPushWorker},
+		{"pull-worker", "<num_sandboxes> <url>", "run tasks asked of a pull-mode dispatcher", cmdPullWorker},
+		{"bench", "[flags]", "load-test a running API and report throughput and latency", cmdBench},
 		{"python", "[python args...]", "run the sandboxed interpreter like python3, with the task limits", cmdPython},
 		{"sandbox", "", "serve tasks on stdin/stdout (started by dispatchers and workers, not by hand)", cmdSandbox},
 	}

@@ -1,0 +1,552 @@
+package dispatch
+
+// Pull mode: a REP socket; pull workers (REQ, one socket per sandbox: a
+// lane) say HELLO on each new socket and get a CHALLENGE that opens a
+// channel (see wire.go); then they send a PULL, sealed on that channel,
+// whenever they have a free sandbox, a result to deliver, or at least once
+// per heartbeat interval, and get a sealed WORK reply: tasks (at most as
+// many as they have free sandboxes), acknowledgements of recorded results,
+// and cancellations. A PULL that does not verify on its channel (the
+// worker's first one is its proof that it holds the worker secret) is
+// answered with an open ERROR before anything in it is looked at. The
+// dispatcher keeps its bookkeeping per lane.
+// A WORK without tasks is the "none" answer; the worker then backs off
+// (exponentially, capped by the reply's retry_ms), while a worker that got
+// a task asks again at once, so a busy queue adds no latency.
+//
+// REP serves one request at a time, so the loop never waits on Redis for
+// long: results are recorded by the completer off the loop, adoption checks
+// run off the loop, and the one store call on the loop (the claim) has a
+// short timeout (a claim that timed out on the client but happened on the
+// server leaves leases nobody renews; they expire and the tasks are
+// requeued).
+//
+// Failure handling:
+//   - Every task carries a deadline (task timeout + grace). A task whose
+//     result has not arrived by then is requeued at once through the store
+//     (the attempt counted, or FAILED with WORKER_LOST after the maximum),
+//     its lease is no longer renewed, and the worker is told to cancel it if
+//     it asks again; its late result is rejected by the lease check.
+//   - A reply can be lost (the worker gave up waiting and made a new
+//     socket); the next PULL names the reply it got, and the tasks of every
+//     other reply of that worker session go back to the queue without
+//     counting an attempt.
+//   - After a dispatcher restart a worker's PULL lists the tasks it runs;
+//     they are adopted if their leases are still the worker's, else
+//     cancelled. Results are kept by the worker until acknowledged and sent
+//     again after a reconnect: recorded if the claim is current, rejected
+//     otherwise, never twice.
+//   - On shutdown the dispatcher stops handing out tasks, keeps answering
+//     (and recording results) for up to Drain, then releases what is still
+//     out (not counted).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/wasmfaas/wasmfaas/store"
+)
+
+type pullSession struct {
+	key         sessKey
+	owner       string
+	lastSeen    time.Time
+	running     map[string]*outTask
+	outstanding map[uint64][]store.Claim // replies not confirmed, by seq
+	seq         uint64
+	acks        []Ack
+	cancels     []Ref
+}
+
+// pullChan is the channel of one lane socket.
+type pullChan struct {
+	*Channel
+	lastUsed time.Time
+}
+
+type pullDispatcher struct {
+	cfg          RemoteConfig
+	core         *Core
+	log          *slog.Logger
+	rlog         *rateLog
+	sock         zmq4.Socket
+	inc          ID16
+	comp         *completer
+	bgCtx        context.Context
+	claimTimeout time.Duration
+
+	mu       sync.Mutex
+	sessions map[sessKey]*pullSession // by lane
+	procs    map[sessKey]time.Time    // worker processes seen (lane 0), last time
+	chans    map[ID16]*pullChan
+	pending  int         // channels that proved nothing yet
+	pendingQ []*pullChan // the order they came in (with stale entries)
+	stopping bool
+	view     *nodeView
+}
+
+// RunPull is pull mode: it answers pull workers on cfg.Listen until ctx
+// ends, then drains (see the file comment).
+func RunPull(ctx context.Context, cfg RemoteConfig) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	view := &nodeView{mode: "pull", limits: cfg.Limits}
+	if cfg.Describe == nil {
+		cfg.Describe = view.describe
+	}
+	core, err := NewCore(cfg.Config)
+	if err != nil {
+		return err
+	}
+	var bg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	defer func() { stopBg(); bg.Wait() }()
+	if err := core.Start(bgCtx, &bg); err != nil {
+		return err
+	}
+	log := core.log.With("mode", "pull")
+	d := &pullDispatcher{cfg: cfg, core: core, log: log, rlog: newRateLog(log, 10*time.Second), inc: NewID16(),
+		bgCtx: bgCtx, sessions: map[sessKey]*pullSession{}, procs: map[sessKey]time.Time{}, chans: map[ID16]*pullChan{},
+		claimTimeout: max(100*time.Millisecond, min(500*time.Millisecond, cfg.Lease/10)), view: view}
+	sock, err := ListenRep(bgCtx, cfg.Listen, cfg.Wire)
+	if err != nil {
+		return fmt.Errorf("dispatch: pull: listen on %s: %w", cfg.Listen, err)
+	}
+	d.sock = sock
+	if cfg.Bound != nil {
+		cfg.Bound(sock.Addr())
+	}
+	cfg.logAdmission(log, sock.Addr())
+	d.comp = newCompleter(bgCtx, core, 8, func(k sessKey, a Ack) {
+		d.mu.Lock()
+		if s := d.sessions[k]; s != nil && len(s.acks) < 100000 {
+			s.acks = append(s.acks, a)
+		}
+		d.mu.Unlock()
+	})
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { defer loops.Done(); d.serve(bgCtx) }()
+	go func() { defer loops.Done(); d.watch(bgCtx) }()
+	log.Info("dispatcher ready", "name", cfg.Name, "listen", sock.Addr().String(), "deadline", cfg.deadline(),
+		"max_message", cfg.Wire.MaxMessage)
+
+	<-ctx.Done()
+	d.mu.Lock()
+	d.stopping = true
+	d.mu.Unlock()
+	log.Info("dispatcher stopping", "running", d.running(), "drain", cfg.Drain)
+	drainEnd := time.Now().Add(cfg.Drain)
+	for d.running() > 0 || d.comp.pending() > 0 {
+		if time.Now().After(drainEnd) {
+			log.Warn("stopping the tasks still running; they go back to the queue", "running", d.running())
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Release what is still out; a worker asking in the meantime is told
+	// to cancel it.
+	d.mu.Lock()
+	var left []store.Claim
+	for _, s := range d.sessions {
+		for id, t := range s.running {
+			delete(s.running, id)
+			s.cancels = append(s.cancels, t.ref())
+			if !t.adopting {
+				left = append(left, t.claim)
+			}
+		}
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, cl := range left {
+		wg.Add(1)
+		go func() { defer wg.Done(); core.Release(bgCtx, cl) }()
+	}
+	wg.Wait()
+	compDone := make(chan struct{})
+	go func() { d.comp.close(); close(compDone) }()
+	select {
+	case <-compDone:
+	case <-time.After(2 * time.Second):
+		stopBg()
+		<-compDone
+	}
+	// Give workers a moment to collect acknowledgements and cancellations.
+	time.Sleep(min(cfg.Heartbeat, 200*time.Millisecond))
+	stopBg() // first, so that the loops take the socket's end for the end
+	sock.Close()
+	loops.Wait()
+	d.log.Info("dispatcher stopped")
+	return nil
+}
+
+func (d *pullDispatcher) running() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, s := range d.sessions {
+		n += len(s.running)
+	}
+	return n
+}
+
+// serve is the REP loop: one request, one reply.
+func (d *pullDispatcher) serve(ctx context.Context) {
+	for {
+		m, err := d.sock.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// A request without the REQ envelope and the like.
+			d.rlog.Warn("recv", "dropped a malformed request", "err", err)
+			continue
+		}
+		reply := d.handle(ctx, m.Frames)
+		if err := d.sock.Send(zmq4.NewMsg(reply)); err != nil && ctx.Err() == nil {
+			d.rlog.Warn("send", "sending a reply failed", "err", err)
+		}
+	}
+}
+
+func errorReply(code int, text string) []byte {
+	return (&Message{Type: MsgError, Code: code, Text: text}).Encode(nil)
+}
+
+func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
+	if len(frames) != 1 {
+		d.rlog.Warn("malformed", "dropped a malformed request", "err", fmt.Sprintf("%d frames instead of 1", len(frames)))
+		return errorReply(ErrCodeMalformed, "one frame expected")
+	}
+	m, err := Decode(frames[0])
+	if err != nil {
+		if errors.Is(err, ErrWireVersion) {
+			d.rlog.Error("version", "a worker speaks another wire version: run the same faas release on the dispatcher and its workers",
+				"worker_version", FrameVersion(frames[0]), "dispatcher_version", WireVersion)
+			return VersionError(FrameVersion(frames[0]))
+		}
+		d.rlog.Warn("malformed", "dropped a malformed request", "err", err, "bytes", len(frames[0]))
+		return errorReply(ErrCodeMalformed, err.Error())
+	}
+	switch m.Type {
+	case MsgHello:
+		return d.hello(m)
+	case MsgPull:
+	default:
+		d.rlog.Warn("unexpected", "dropped a message a pull worker should not send", "type", m.Type)
+		return errorReply(ErrCodeUnexpected, "unexpected "+m.Type.String())
+	}
+	now := time.Now()
+
+	d.mu.Lock()
+	ch := d.chans[m.Channel]
+	if ch == nil {
+		d.mu.Unlock()
+		d.rlog.Warn("unknown", "refused a request on an unknown channel", "type", m.Type)
+		return errorReply(ErrCodeUnknownSession, "unknown channel: say HELLO again")
+	}
+	first := !ch.Proved()
+	if err := ch.Open(m); err != nil {
+		if first {
+			// The worker's proof failed: it gets nothing, and starts over.
+			d.forget(ch)
+			d.mu.Unlock()
+			d.rlog.Warn("auth", "refused a worker that failed authentication (it does not hold this dispatcher's worker secret)",
+				"claimed_name", ch.Name, "err", err)
+			return errorReply(ErrCodeUnauthorized, d.unauthorized())
+		}
+		d.mu.Unlock()
+		d.rlog.Warn("auth", "refused a request that failed authentication (forged, replayed or corrupted)", "worker", ch.Name, "err", err)
+		return errorReply(ErrCodeUnauthorized, "the request failed authentication")
+	}
+	ch.lastUsed = now
+	if first {
+		d.pending--
+	}
+	if m.Free > maxCapacity {
+		d.mu.Unlock()
+		d.rlog.Warn("malformed", "refused a malformed request", "name", ch.Name, "free", m.Free)
+		return ch.SealAs(&Message{Type: MsgError, Code: ErrCodeMalformed, Text: "bad request"}, m.Seq)
+	}
+	key := sessKey{name: ch.Name, session: ch.Session, lane: ch.Lane}
+	s := d.sessions[key]
+	if s == nil {
+		s = &pullSession{key: key, owner: key.owner(), running: map[string]*outTask{}, outstanding: map[uint64][]store.Claim{}}
+		d.sessions[key] = s
+		proc := sessKey{name: ch.Name, session: ch.Session}
+		if _, ok := d.procs[proc]; !ok {
+			d.log.Info("worker connected", "worker", s.owner)
+		}
+		d.procs[proc] = now
+	}
+	s.lastSeen = now
+	held := make(map[Ref]bool, len(m.Held))
+	for _, h := range m.Held {
+		held[Ref{ID: h.ID, Fence: h.Fence}] = true
+	}
+	// Replies the worker never got: their tasks go back, not counted
+	// (unless it says it holds them: requests of two sockets of one lane
+	// can arrive out of order).
+	var lost []store.Claim
+	for seq, claims := range s.outstanding {
+		if m.Incarnation == d.inc && seq == m.GotSeq {
+			delete(s.outstanding, seq)
+			continue
+		}
+		delete(s.outstanding, seq)
+		for _, cl := range claims {
+			if held[Ref{ID: cl.TaskID, Fence: cl.Fence}] {
+				continue
+			}
+			if t := s.running[cl.TaskID]; t != nil && t.claim.Fence == cl.Fence {
+				delete(s.running, cl.TaskID)
+				lost = append(lost, cl)
+			}
+		}
+	}
+	for _, r := range m.Results {
+		if t := s.running[r.ID]; t != nil && t.claim.Fence == r.Fence {
+			delete(s.running, r.ID)
+		}
+		d.comp.submit(key, r)
+	}
+	for _, ref := range m.Released {
+		if t := s.running[ref.ID]; t != nil && t.claim.Fence == ref.Fence {
+			delete(s.running, ref.ID)
+			if !t.adopting {
+				lost = append(lost, t.claim)
+			}
+		}
+	}
+	// Tasks it runs that this dispatcher does not know (it restarted).
+	var adopting []Ref
+	for _, h := range m.Held {
+		if h.Done || s.running[h.ID] != nil {
+			continue
+		}
+		s.running[h.ID] = &outTask{claim: store.Claim{TaskID: h.ID, Fence: h.Fence}, adopting: true,
+			deadline: now.Add(max(d.cfg.deadline()-h.Elapsed, d.cfg.Grace))}
+		adopting = append(adopting, Ref{ID: h.ID, Fence: h.Fence})
+	}
+	want, maxMsg := m.Free, m.MaxMessage
+	if d.stopping || m.Draining {
+		want = 0
+	}
+	d.mu.Unlock()
+
+	for _, cl := range lost {
+		d.core.Untrack(cl)
+		go d.core.Release(d.bgCtx, cl)
+	}
+	if len(adopting) > 0 {
+		go d.adopt(key, s.owner, adopting)
+	}
+
+	var claims []store.Claim
+	if want > 0 {
+		cctx, cancel := context.WithTimeout(ctx, d.claimTimeout)
+		claims, err = d.core.ClaimFor(cctx, s.owner, want)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			d.rlog.Warn("claim", "claiming tasks failed", "err", err)
+		}
+	}
+
+	reply := &Message{Type: MsgWork, Incarnation: d.inc, MaxMessage: d.cfg.Wire.MaxMessage}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s.seq++
+	reply.WorkSeq = s.seq
+	var sent []store.Claim
+	for _, cl := range claims {
+		t, bad := wireTask(cl, d.cfg.Limits.Timeout, maxMsg/max(1, len(claims)))
+		if bad != nil {
+			d.comp.submit(key, WireResult{ID: cl.TaskID, Fence: cl.Fence, Result: bad})
+			continue
+		}
+		ot := &outTask{claim: strip(cl), deadline: now.Add(d.cfg.deadline())}
+		s.running[cl.TaskID] = ot
+		d.track(key, ot)
+		sent = append(sent, ot.claim)
+		reply.Tasks = append(reply.Tasks, t)
+	}
+	if len(sent) > 0 {
+		s.outstanding[s.seq] = sent
+	}
+	if len(reply.Tasks) == 0 {
+		reply.RetryAfter = d.cfg.Heartbeat
+	}
+	reply.Acks, s.acks = s.acks, nil
+	reply.Cancels, s.cancels = s.cancels, nil
+	return ch.SealAs(reply, m.Seq)
+}
+
+func (d *pullDispatcher) unauthorized() string {
+	if len(d.cfg.Secret) == 0 {
+		return "worker authentication failed: this dispatcher has no worker secret, and the worker sealed with one"
+	}
+	return "worker authentication failed: the worker does not hold this dispatcher's worker secret"
+}
+
+// hello answers a HELLO with a CHALLENGE that opens a new channel for the
+// lane socket (see wire.go).
+func (d *pullDispatcher) hello(m *Message) []byte {
+	if err := CheckHello(m); err != nil {
+		d.rlog.Warn("malformed", "refused a malformed HELLO", "err", err)
+		return errorReply(ErrCodeMalformed, "bad HELLO: "+err.Error())
+	}
+	nonce := NewNonce()
+	ch := &pullChan{Channel: DispatcherChannel(d.cfg.Secret, m, NewID16(), nonce), lastUsed: time.Now()}
+	d.mu.Lock()
+	for d.pending >= maxPending && len(d.pendingQ) > 0 {
+		// Too many sockets that proved nothing: the oldest goes.
+		p := d.pendingQ[0]
+		d.pendingQ = d.pendingQ[1:]
+		if d.chans[p.ID] == p && !p.Proved() {
+			d.rlog.Warn("pending", "too many workers in their handshake; forgetting the oldest", "max", maxPending)
+			d.forget(p)
+		}
+	}
+	d.chans[ch.ID] = ch
+	d.pending++
+	d.pendingQ = append(d.pendingQ, ch)
+	if len(d.pendingQ) > 4*maxPending {
+		q := d.pendingQ[:0]
+		for _, p := range d.pendingQ {
+			if d.chans[p.ID] == p && !p.Proved() {
+				q = append(q, p)
+			}
+		}
+		clear(d.pendingQ[len(q):])
+		d.pendingQ = q
+	}
+	d.mu.Unlock()
+	return (&Message{Type: MsgChallenge, Channel: ch.ID, Nonce: nonce, Secured: len(d.cfg.Secret) > 0}).Encode(nil)
+}
+
+// forget drops a channel; d.mu is held.
+func (d *pullDispatcher) forget(ch *pullChan) {
+	if d.chans[ch.ID] != ch {
+		return
+	}
+	if !ch.Proved() {
+		d.pending--
+	}
+	delete(d.chans, ch.ID)
+}
+
+func (d *pullDispatcher) track(key sessKey, t *outTask) {
+	ref := t.ref()
+	d.core.TrackFor(t.claim, key.owner(), func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if s := d.sessions[key]; s != nil {
+			if cur := s.running[ref.ID]; cur != nil && cur.claim.Fence == ref.Fence {
+				delete(s.running, ref.ID)
+				s.cancels = append(s.cancels, ref)
+			}
+		}
+	})
+}
+
+func (d *pullDispatcher) adopt(key sessKey, owner string, refs []Ref) {
+	ctx, cancel := context.WithTimeout(d.bgCtx, d.core.Lease())
+	defer cancel()
+	lost, err := adopt(ctx, d.core, owner, refs)
+	if err != nil {
+		d.rlog.Warn("adopt", "could not check the tasks a worker reported; cancelling them", "worker", owner, "err", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.sessions[key]
+	if s == nil {
+		return
+	}
+	n := 0
+	for _, ref := range refs {
+		t := s.running[ref.ID]
+		if t == nil || !t.adopting || t.claim.Fence != ref.Fence {
+			continue
+		}
+		if err != nil || lost[ref.ID] {
+			delete(s.running, ref.ID)
+			s.cancels = append(s.cancels, ref)
+			continue
+		}
+		t.adopting = false
+		d.track(key, t)
+		n++
+	}
+	if n > 0 {
+		d.log.Info("adopted the tasks a worker was running", "worker", owner, "count", n)
+	}
+}
+
+// watch requeues tasks past their deadline and forgets idle sessions.
+func (d *pullDispatcher) watch(ctx context.Context) {
+	t := time.NewTicker(max(10*time.Millisecond, min(250*time.Millisecond, d.cfg.Grace/4)))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var late []store.Claim
+		d.mu.Lock()
+		for key, s := range d.sessions {
+			for id, t := range s.running {
+				if now.After(t.deadline) {
+					delete(s.running, id)
+					s.cancels = append(s.cancels, t.ref())
+					if !t.adopting {
+						late = append(late, t.claim)
+					}
+				}
+			}
+			if len(s.running) == 0 && len(s.outstanding) == 0 && now.Sub(s.lastSeen) > 10*time.Minute {
+				delete(d.sessions, key)
+			}
+		}
+		// A lane (one sandbox) asks at least once per heartbeat while it
+		// lives; a busy one is alive while its task is.
+		lanes, busy := 0, 0
+		for _, s := range d.sessions {
+			if len(s.running) > 0 || now.Sub(s.lastSeen) <= time.Duration(d.cfg.Misses)*d.cfg.Heartbeat {
+				lanes++
+				busy += len(s.running)
+			}
+		}
+		d.view.set(lanes, busy)
+		for key, seen := range d.procs {
+			if now.Sub(seen) > 10*time.Minute {
+				delete(d.procs, key)
+			}
+		}
+		// A lane asks at least once per heartbeat; a channel idle for
+		// long is gone (its worker says HELLO again if it comes back).
+		for _, ch := range d.chans {
+			if idle := now.Sub(ch.lastUsed); idle > 30*time.Second && (!ch.Proved() || idle > 5*time.Minute) {
+				d.forget(ch)
+			}
+		}
+		d.mu.Unlock()
+		if len(late) > 0 {
+			d.log.Warn("tasks passed their deadline; requeueing them", "count", len(late))
+			rctx, cancel := context.WithTimeout(ctx, d.core.Lease())
+			if err := d.core.Requeue(rctx, late); err != nil {
+				d.rlog.Warn("requeue", "requeueing late tasks failed; they go back when their leases expire", "err", err)
+			}
+			cancel()
+		}
+	}
+}

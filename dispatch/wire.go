@@ -1,0 +1,963 @@
+package dispatch
+
+// The dispatcher <-> worker wire format (push and pull modes).
+//
+// Transport. ZeroMQ over TCP (github.com/go-zeromq/zmq4): ROUTER in the
+// dispatcher and DEALER in push workers; REP in the dispatcher and REQ in
+// pull workers. ZeroMQ's own envelope frames (the ROUTER identity, the
+// REQ/REP empty delimiter) are handled by the sockets; after them every
+// message is exactly one frame, laid out as below. The frame stream is
+// checked before the ZeroMQ library sees it (see wire_conn.go): a peer that
+// does not speak ZMTP 3 with the NULL mechanism is disconnected during the
+// handshake, ZMTP commands after the handshake are dropped, and a message
+// larger than the configured maximum (MaxMessage, derived from the task
+// limits) is skipped without being buffered and arrives as an empty frame,
+// which the decoder rejects.
+//
+// Frame layout (version 2):
+//
+//	byte 0   version, WireVersion (2)
+//	byte 1   message type (below)
+//	byte 2   seal: 0 open, 1 sealed (see Authentication)
+//	sealed:  channel id16 (not zero), seq uint (at least 1)
+//	bytes …  the type's fields, in order
+//	sealed:  mac, the last 32 bytes of the frame
+//
+// Field encodings:
+//
+//	uint   unsigned LEB128 varint (Go's binary.Uvarint), at most 10 bytes
+//	bytes  uint length, then that many bytes (raw: pickles are not escaped)
+//	str    bytes holding UTF-8 text (ids, names, messages)
+//	id16   bytes of length 0 (none) or 16 (a random identifier)
+//	nonce  bytes of length 32 (fresh random bytes)
+//	bool   one byte, 0 or 1
+//	f64    8 bytes, IEEE 754 binary64, little endian
+//	list   uint count, then count items
+//
+// Shared item layouts:
+//
+//	Task   = id str, fence uint, attempt uint, isolation str, fn_hash bytes
+//	         (0 or 32), timeout_ms uint, fn bytes, args bytes
+//	Result = id str, fence uint, status byte (1 COMPLETED, 2 FAILED),
+//	         payload bytes, has_error bool [, kind str, message str,
+//	         traceback str], stdout bytes, stderr bytes, flags byte (bit 0
+//	         output truncated, bit 1 warm), timings 6 f64 (queue, boot,
+//	         deserialize, run, serialize, total; seconds)
+//	Ref    = id str, fence uint
+//	Ack    = id str, fence uint, recorded bool
+//	Held   = id str, fence uint, elapsed_ms uint, done bool (the task
+//	         finished and its result awaits an Ack)
+//
+// Message types. W is a worker, D the dispatcher. HELLO and CHALLENGE are
+// always open, ERROR is sealed when its sender has the channel's key and
+// open otherwise, every other message is always sealed (a decoder rejects
+// it open).
+//
+//	0x0C HELLO      W→D both  name str, session id16, lane uint, nonce
+//	0x0D CHALLENGE  D→W both  channel id16, nonce, secured bool
+//	0x01 REGISTER   W→D push  capacity uint, held list<Held>, max_message uint
+//	0x02 WELCOME    D→W push  incarnation id16, heartbeat_ms uint,
+//	                          misses uint, timeout_ms uint, max_message uint
+//	0x03 HEARTBEAT  both push free uint
+//	0x04 TASK       D→W push  Task
+//	0x05 RESULT     W→D push  Result
+//	0x06 ACK        D→W push  list<Ack>
+//	0x07 CANCEL     D→W push  list<Ref>   (the lease is gone: stop the task)
+//	0x08 RELEASE    W→D push  list<Ref>   (not run, or stopped: requeue it)
+//	0x09 DRAIN      W→D push  (no fields) send this worker no more tasks
+//	0x0A BYE        both push (no fields) this side is leaving
+//	0x0B ERROR      D→W both  code uint, message str
+//	0x10 PULL       W→D pull  incarnation id16, got_seq uint, free uint,
+//	                          draining bool, held list<Held>,
+//	                          results list<Result>, released list<Ref>,
+//	                          max_message uint
+//	0x11 WORK       D→W pull  incarnation id16, seq uint, retry_ms uint,
+//	                          tasks list<Task>, acks list<Ack>,
+//	                          cancels list<Ref>, max_message uint
+//
+// A push connection is HELLO → CHALLENGE → REGISTER → WELCOME, then
+// heartbeats, tasks and results both ways. A pull lane socket is HELLO →
+// CHALLENGE, then PULL → WORK as often as the worker asks. The worker's
+// name, session and lane are said once, in HELLO, and bound into the
+// channel's keys (below); they are its identity on every later message.
+//
+// A WORK reply without tasks is the "none" answer; retry_ms is the longest
+// the worker should wait before asking again. A pull worker asks on one REQ
+// socket per sandbox, its lanes (REQ allows one request in flight, and a
+// worker with one socket for all its sandboxes leaves sandboxes idle while
+// it waits); each lane is its own conversation with its own seq, and all
+// lanes of a process hold their leases under one name. A PULL's got_seq is
+// the seq of the reply to the lane's previous request (0 if that request
+// got no reply) and incarnation the dispatcher incarnation that sent it:
+// the dispatcher requeues, without counting an attempt, the tasks of any
+// other reply it sent that lane, since a REQ socket abandoned after a
+// timeout never delivers them. (WORK's seq field is this bookkeeping; the
+// seq of the sealed header is the channel's, below.)
+//
+// Decoders ignore bytes after the last known field (but before the mac), so
+// a field may be added at the end of a message without a version change;
+// any other change bumps WireVersion. A frame of an unknown type, or that
+// ends inside a field, is rejected with an error (the receiver logs it,
+// rate-limited, and drops it; the dispatcher answers an ERROR where the
+// socket needs an answer). Lengths are checked against the frame before
+// anything is allocated, and payloads are sub-slices of the frame.
+//
+// Versions. Version 1 had no HELLO, CHALLENGE or seal byte (REGISTER and
+// PULL carried a name, a session and an unused token). A frame of another
+// version is a clear error on both sides: the dispatcher logs it
+// (rate-limited) and answers ERROR code VERSION, laid out in version 1 for
+// a version-1 peer so that it can read it; a worker logs both versions and
+// keeps retrying (the dispatcher may be upgraded under it).
+//
+// max_message is the largest message the sender takes. A dispatcher fails a
+// task at once with PAYLOAD_TOO_LARGE rather than send a worker a message
+// it would drop; a worker cuts a result's output, or fails it with
+// RESULT_TOO_LARGE, rather than send the dispatcher one it would drop.
+//
+// # Authentication (worker admission)
+//
+// The dispatcher and its workers may share a worker secret
+// (--worker-secret-file or FAAS_WORKER_SECRET, at least 32 random bytes;
+// see ParseSecret). go-zeromq/zmq4 has no CURVE mechanism (only NULL and
+// PLAIN), so admission is done in this format, with HMAC-SHA256:
+//
+//  1. HELLO carries a fresh random nonce Nw of the worker; CHALLENGE a
+//     fresh random channel id C and a fresh random nonce Nd of the
+//     dispatcher (one per connection in push mode, per lane socket in pull
+//     mode), and whether the dispatcher has a secret (a hint for clear
+//     error messages only: a worker never trusts it to admit a dispatcher).
+//  2. Both sides derive one key per direction with HKDF-SHA256 (RFC 5869):
+//     K_wd and K_dw = HKDF(secret, salt Nw‖Nd, info "wasmfaas wire 2 w2d"
+//     or "… d2w" ‖ C ‖ name ‖ session ‖ lane), 32 bytes each. Without a
+//     secret the input is a fixed public string instead: the keys are then
+//     anyone's and sealing only catches corruption (open admission).
+//  3. Every later message is sealed: its header names C and a sequence
+//     number that starts at 1 and grows by one with each message a side
+//     sends on the channel; its mac is HMAC-SHA256(K, every byte of the
+//     frame before the mac) under the sender's direction key, so it covers
+//     the version, type, channel, sequence number and every field. The
+//     receiver compares macs with hmac.Equal, and accepts a sequence number
+//     only if it is larger than every one it accepted on the channel (gaps
+//     are allowed: a transport may drop a message; going back is not). A
+//     pull reply (WORK, sealed ERROR) carries the sequence number of the
+//     request it answers and the worker accepts no other.
+//  4. A valid mac on the worker's first sealed message (REGISTER, or the
+//     first PULL) proves the worker knows the secret: only a holder can
+//     derive K_wd. The dispatcher's first sealed answer (WELCOME, WORK)
+//     is its proof to the worker. Neither side ever sends the secret.
+//
+// A dispatcher with a secret admits no worker that fails this: it answers
+// the failed proof with an open ERROR code UNAUTHORIZED and forgets the
+// channel; such a worker is never registered, never counted as capacity,
+// gets no task, and its RESULT, RELEASE and PULL messages are dropped
+// before anything reaches the store. Sealed messages that fail on an
+// established channel (tampered, replayed, reordered, for another channel)
+// are not looked at either: dropped in push mode, answered with an open
+// ERROR in pull mode (REP must answer); failures are logged rate-limited,
+// never with a mac or the secret. A worker with a secret refuses, and
+// reconnects to try again later, a dispatcher that says it has none or
+// whose first WELCOME or WORK does not verify, so a rogue dispatcher
+// cannot feed it tasks; later it drops a push message that does not verify
+// and treats a pull reply that does not as no reply (a new socket). A
+// worker without a secret, told that the dispatcher has one, does not try.
+//
+// What this protects against: workers and dispatchers without the secret
+// (admission, task theft, forged results and releases, rogue dispatchers);
+// replay of captured messages, in the same channel (sequence numbers) or
+// another (fresh nonces and channel ids); tampering with, truncating or
+// extending a message; reflecting a message back to its sender (one key
+// per direction). Channels that have proved nothing yet are few (at most
+// maxPending) and short-lived, so HELLO floods cost little memory.
+//
+// What it does not protect against: nothing is encrypted, so anyone who
+// can watch the network sees function code, arguments, results and output
+// in clear; run workers on a private network, or through a TLS tunnel
+// (stunnel, a WireGuard or SSH tunnel), where payloads must stay
+// confidential. A man in the middle can still delay, drop or cut traffic,
+// or spoil a handshake (HELLO, CHALLENGE and open ERRORs are not
+// authenticated): a denial of service, never a forged message. Every
+// holder of the secret is trusted alike (a worker with it may use any
+// name); a leaked secret must be replaced on every side. How random the
+// secret is cannot be measured: ParseSecret only catches mistakes.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/wasmfaas/wasmfaas/runtime"
+)
+
+// WireVersion is the version byte of every message this build sends.
+const WireVersion byte = 2
+
+// MsgType is the second byte of a message.
+type MsgType byte
+
+// Message types; see the table above.
+const (
+	MsgRegister  MsgType = 0x01
+	MsgWelcome   MsgType = 0x02
+	MsgHeartbeat MsgType = 0x03
+	MsgTask      MsgType = 0x04
+	MsgResult    MsgType = 0x05
+	MsgAck       MsgType = 0x06
+	MsgCancel    MsgType = 0x07
+	MsgRelease   MsgType = 0x08
+	MsgDrain     MsgType = 0x09
+	MsgBye       MsgType = 0x0A
+	MsgError     MsgType = 0x0B
+	MsgHello     MsgType = 0x0C
+	MsgChallenge MsgType = 0x0D
+	MsgPull      MsgType = 0x10
+	MsgWork      MsgType = 0x11
+)
+
+var msgNames = map[MsgType]string{
+	MsgRegister: "REGISTER", MsgWelcome: "WELCOME", MsgHeartbeat: "HEARTBEAT", MsgTask: "TASK",
+	MsgResult: "RESULT", MsgAck: "ACK", MsgCancel: "CANCEL", MsgRelease: "RELEASE", MsgDrain: "DRAIN",
+	MsgBye: "BYE", MsgError: "ERROR", MsgHello: "HELLO", MsgChallenge: "CHALLENGE", MsgPull: "PULL", MsgWork: "WORK",
+}
+
+func (t MsgType) String() string {
+	if s, ok := msgNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("0x%02x", byte(t))
+}
+
+// sealing says how a message type travels.
+type sealing int
+
+const (
+	openOnly sealing = iota
+	sealedOnly
+	eitherSeal
+)
+
+func (t MsgType) sealing() sealing {
+	switch t {
+	case MsgHello, MsgChallenge:
+		return openOnly
+	case MsgError:
+		return eitherSeal
+	}
+	return sealedOnly
+}
+
+// ERROR codes.
+const (
+	ErrCodeVersion        = 1 // the frame's version is not supported
+	ErrCodeMalformed      = 2 // the frame could not be decoded
+	ErrCodeUnknownSession = 3 // register again (push) / start over (pull)
+	ErrCodeUnauthorized   = 4 // worker authentication failed: start over
+	ErrCodeUnexpected     = 5 // a valid message this side does not accept
+)
+
+// Decoding errors.
+var (
+	ErrWireVersion = errors.New("wire: unsupported version")
+	ErrWireType    = errors.New("wire: unknown message type")
+	ErrWireFormat  = errors.New("wire: malformed message")
+)
+
+// ID16 is a random 16-byte identifier (worker session, dispatcher
+// incarnation, channel). The zero value means none.
+type ID16 [16]byte
+
+// IsZero reports whether id is the zero (absent) identifier.
+func (id ID16) IsZero() bool { return id == ID16{} }
+
+func (id ID16) String() string { return fmt.Sprintf("%x", id[:4]) }
+
+// WireTask is a task sent to a worker.
+type WireTask struct {
+	ID        string
+	Fence     int64
+	Attempt   int
+	Isolation runtime.Isolation
+	FnHash    [32]byte // zero if unknown
+	Timeout   time.Duration
+	Fn, Args  []byte // raw pickles
+}
+
+// RuntimeTask is the sandbox task to run.
+func (t *WireTask) RuntimeTask() runtime.Task {
+	return runtime.Task{ID: t.ID, FnHash: t.FnHash, FnPayload: t.Fn, ArgsPayload: t.Args, Isolation: t.Isolation, Timeout: t.Timeout}
+}
+
+// WireResult is a task's outcome sent back by a worker.
+type WireResult struct {
+	ID     string
+	Fence  int64
+	Result *runtime.Result
+}
+
+// Ref names one claim of a task.
+type Ref struct {
+	ID    string
+	Fence int64
+}
+
+// Ack tells a worker that the dispatcher is done with a result: recorded,
+// or rejected because the claim moved on. Either way it is not sent again.
+type Ack struct {
+	ID       string
+	Fence    int64
+	Recorded bool
+}
+
+// Held is a task a worker holds: running, or finished with its result not
+// yet acknowledged (Done).
+type Held struct {
+	ID      string
+	Fence   int64
+	Elapsed time.Duration
+	Done    bool
+}
+
+// Message is any wire message; which fields are used depends on Type (see
+// the table in the file comment).
+type Message struct {
+	Type MsgType
+
+	// Sealed messages (see Channel.Seal): the channel, the sender's
+	// sequence number on it and the mac. Decode fills them in; Encode
+	// writes them as they are.
+	Sealed  bool
+	Channel ID16
+	Seq     uint64
+	MAC     [MACSize]byte
+	// signed is what the mac covers, as received (set by Decode).
+	signed []byte
+
+	// HELLO
+	Name    string
+	Session ID16
+	Lane    int
+	// HELLO, CHALLENGE
+	Nonce []byte
+	// CHALLENGE (also Channel: the channel it opens)
+	Secured bool
+
+	// REGISTER
+	Capacity int
+	// REGISTER, PULL
+	Held []Held
+
+	// WELCOME, WORK, PULL
+	Incarnation ID16
+	Heartbeat   time.Duration // WELCOME
+	Misses      int           // WELCOME
+	Timeout     time.Duration // WELCOME
+	// MaxMessage is the largest message the sender takes (all types that
+	// have it; 0 means not said).
+	MaxMessage int
+
+	// HEARTBEAT, PULL
+	Free int
+
+	// PULL
+	GotSeq   uint64
+	Draining bool
+	Results  []WireResult
+	Released []Ref
+
+	// WORK
+	WorkSeq    uint64
+	RetryAfter time.Duration
+	Tasks      []WireTask
+	Acks       []Ack
+	Cancels    []Ref
+
+	// TASK: Tasks[0]; RESULT: Results[0]; ACK: Acks; CANCEL: Cancels;
+	// RELEASE: Released.
+
+	// ERROR
+	Code int
+	Text string
+}
+
+// Encode appends the message's frame to b (which may be nil). A sealed
+// message gets its header and its MAC as they are in m: use Channel.Seal to
+// make one that verifies.
+func (m *Message) Encode(b []byte) []byte {
+	e := wenc{b: append(b, WireVersion, byte(m.Type))}
+	if m.Sealed {
+		e.b = append(e.b, 1)
+		e.id16(m.Channel)
+		e.uint(m.Seq)
+	} else {
+		e.b = append(e.b, 0)
+	}
+	switch m.Type {
+	case MsgHello:
+		e.str(m.Name)
+		e.id16(m.Session)
+		e.uint(uint64(max(m.Lane, 0)))
+		e.bytes(m.Nonce)
+	case MsgChallenge:
+		e.id16(m.Channel)
+		e.bytes(m.Nonce)
+		e.bool(m.Secured)
+	case MsgRegister:
+		e.uint(uint64(max(m.Capacity, 0)))
+		e.helds(m.Held)
+		e.uint(uint64(max(m.MaxMessage, 0)))
+	case MsgWelcome:
+		e.id16(m.Incarnation)
+		e.dur(m.Heartbeat)
+		e.uint(uint64(max(m.Misses, 0)))
+		e.dur(m.Timeout)
+		e.uint(uint64(max(m.MaxMessage, 0)))
+	case MsgHeartbeat:
+		e.uint(uint64(max(m.Free, 0)))
+	case MsgTask:
+		var t WireTask
+		if len(m.Tasks) > 0 {
+			t = m.Tasks[0]
+		}
+		e.task(&t)
+	case MsgResult:
+		var r WireResult
+		if len(m.Results) > 0 {
+			r = m.Results[0]
+		}
+		e.result(&r)
+	case MsgAck:
+		e.acks(m.Acks)
+	case MsgCancel:
+		e.refs(m.Cancels)
+	case MsgRelease:
+		e.refs(m.Released)
+	case MsgDrain, MsgBye:
+	case MsgError:
+		e.uint(uint64(max(m.Code, 0)))
+		e.str(m.Text)
+	case MsgPull:
+		e.id16(m.Incarnation)
+		e.uint(m.GotSeq)
+		e.uint(uint64(max(m.Free, 0)))
+		e.bool(m.Draining)
+		e.helds(m.Held)
+		e.uint(uint64(len(m.Results)))
+		for i := range m.Results {
+			e.result(&m.Results[i])
+		}
+		e.refs(m.Released)
+		e.uint(uint64(max(m.MaxMessage, 0)))
+	case MsgWork:
+		e.id16(m.Incarnation)
+		e.uint(m.WorkSeq)
+		e.dur(m.RetryAfter)
+		e.uint(uint64(len(m.Tasks)))
+		for i := range m.Tasks {
+			e.task(&m.Tasks[i])
+		}
+		e.acks(m.Acks)
+		e.refs(m.Cancels)
+		e.uint(uint64(max(m.MaxMessage, 0)))
+	}
+	if m.Sealed {
+		e.b = append(e.b, m.MAC[:]...)
+	}
+	return e.b
+}
+
+// Decode parses one frame. Byte slices in the result (payloads, nonces)
+// point into b. A sealed message is only parsed: Channel.Open checks it.
+func Decode(b []byte) (*Message, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("%w: %d-byte frame", ErrWireFormat, len(b))
+	}
+	if b[0] != WireVersion {
+		return nil, fmt.Errorf("%w %d (this side speaks %d)", ErrWireVersion, b[0], WireVersion)
+	}
+	if len(b) < 3 {
+		return nil, fmt.Errorf("%w: %d-byte frame", ErrWireFormat, len(b))
+	}
+	m := &Message{Type: MsgType(b[1])}
+	if _, ok := msgNames[m.Type]; !ok {
+		return nil, fmt.Errorf("%w %s", ErrWireType, m.Type)
+	}
+	d := wdec{b: b[3:]}
+	switch b[2] {
+	case 0:
+	case 1:
+		if len(b) < 3+MACSize {
+			return nil, fmt.Errorf("%w: %s: a sealed frame too short for its mac", ErrWireFormat, m.Type)
+		}
+		m.Sealed = true
+		m.signed = b[: len(b)-MACSize : len(b)-MACSize]
+		copy(m.MAC[:], b[len(b)-MACSize:])
+		d.b = b[3 : len(b)-MACSize]
+		m.Channel = d.id16()
+		m.Seq = d.uint()
+		if d.err == nil && (m.Channel.IsZero() || m.Seq == 0) {
+			d.fail("sealed without a channel or a sequence number")
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s: seal byte %d", ErrWireFormat, m.Type, b[2])
+	}
+	switch s := m.Type.sealing(); {
+	case s == openOnly && m.Sealed:
+		return nil, fmt.Errorf("%w: a sealed %s", ErrWireFormat, m.Type)
+	case s == sealedOnly && !m.Sealed:
+		return nil, fmt.Errorf("%w: an unsealed %s (every %s is sealed since wire version 2)", ErrWireFormat, m.Type, m.Type)
+	}
+	switch m.Type {
+	case MsgHello:
+		m.Name = d.str()
+		m.Session = d.id16()
+		m.Lane = d.int()
+		m.Nonce = d.nonce()
+	case MsgChallenge:
+		m.Channel = d.id16()
+		m.Nonce = d.nonce()
+		m.Secured = d.bool()
+		if d.err == nil && m.Channel.IsZero() {
+			d.fail("no channel")
+		}
+	case MsgRegister:
+		m.Capacity = d.int()
+		m.Held = d.helds()
+		m.MaxMessage = d.int()
+	case MsgWelcome:
+		m.Incarnation = d.id16()
+		m.Heartbeat = d.dur()
+		m.Misses = d.int()
+		m.Timeout = d.dur()
+		m.MaxMessage = d.int()
+	case MsgHeartbeat:
+		m.Free = d.int()
+	case MsgTask:
+		m.Tasks = []WireTask{d.task()}
+	case MsgResult:
+		m.Results = []WireResult{d.result()}
+	case MsgAck:
+		m.Acks = d.acks()
+	case MsgCancel:
+		m.Cancels = d.refs()
+	case MsgRelease:
+		m.Released = d.refs()
+	case MsgDrain, MsgBye:
+	case MsgError:
+		m.Code = d.int()
+		m.Text = d.str()
+	case MsgPull:
+		m.Incarnation = d.id16()
+		m.GotSeq = d.uint()
+		m.Free = d.int()
+		m.Draining = d.bool()
+		m.Held = d.helds()
+		n := d.count(8)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Results = append(m.Results, d.result())
+		}
+		m.Released = d.refs()
+		m.MaxMessage = d.int()
+	case MsgWork:
+		m.Incarnation = d.id16()
+		m.WorkSeq = d.uint()
+		m.RetryAfter = d.dur()
+		n := d.count(8)
+		for i := 0; i < n && d.err == nil; i++ {
+			m.Tasks = append(m.Tasks, d.task())
+		}
+		m.Acks = d.acks()
+		m.Cancels = d.refs()
+		m.MaxMessage = d.int()
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrWireFormat, m.Type, d.err)
+	}
+	return m, nil
+}
+
+// FrameVersion is the version byte of a frame (0 if it is empty), for
+// reporting a version mismatch.
+func FrameVersion(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// VersionError is the ERROR a side answers a frame of version peer with:
+// laid out in version 1 for a version-1 peer (so that it can read it), in
+// this version otherwise.
+func VersionError(peer byte) []byte {
+	text := fmt.Sprintf("wire version %d is not supported: this side speaks version %d (run the same faas release on the dispatcher and its workers)", peer, WireVersion)
+	if peer == 1 {
+		e := wenc{b: []byte{1, byte(MsgError)}}
+		e.uint(ErrCodeVersion)
+		e.str(text)
+		return e.b
+	}
+	return (&Message{Type: MsgError, Code: ErrCodeVersion, Text: text}).Encode(nil)
+}
+
+// DefaultMaxMessage is the largest message a side accepts when it runs
+// tasks under limits l: a task with both payloads at their cap, or a result
+// at its cap with both outputs at theirs, plus room for ids, tracebacks and
+// envelopes.
+func DefaultMaxMessage(l runtime.Limits) int {
+	l = l.WithDefaults()
+	return max(2*l.ArgBytes, l.ResultBytes+2*l.OutputBytes) + 1<<20
+}
+
+// ---- encoding ----
+
+type wenc struct{ b []byte }
+
+func (e *wenc) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *wenc) bytes(v []byte) {
+	e.uint(uint64(len(v)))
+	e.b = append(e.b, v...)
+}
+func (e *wenc) str(v string) {
+	e.uint(uint64(len(v)))
+	e.b = append(e.b, v...)
+}
+func (e *wenc) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+func (e *wenc) f64(v float64) { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(v)) }
+func (e *wenc) dur(d time.Duration) {
+	e.uint(uint64(max(d, 0) / time.Millisecond))
+}
+func (e *wenc) id16(id ID16) {
+	if id.IsZero() {
+		e.uint(0)
+		return
+	}
+	e.bytes(id[:])
+}
+func (e *wenc) fence(f int64) { e.uint(uint64(max(f, 0))) }
+
+func (e *wenc) task(t *WireTask) {
+	e.str(t.ID)
+	e.fence(t.Fence)
+	e.uint(uint64(max(t.Attempt, 0)))
+	e.str(string(t.Isolation))
+	if t.FnHash == ([32]byte{}) {
+		e.uint(0)
+	} else {
+		e.bytes(t.FnHash[:])
+	}
+	e.dur(t.Timeout)
+	e.bytes(t.Fn)
+	e.bytes(t.Args)
+}
+
+func (e *wenc) result(r *WireResult) {
+	e.str(r.ID)
+	e.fence(r.Fence)
+	res := r.Result
+	if res == nil {
+		res = &runtime.Result{Status: runtime.Failed, Error: &runtime.TaskError{Kind: runtime.KindSandboxCrash, Message: "no result"}}
+	}
+	if res.Status == runtime.Completed {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 2)
+	}
+	e.bytes(res.Payload)
+	e.bool(res.Error != nil)
+	if res.Error != nil {
+		e.str(string(res.Error.Kind))
+		e.str(res.Error.Message)
+		e.str(res.Error.Traceback)
+	}
+	e.bytes(res.Stdout)
+	e.bytes(res.Stderr)
+	var flags byte
+	if res.OutputTruncated {
+		flags |= 1
+	}
+	if res.Warm {
+		flags |= 2
+	}
+	e.b = append(e.b, flags)
+	t := res.Timings
+	for _, v := range []float64{t.Queue, t.Boot, t.Deserialize, t.Run, t.Serialize, t.Total} {
+		e.f64(v)
+	}
+}
+
+func (e *wenc) refs(rs []Ref) {
+	e.uint(uint64(len(rs)))
+	for _, r := range rs {
+		e.str(r.ID)
+		e.fence(r.Fence)
+	}
+}
+
+func (e *wenc) acks(as []Ack) {
+	e.uint(uint64(len(as)))
+	for _, a := range as {
+		e.str(a.ID)
+		e.fence(a.Fence)
+		e.bool(a.Recorded)
+	}
+}
+
+func (e *wenc) helds(hs []Held) {
+	e.uint(uint64(len(hs)))
+	for _, h := range hs {
+		e.str(h.ID)
+		e.fence(h.Fence)
+		e.dur(h.Elapsed)
+		e.bool(h.Done)
+	}
+}
+
+// ---- decoding ----
+
+// wdec reads fields; after the first error every read returns a zero value
+// and err stays set.
+type wdec struct {
+	b   []byte
+	err error
+}
+
+func (d *wdec) fail(what string) {
+	if d.err == nil {
+		d.err = errors.New(what)
+	}
+	d.b = nil
+}
+
+func (d *wdec) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// int reads a uint that must fit an int32 (counts, sizes, capacities).
+func (d *wdec) int() int {
+	v := d.uint()
+	if v > math.MaxInt32 {
+		d.fail("number out of range")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *wdec) fence() int64 {
+	v := d.uint()
+	if v > math.MaxInt64 {
+		d.fail("fence out of range")
+		return 0
+	}
+	return int64(v)
+}
+
+func (d *wdec) dur() time.Duration {
+	v := d.uint()
+	if v > uint64(math.MaxInt64/int64(time.Millisecond)) {
+		d.fail("duration out of range")
+		return 0
+	}
+	return time.Duration(v) * time.Millisecond
+}
+
+func (d *wdec) bytes() []byte {
+	n := d.uint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.fail(fmt.Sprintf("a %d-byte field in %d bytes", n, len(d.b)))
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *wdec) str() string { return string(d.bytes()) }
+
+func (d *wdec) id16() ID16 {
+	b := d.bytes()
+	var id ID16
+	switch len(b) {
+	case 0:
+	case 16:
+		copy(id[:], b)
+	default:
+		d.fail("identifier is not 16 bytes")
+	}
+	return id
+}
+
+func (d *wdec) byte1() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *wdec) bool() bool {
+	switch d.byte1() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+func (d *wdec) f64() float64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		d.fail("number is not finite")
+		return 0
+	}
+	return v
+}
+
+// count reads a list length; every item takes at least minItem bytes, so a
+// count the rest of the frame cannot hold is an error (and nothing is
+// allocated for it).
+func (d *wdec) count(minItem int) int {
+	n := d.uint()
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(len(d.b)/minItem) {
+		d.fail("list longer than the frame")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *wdec) id() string {
+	s := d.str()
+	if d.err == nil && (s == "" || len(s) > 256) {
+		d.fail("bad task id")
+	}
+	return s
+}
+
+func (d *wdec) task() WireTask {
+	var t WireTask
+	t.ID = d.id()
+	t.Fence = d.fence()
+	t.Attempt = d.int()
+	iso := d.str()
+	if d.err == nil {
+		var err error
+		if t.Isolation, err = runtime.ParseIsolation(iso); err != nil {
+			d.fail(err.Error())
+		}
+	}
+	switch h := d.bytes(); len(h) {
+	case 0:
+	case 32:
+		copy(t.FnHash[:], h)
+	default:
+		d.fail("fn_hash is not 32 bytes")
+	}
+	t.Timeout = d.dur()
+	t.Fn = d.bytes()
+	t.Args = d.bytes()
+	return t
+}
+
+func (d *wdec) result() WireResult {
+	r := WireResult{Result: &runtime.Result{}}
+	r.ID = d.id()
+	r.Fence = d.fence()
+	res := r.Result
+	switch d.byte1() {
+	case 1:
+		res.Status = runtime.Completed
+	case 2:
+		res.Status = runtime.Failed
+	default:
+		d.fail("bad status")
+	}
+	res.Payload = d.bytes()
+	if d.bool() {
+		res.Error = &runtime.TaskError{Kind: runtime.ErrorKind(d.str()), Message: d.str(), Traceback: d.str()}
+	}
+	if d.err == nil && res.Status == runtime.Failed && res.Error == nil {
+		d.fail("FAILED result without an error")
+	}
+	res.Stdout = d.bytes()
+	res.Stderr = d.bytes()
+	flags := d.byte1()
+	res.OutputTruncated = flags&1 != 0
+	res.Warm = flags&2 != 0
+	t := &res.Timings
+	for _, p := range []*float64{&t.Queue, &t.Boot, &t.Deserialize, &t.Run, &t.Serialize, &t.Total} {
+		*p = d.f64()
+	}
+	return r
+}
+
+func (d *wdec) refs() []Ref {
+	n := d.count(2)
+	var out []Ref
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, Ref{ID: d.id(), Fence: d.fence()})
+	}
+	return out
+}
+
+func (d *wdec) acks() []Ack {
+	n := d.count(3)
+	var out []Ack
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, Ack{ID: d.id(), Fence: d.fence(), Recorded: d.bool()})
+	}
+	return out
+}
+
+func (d *wdec) helds() []Held {
+	n := d.count(4)
+	var out []Held
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, Held{ID: d.id(), Fence: d.fence(), Elapsed: d.dur(), Done: d.bool()})
+	}
+	return out
+}
+
+func defaultLimits() runtime.Limits { return runtime.DefaultLimits }
+
+func (d *wdec) nonce() []byte {
+	b := d.bytes()
+	if d.err == nil && len(b) != NonceSize {
+		d.fail(fmt.Sprintf("a %d-byte nonce (want %d)", len(b), NonceSize))
+	}
+	return b
+}
