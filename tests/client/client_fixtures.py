@@ -50,16 +50,19 @@ def free_port():
 
 
 class FaasServer:
-    def __init__(self):
+    def __init__(self, env=None, extra=()):
+        self.env = env
+        self.extra = list(extra)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log = tempfile.NamedTemporaryFile(prefix="faas-client-test-", suffix=".log", delete=False)
         self.proc = None
 
     def start(self):
-        args = [FAAS, "up", "--addr", "127.0.0.1:%d" % self.port, "-w", "2", "--timeout", TASK_TIMEOUT]
+        args = [FAAS, "up", "--addr", "127.0.0.1:%d" % self.port, "-w", "2", "--timeout", TASK_TIMEOUT] + self.extra
+        env = dict(os.environ, **(self.env or {}))
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=_die_with_parent, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -91,12 +94,12 @@ class FaasServer:
             return f.read()[-n:].decode("utf-8", "replace")
 
 
-@pytest.fixture(scope="module")
-def server(request):
+def running_server(request, **kwargs):
+    """A started FaasServer (generator for fixtures), stopped afterwards."""
     if not os.path.isfile(FAAS) or not os.access(FAAS, os.X_OK):
         pytest.fail("the faas binary %s is missing: run `make build` first, or set FAAS_BIN" % FAAS,
                     pytrace=False)
-    s = FaasServer()
+    s = FaasServer(**kwargs)
     try:
         s.start()
     except Exception:
@@ -109,6 +112,11 @@ def server(request):
         sys.stderr.write("\n----- faas log (tail) -----\n%s\n" % s.tail())
     s.log.close()
     os.unlink(s.log.name)
+
+
+@pytest.fixture(scope="module")
+def server(request):
+    yield from running_server(request)
 
 
 @pytest.fixture

@@ -205,13 +205,15 @@ def test_remote_timeout_raises_timeout_error(client):
     assert f.error["kind"] == "TIMEOUT"
 
 
-def test_result_timeout_and_cancel_stop_waiting(client, request_log):
+def test_result_timeout_and_cancel(client, request_log):
     log = request_log(client)
     f = client.register(nap)(1.2, "late")
     with pytest.raises(TimeoutError):
         f.result(timeout=0.2)
     assert not f.done()
     assert f.cancel() and f.cancelled()
+    # Cancelled on the server too, not only no longer awaited.
+    assert client.result_info(f.task_id, wait=5)["error"]["kind"] == "CANCELLED"
     polls = log.count("GET", "/result/")
     time.sleep(1.5)
     # The pending long-poll may still come back, but nobody asks again.
@@ -340,9 +342,6 @@ def test_waiting_uses_long_polls_not_spinning(client, request_log):
     assert gets <= 2 * 50, "%d result requests for 50 tasks" % gets
 
 
-# Last: the cancelled tasks keep the server's sandboxes busy for a while
-# (cancel only stops the client from waiting).
-
 def test_executor_shutdown_cancel_futures(client):
     ex = wasmfaas.Executor(client)
     slow = [ex.submit(nap, 1.0, i) for i in range(3)]
@@ -350,3 +349,12 @@ def test_executor_shutdown_cancel_futures(client):
     ex.shutdown(wait=True, cancel_futures=True)
     assert time.monotonic() - started < 0.9
     assert all(f.cancelled() for f in slow)
+    for f in slow:
+        assert client.result_info(f.task_id, wait=5)["error"]["kind"] == "CANCELLED"
+
+
+def test_cancel_after_the_result_is_false(client):
+    f = client.register(nap)(0.0, "done")
+    assert f.result(timeout=30) == "done"
+    assert not f.cancel()
+    assert not client.cancel_task(f.task_id)  # 409 on the server: already final

@@ -3,6 +3,8 @@ starts it, and a client that speaks the course protocol.
 
     server "up":    faas up (API + local dispatcher + embedded Redis)
     server "split": redis-server + faas api + faas dispatcher -m local
+    "push", "pull": redis-server + faas api + faas dispatcher -m push|pull
+                    + one push-worker|pull-worker with 2 sandboxes
 
 FAAS_BIN names the binary (default: bin/faas, which `make build` makes).
 """
@@ -81,11 +83,19 @@ def wait_port(port, timeout=20):
 
 
 class Server:
-    """A running deployment and a course-style client for it."""
+    """A running deployment and a course-style client for it.
 
-    def __init__(self, kind, tmp):
+    timeout is the task timeout of the processes that run sandboxes; extra
+    are flags given to every faas process (up, or api and dispatcher); env
+    are variables added to their environment (FAAS_TOKENS, ...: each
+    process reads those of its own flags)."""
+
+    def __init__(self, kind, tmp, timeout=TIMEOUT, extra=(), env=None):
         self.kind = kind
         self.tmp = tmp
+        self.timeout = timeout
+        self.extra = list(extra)
+        self.env = dict(env or {})
         self.procs = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,13 +105,13 @@ class Server:
         log = open(os.path.join(self.tmp, name + ".log"), "ab")
         self.logs[name] = log.name
         self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                                            start_new_session=True, env={**os.environ, **self.env})
         return self.procs[name]
 
     def start(self):
-        limits = ["--timeout", TIMEOUT]
+        limits = ["--timeout", self.timeout]
         if self.kind == "up":
-            self.spawn("up", [FAAS, "up", "--addr", f"127.0.0.1:{self.port}", "-w", "2"] + limits)
+            self.spawn("up", [FAAS, "up", "--addr", f"127.0.0.1:{self.port}", "-w", "2"] + limits + self.extra)
             wait_http(self.url, self.procs["up"])
             return
         self.redis_port = free_port()
@@ -109,13 +119,19 @@ class Server:
         self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", self.tmp])
         wait_port(self.redis_port)
-        self.spawn("api", [FAAS, "api", "--addr", f"127.0.0.1:{self.port}", "--redis", self.redis_url])
+        self.spawn("api", [FAAS, "api", "--addr", f"127.0.0.1:{self.port}", "--redis", self.redis_url] + self.extra)
         self.start_dispatcher()
         wait_http(self.url, self.procs["api"])
 
     def start_dispatcher(self):
+        if self.kind in ("push", "pull"):
+            port = free_port()
+            self.spawn("dispatcher", [FAAS, "dispatcher", "-m", self.kind, "-p", str(port), "--bind", "127.0.0.1",
+                                      "--redis", self.redis_url, "--lease", "2s", "--timeout", self.timeout] + self.extra)
+            self.spawn("worker", [FAAS, f"{self.kind}-worker", "2", f"tcp://127.0.0.1:{port}", "--timeout", self.timeout])
+            return
         self.spawn("dispatcher", [FAAS, "dispatcher", "-m", "local", "-w", "2", "--redis", self.redis_url,
-                                  "--lease", "2s", "--timeout", TIMEOUT])
+                                  "--lease", "2s", "--timeout", self.timeout] + self.extra)
 
     def kill(self, name, sig=signal.SIGKILL):
         p = self.procs[name]
@@ -168,13 +184,13 @@ class Server:
         raise AssertionError(f"task {task_id} not final after {timeout}s")
 
 
-def _deployment(request, kind):
+def _deployment(request, kind, **server_args):
     if not os.path.exists(FAAS):
         pytest.fail(f"{FAAS} is missing: run `make build` first (or set FAAS_BIN)")
     if kind == "split" and shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed (apt-get install redis-server)")
     tmp = tempfile.mkdtemp(prefix="faas-e2e-")
-    s = Server(kind, tmp)
+    s = Server(kind, tmp, **server_args)
     try:
         s.start()
     except Exception:

@@ -16,8 +16,9 @@ Functions travel by value, with the helpers and constants they use (see
 server's: JSON bodies with ``base64(dill.dumps(...))`` payloads.
 """
 from .client import Client, FunctionHandle, TaskFuture
-from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RemoteError, SerializationError,
-                     ServerError, ServerUnavailable, TaskNotFound, WasmFaaSError)
+from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError,
+                     SerializationError, ServerError, ServerUnavailable, TaskNotFound, Unauthorized,
+                     WasmFaaSError)
 from .executor import Executor
 from .pickling import deserialize, send_by_value, serialize
 
@@ -25,4 +26,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Client", "Executor", "FunctionHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
            "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "PayloadTooLarge",
-           "SerializationError", "RemoteError", "serialize", "deserialize", "send_by_value"]
+           "Unauthorized", "RateLimited", "SerializationError", "RemoteError", "serialize", "deserialize", "send_by_value"]

@@ -4,14 +4,15 @@ import concurrent.futures
 import hashlib
 import heapq
 import itertools
+import os
 import threading
 import time
 import urllib.parse
 from collections import deque
 
 from . import pickling as _ser
-from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RemoteError, SerializationError,
-                     ServerError, TaskNotFound, WasmFaaSError)
+from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError,
+                     SerializationError, ServerError, TaskNotFound, Unauthorized, WasmFaaSError)
 from .transport import Transport
 
 __all__ = ["Client", "FunctionHandle", "TaskFuture"]
@@ -31,23 +32,38 @@ class TaskFuture(concurrent.futures.Future):
 
     The future stays *pending* while the task is queued or running on the
     server (``running()`` is false), so that ``cancel()`` works until the
-    result arrives. ``cancel()`` only stops this client from waiting: the
-    server has no way to cancel a task yet, so a task already sent runs to
-    its end there, and its result is dropped.
+    result arrives. ``cancel()`` also cancels the task on the server
+    (``DELETE /task/{id}``: a queued task never runs, a running one is
+    stopped).
     """
 
-    def __init__(self, task_id, function_id=None):
+    def __init__(self, task_id, function_id=None, client=None):
         super().__init__()
         self.task_id = task_id
         self.function_id = function_id
+        self._client = client
         self.info = None
         self._settle_lock = threading.RLock()
         self._cancel_notified = False
 
     def cancel(self):
-        """Stop waiting for the task (see the class documentation: the task
-        itself is not stopped on the server). Returns False if the result
-        has already arrived."""
+        """Stop waiting for the task and cancel it on the server (a queued
+        task never runs, a running one is stopped). Returns False, and does
+        nothing, if the result has already arrived. The server is asked
+        after the future is cancelled here, so a result racing the cancel
+        cannot complete it; if the server cannot be reached the task may
+        still run there."""
+        if not self._stop_waiting():
+            return False
+        client = self._client
+        if client is not None and not client._closed:
+            try:
+                client.cancel_task(self.task_id)
+            except WasmFaaSError:
+                pass
+        return True
+
+    def _stop_waiting(self):
         with self._settle_lock:
             if not super().cancel():
                 return False
@@ -156,9 +172,11 @@ class Client:
     use a server you trust.
     """
 
-    def __init__(self, url="http://127.0.0.1:8000", timeout=30.0, *, retries=4, backoff=0.1,
+    def __init__(self, url="http://127.0.0.1:8000", timeout=30.0, *, token=None, retries=4, backoff=0.1,
                  poll_threads=4, poll_wait=20.0, rotate_wait=1.0):
-        self.transport = Transport(url, timeout=timeout, retries=retries, backoff=backoff)
+        if token is None:
+            token = os.environ.get("WASMFAAS_TOKEN") or None
+        self.transport = Transport(url, timeout=timeout, retries=retries, backoff=backoff, token=token)
         self.url = self.transport.url
         self._poller = _Poller(self, max(1, int(poll_threads)), float(poll_wait), float(rotate_wait))
         self._registered = {}  # (sha256 of the pickle, isolation) -> FunctionHandle
@@ -179,7 +197,7 @@ class Client:
         (they stop waiting; the tasks still run on the server)."""
         self._closed = True
         for fut in self._poller.close():
-            fut.cancel()
+            fut._stop_waiting()
         self.transport.close()
 
     # --- functions
@@ -268,16 +286,27 @@ class Client:
                                       {"function_id": handle.function_id, "payload": _b64(data)})
         if resp.status != 200:
             raise _error_for(resp, "execute_function", len(data), function_id=handle.function_id)
-        fut = TaskFuture(_field(resp, "task_id"), handle.function_id)
+        fut = TaskFuture(_field(resp, "task_id"), handle.function_id, self)
         self._poller.add(fut)
         return fut
 
     def future(self, task_id):
         """A :class:`TaskFuture` for a task submitted earlier (by anyone)."""
         self._check_open()
-        fut = TaskFuture(task_id)
+        fut = TaskFuture(task_id, client=self)
         self._poller.add(fut)
         return fut
+
+    def cancel_task(self, task_id):
+        """Cancel a task on the server: a queued task never runs, a running
+        one is stopped; it ends FAILED with kind CANCELLED. Returns True if
+        this call cancelled it, False if it was already final."""
+        resp = self.transport.request("DELETE", "/task/%s" % _quote(task_id))
+        if resp.status == 409:
+            return False
+        if resp.status != 200:
+            raise _error_for(resp, "cancel", task_id=task_id)
+        return True
 
     def status(self, task_id):
         """The task's status: ``QUEUED``, ``RUNNING``, ``COMPLETED`` or
@@ -519,6 +548,12 @@ def _error_for(resp, action, size=None, function_id=None, task_id=None):
                                     status, detail, function_id=function_id)
         return TaskNotFound("task %s is not known to the server (%s)" % (task_id, detail),
                             status, detail, task_id=task_id)
+    if status == 401:
+        return Unauthorized("%s: the server needs a valid API token (Client(token=...) or WASMFAAS_TOKEN): %s"
+                            % (action, detail), status, detail)
+    if status == 429:
+        return RateLimited("%s: over the tenant's quota: %s" % (action, detail), status, detail,
+                           retry_after=resp.retry_after)
     if status == 413:
         what = "the pickled function is" if action == "register_function" else "the pickled arguments are"
         size_text = " (%.1f MB, %.1f MB as base64)" % (size / 1e6, size * 4 / 3 / 1e6) if size else ""

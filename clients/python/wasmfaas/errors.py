@@ -10,7 +10,8 @@ waiting (the message tells them apart).
 """
 
 __all__ = ["WasmFaaSError", "ServerUnavailable", "ServerError", "BadRequest", "FunctionNotFound",
-           "TaskNotFound", "PayloadTooLarge", "SerializationError", "RemoteError"]
+           "TaskNotFound", "PayloadTooLarge", "Unauthorized", "RateLimited", "SerializationError",
+           "RemoteError"]
 
 
 class WasmFaaSError(Exception):
@@ -62,6 +63,20 @@ class TaskNotFound(ServerError, LookupError):
 class PayloadTooLarge(ServerError):
     """413: the request body (the pickled function or arguments, base64
     encoded) is over the server's limit (32 MiB by default)."""
+
+
+class Unauthorized(ServerError, PermissionError):
+    """401: the server wants a valid API token (``Client(token=...)`` or the
+    ``WASMFAAS_TOKEN`` environment variable)."""
+
+
+class RateLimited(ServerError):
+    """429 after the retries: the tenant's request rate or queued-task quota
+    is used up. ``retry_after`` is the server's hint in seconds."""
+
+    def __init__(self, message, status=None, detail=None, retry_after=None):
+        super().__init__(message, status, detail)
+        self.retry_after = retry_after
 
 
 class SerializationError(WasmFaaSError):

@@ -23,8 +23,9 @@ class Executor(concurrent.futures.Executor):
 
     Each distinct function is registered once (identified by the hash of
     its pickle, so a function whose captured globals changed counts as a
-    new one). ``Future.cancel()`` only stops waiting for a task; the server
-    cannot cancel tasks yet.
+    new one). ``Future.cancel()`` cancels the task on the server too (see
+    :class:`wasmfaas.TaskFuture`), as ``shutdown(cancel_futures=True)`` and
+    an abandoned ``map`` do for the tasks still pending.
     """
 
     def __init__(self, client="http://127.0.0.1:8000", max_pending=None, isolation=None, **client_kwargs):
@@ -131,8 +132,8 @@ class Executor(concurrent.futures.Executor):
                 f.cancel()
 
     def shutdown(self, wait=True, *, cancel_futures=False):
-        """No new submissions after this. ``cancel_futures`` stops waiting
-        for every pending task; ``wait`` blocks until every future is done.
+        """No new submissions after this. ``cancel_futures`` cancels every
+        pending task (on the server too); ``wait`` blocks until every future is done.
         An executor made from a URL closes its client when ``wait`` is
         true (with ``wait=False`` the client's threads end once its
         futures are done)."""

@@ -10,6 +10,9 @@ Retry rules:
   unreachable, connect timeout). Once the request may have reached the
   server, an error is raised instead: retrying an execute could run the
   task twice.
+* ``429`` (rate limit or queue quota) is retried for every method, after
+  the server's ``Retry-After`` (capped): the server refused the request
+  before doing anything, so a retry cannot run a task twice.
 
 Large bodies are sent with ``Expect: 100-continue``, so a server that
 refuses them (413) answers before the body is sent, instead of resetting
@@ -35,16 +38,22 @@ EXPECT_CONTINUE_BYTES = 1 << 20
 CONTINUE_WAIT = 2.0
 
 
+#: Longest wait honoured from a 429's Retry-After.
+MAX_RETRY_AFTER = 30.0
+
+
 class Response:
     """A server's answer: ``status`` (int) and ``data`` (the decoded JSON
-    body, or ``None`` when the body is not JSON; ``text`` has it raw)."""
+    body, or ``None`` when the body is not JSON; ``text`` has it raw);
+    ``retry_after`` is the Retry-After header in seconds, if any."""
 
-    __slots__ = ("status", "data", "text")
+    __slots__ = ("status", "data", "text", "retry_after")
 
-    def __init__(self, status, data, text):
+    def __init__(self, status, data, text, retry_after=None):
         self.status = status
         self.data = data
         self.text = text
+        self.retry_after = retry_after
 
     @property
     def detail(self):
@@ -71,7 +80,7 @@ class Transport:
     jitter) up to ``max_backoff``.
     """
 
-    def __init__(self, url, timeout=30.0, retries=4, backoff=0.1, max_backoff=2.0):
+    def __init__(self, url, timeout=30.0, retries=4, backoff=0.1, max_backoff=2.0, token=None):
         parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
         if parts.scheme not in ("http", "https"):
             raise ValueError("url must be http:// or https://, not %r" % url)
@@ -84,6 +93,7 @@ class Transport:
         self._prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.retries = retries
+        self._token = token
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._local = threading.local()
@@ -161,6 +171,11 @@ class Transport:
             except (OSError, http.client.HTTPException) as e:
                 err, retriable = e, idempotent
             else:
+                if resp.status == 429 and attempt < self.retries:
+                    # Refused before anything happened: safe to repeat.
+                    time.sleep(min(MAX_RETRY_AFTER, resp.retry_after or self.backoff * (2 ** attempt)))
+                    attempt += 1
+                    continue
                 if not (idempotent and resp.status == 503):
                     return resp
                 err, retriable = None, True
@@ -186,6 +201,8 @@ class Transport:
     def _once(self, method, path, payload, timeout):
         conn = self._connection(timeout)
         headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = "Bearer " + self._token
         if payload is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -206,7 +223,12 @@ class Transport:
                 data = json.loads(text)
             except ValueError:
                 pass
-        return Response(resp.status, data, text)
+        retry_after = None
+        try:
+            retry_after = float(resp.getheader("Retry-After"))
+        except (TypeError, ValueError):
+            pass
+        return Response(resp.status, data, text, retry_after)
 
     def _send_expecting_continue(self, conn, method, url, payload, headers):
         conn.putrequest(method, url, skip_accept_encoding=True)
