@@ -5,23 +5,35 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin/faas
 ADDR     ?= 127.0.0.1:8000
-# Debian packages the tests and the service need; the interpreter build
-# (runtime/pybuild/build.sh) installs its own.
-APT_PKGS := redis-server python3 python3-dill python3-pytest python3-requests
+# Debian packages beyond what the interpreter build (runtime/pybuild/build.sh)
+# installs itself: RUN_PKGS for `make run` (a Python to submit a first
+# function with), TEST_PKGS for the tests and `make bench` (redis-server for
+# the integration tests, pytest for the end-to-end suites, chromium for the
+# dashboard test, iproute2 for the network-namespace test).
+RUN_PKGS  := python3 python3-dill python3-requests
+TEST_PKGS := $(RUN_PKGS) redis-server python3-pytest chromium iproute2
 
-.PHONY: all build image faas deps run test test-go test-e2e vet bench clean
+.PHONY: all build image faas deps deps-test run test test-go test-e2e vet bench clean
 
 all: build
 
-# deps installs what is missing, with apt-get (as root, or through sudo).
-deps:
+# deps and deps-test install what is missing, with apt-get (as root, or
+# through sudo).
+define apt_install
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26 at /usr/local/go (https://go.dev/dl)"; exit 1; }
-	@missing=""; for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
 		echo "installing:$$missing"; \
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(RUN_PKGS))
+
+deps-test:
+	$(call apt_install,$(TEST_PKGS))
 
 # image builds CPython for WASI once (a few minutes), then reuses the cache.
 image:
@@ -43,12 +55,15 @@ test-go:
 	$(GO) test -race -count=1 ./...
 
 test-e2e:
-	FAAS_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 -m pytest -q tests/e2e tests/client
+	FAAS_BIN=$(CURDIR)/$(BIN) /usr/bin/python3 -m pytest -q tests/e2e tests/client tests/adversarial
 
-test: build vet test-go test-e2e
+test: build deps-test vet test-go test-e2e
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./runtime/
+# bench runs the sandbox micro-benchmarks and the study (bench/results/report.md).
+bench: build deps-test
+	mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./runtime/ | tee bench/results/runtime-benchmarks.txt
+	$(BIN) bench study --out bench/results
 
 clean:
 	rm -rf bin
