@@ -492,6 +492,27 @@ var dataConstructors = map[string]kind{
 	"_codecs.encode": kindBytes,
 }
 
+// memoIndex reads the memo key of a PUT or GET opcode: a decimal line
+// (protocol 0), one byte or four.
+func (in *inspector) memoIndex(code byte) (uint64, error) {
+	switch code {
+	case opPUT, opGET:
+		line, err := in.readLine()
+		if err != nil {
+			return 0, err
+		}
+		idx, ok := parseMemoKey(line)
+		if !ok {
+			return 0, in.fail("invalid memo key %.40q", line)
+		}
+		return idx, nil
+	case opBINPUT, opBINGET:
+		return in.readUint(1)
+	default:
+		return in.readUint(4)
+	}
+}
+
 // reduce models callable(*args).
 func (in *inspector) reduce(callable, args *value) *value {
 	if callable.kind != kindGlobal {
@@ -964,27 +985,12 @@ func (in *inspector) step(code byte) (bool, error) {
 
 	// Memo.
 	case opPUT, opBINPUT, opLONG_BINPUT, opMEMOIZE:
-		var idx uint64
-		var err error
-		switch code {
-		case opPUT:
-			var line string
-			if line, err = in.readLine(); err != nil {
+		idx := uint64(in.memo.count) // MEMOIZE: the next index
+		if code != opMEMOIZE {
+			var err error
+			if idx, err = in.memoIndex(code); err != nil {
 				return false, err
 			}
-			var ok bool
-			if idx, ok = parseMemoKey(line); !ok {
-				return false, in.fail("invalid memo key %.40q", line)
-			}
-		case opBINPUT:
-			idx, err = in.readUint(1)
-		case opLONG_BINPUT:
-			idx, err = in.readUint(4)
-		default:
-			idx = uint64(in.memo.count)
-		}
-		if err != nil {
-			return false, err
 		}
 		v, err := in.peek()
 		if err != nil {
@@ -995,23 +1001,7 @@ func (in *inspector) step(code byte) (bool, error) {
 			return false, in.fail("too many memoized objects (more than %d) to check", maxMemo)
 		}
 	case opGET, opBINGET, opLONG_BINGET:
-		var idx uint64
-		var err error
-		switch code {
-		case opGET:
-			var line string
-			if line, err = in.readLine(); err != nil {
-				return false, err
-			}
-			var ok bool
-			if idx, ok = parseMemoKey(line); !ok {
-				return false, in.fail("invalid memo key %.40q", line)
-			}
-		case opBINGET:
-			idx, err = in.readUint(1)
-		default:
-			idx, err = in.readUint(4)
-		}
+		idx, err := in.memoIndex(code)
 		if err != nil {
 			return false, err
 		}
