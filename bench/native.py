@@ -41,9 +41,12 @@ KINDS = {
     "arg1mb": ("size", (b"x" * (1 << 20),)),
 }
 
+# A fresh interpreter per call, loading the function as a sandbox does
+# (including binding its name in __main__, so recursion works, as pyshim does).
 CHILD = """
-import base64, sys, dill
+import base64, sys, dill, __main__
 fn = dill.loads(base64.b64decode(sys.argv[1]))
+setattr(__main__, fn.__name__, fn)
 args, kwargs = dill.loads(sys.stdin.buffer.read())
 fn(*args, **kwargs)
 """

@@ -139,12 +139,14 @@ python3 warm pool and process per task against the sandbox warm and fresh).`)
 	}
 	log.Info("study: latency at light load")
 	if res.LightLoad, err = bench.LightLoad(ctx, cfg, 50, 600, progress("noop")); err != nil {
+		bench.WriteReport(*out, res) // keep what was measured
 		return fail("bench study", err)
 	}
 	if !*skipIso {
 		res.Isolation, err = bench.Isolation(ctx, bench.IsolationConfig{Processes: 2, NativePy: *nativePy,
 			Log: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) }})
 		if err != nil {
+			bench.WriteReport(*out, res)
 			return fail("bench study", err)
 		}
 	}
