@@ -102,6 +102,7 @@ type Handler struct {
 
 	auth    *Auth    // nil: open
 	limiter *limiter // nil: no rate limit
+	fns     *fnCache // registered functions, read once from Redis
 
 	procMetrics prometheus.Gatherer // this process's Go and process metrics
 	openapiJSON []byte              // GET /openapi.json
@@ -124,6 +125,7 @@ func New(st *store.Store, opts Options) *Handler {
 		stop:    cancel,
 		auth:    opts.Auth,
 		limiter: newLimiter(opts.RateLimit, opts.RateBurst),
+		fns:     newFnCache(64 << 20),
 	}
 	r := chi.NewRouter()
 	r.Use(h.requestID, h.logRequests, h.recoverPanics, h.guard)

@@ -328,7 +328,13 @@ func parseWait(vals []string, max time.Duration) (time.Duration, error) {
 // getFunction loads a function of the request's tenant: another tenant's
 // is a 404, exactly as an unknown one.
 func (h *Handler) getFunction(r *http.Request, id string) (store.Function, error) {
-	f, err := h.st.GetFunction(r.Context(), id)
+	f, ok := h.fns.get(id)
+	var err error
+	if !ok {
+		if f, err = h.st.GetFunction(r.Context(), id); err == nil {
+			h.fns.put(f)
+		}
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && f.Owner != tenantOf(r)) {
 		return store.Function{}, errorf(http.StatusNotFound, "function %s not found", id)
 	}

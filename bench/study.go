@@ -52,6 +52,9 @@ func (r RSS) max(o RSS) RSS {
 	return RSS{max(r.API, o.API), max(r.Dispatcher, o.Dispatcher), max(r.Worker, o.Worker), max(r.Sandbox, o.Sandbox)}
 }
 
+// minTasks is the least number of tasks a study point of a kind runs.
+var minTasks = map[string]int{"noop": 4000, "fib20": 800}
+
 // Study runs the weak-scaling matrix. Each (mode, size) gets a fresh
 // redis-server, API, dispatcher and workers, started and stopped here.
 func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Config) ([]Row, error) {
@@ -72,7 +75,9 @@ func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Conf
 			for _, k := range cfg.Kinds {
 				rc := progress(k.Name)
 				rc.URL, rc.Kind = d.url, k
-				rc.Tasks, rc.Warmup = cfg.PerSandbox*n, 5*n
+				// Short kinds get more tasks than PerSandbox asks, so that a point
+				// lasts long enough to measure a steady state.
+				rc.Tasks, rc.Warmup = max(cfg.PerSandbox*n, minTasks[k.Name]), max(5*n, 50)
 				rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
 				cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
 				stopSampling, peak := d.sampleRSS()
