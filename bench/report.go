@@ -88,6 +88,21 @@ func WriteReport(dir string, r Results) error {
 		}
 		md.WriteString("\n")
 	}
+	fmt.Fprintf(&md, "## Where the time of a task goes\n\nProcessor time per no-op task, by process, during each no-op run (from /proc; microseconds). With %d cores, the sum bounds the throughput at about cores / sum.\n\n", goruntime.NumCPU())
+	fmt.Fprintf(&md, "| mode | sandboxes | load generator | API | Redis | dispatcher | worker | sandboxes | total | bound (tasks/s) | measured (tasks/s) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, row := range r.Rows {
+		if row.Report.Kind != "noop" {
+			continue
+		}
+		c := row.CPU
+		bound := 0.0
+		if c.Total() > 0 {
+			bound = float64(goruntime.NumCPU()) * 1e6 / c.Total()
+		}
+		fmt.Fprintf(&md, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", row.Mode, row.Sandboxes,
+			c.Client, c.API, c.Redis, c.Dispatcher, c.Worker, c.Sandboxes, c.Total(), bound, row.Report.Throughput)
+	}
+	md.WriteString("\n")
 	if len(r.Isolation) > 0 {
 		fmt.Fprintf(&md, "## The cost of isolation\n\n")
 		fmt.Fprintf(&md, "Per-task cost (wall time / tasks, %d processes or sandboxes working at once, no HTTP or Redis): native python3 in a warm `multiprocessing` pool (no isolation), native python3 started per task (process isolation; it loads the dill-pickled function like a sandbox does), and our sandbox warm (instance reused for the function) and fresh (a pristine interpreter restored from the snapshot per task).\n\n", r.Isolation[0].Processes)

@@ -38,6 +38,23 @@ type Row struct {
 	// Resident memory before any task ran, and the peak during this run.
 	RSSRest RSS `json:"rss_at_rest"`
 	RSSLoad RSS `json:"rss_under_load"`
+	// CPU is the processor time each part spent per task during the run,
+	// in microseconds: where the time of a task goes.
+	CPU CPU `json:"cpu_us_per_task"`
+}
+
+// CPU is processor time per task in microseconds, by process.
+type CPU struct {
+	Client     float64 `json:"client"` // the load generator (this process)
+	API        float64 `json:"api"`
+	Redis      float64 `json:"redis"`
+	Dispatcher float64 `json:"dispatcher"`
+	Worker     float64 `json:"worker"`
+	Sandboxes  float64 `json:"sandboxes"` // all sandbox processes together
+}
+
+func (c CPU) Total() float64 {
+	return c.Client + c.API + c.Redis + c.Dispatcher + c.Worker + c.Sandboxes
 }
 
 // RSS is the resident memory of a deployment's processes, in MiB.
@@ -81,13 +98,18 @@ func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Conf
 				rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
 				cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
 				stopSampling, peak := d.sampleRSS()
+				cpu0, self0 := d.cpuSeconds(), selfCPUSeconds()
 				rep, err := Run(ctx, rc)
+				cpu1, self1 := d.cpuSeconds(), selfCPUSeconds()
 				stopSampling()
 				if err != nil {
 					d.stop()
 					return rows, fmt.Errorf("bench: %s with %d sandboxes, %s: %w", mode, n, k.Name, err)
 				}
-				rows = append(rows, Row{Mode: mode, Sandboxes: n, Report: rep, RSSRest: rest, RSSLoad: *peak})
+				per := func(k string) float64 { return (cpu1[k] - cpu0[k]) * 1e6 / float64(rc.Tasks+rc.Warmup) }
+				cpu := CPU{Client: (self1 - self0) * 1e6 / float64(rc.Tasks+rc.Warmup), API: per("api"), Redis: per("redis"),
+					Dispatcher: per("dispatcher"), Worker: per("worker"), Sandboxes: per("sandboxes")}
+				rows = append(rows, Row{Mode: mode, Sandboxes: n, Report: rep, RSSRest: rest, RSSLoad: *peak, CPU: cpu})
 			}
 			d.stop()
 		}
@@ -232,6 +254,58 @@ func (d *deployment) rss() RSS {
 		}
 	}
 	return r
+}
+
+// cpuSeconds reads the user+system CPU time of each part of the deployment
+// (a sandbox process that was replaced meanwhile is not counted).
+func (d *deployment) cpuSeconds() map[string]float64 {
+	out := map[string]float64{}
+	for _, name := range []string{"api", "redis", "dispatcher", "worker"} {
+		if c := d.procs[name]; c != nil {
+			out[name] = procCPU(c.Process.Pid)
+		}
+	}
+	host := d.procs["dispatcher"]
+	if c := d.procs["worker"]; c != nil {
+		host = c
+	}
+	if host != nil {
+		for _, pid := range childPids(host.Process.Pid) {
+			out["sandboxes"] += procCPU(pid)
+		}
+	}
+	return out
+}
+
+// procCPU is a process's user+system time in seconds (/proc/pid/stat).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from after it.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / clockTicks
+}
+
+// clockTicks is USER_HZ, 100 on Linux.
+const clockTicks = 100
+
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // sampleRSS records the peak memory every 250 ms until stopped.
