@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +25,9 @@ const (
 	envChildConfig = "FAAS_SANDBOX_CONFIG"
 	// exitTimedOut is how a child that reported a timeout ends itself.
 	exitTimedOut = 3
+	// EnvCPUProfileDir, when set, is passed on to sandbox processes so that
+	// they, like the faas process that started them, write a CPU profile.
+	EnvCPUProfileDir = "FAAS_CPUPROFILE_DIR"
 )
 
 // childConfig is passed from the pool to each sandbox process.
@@ -35,15 +40,31 @@ type childConfig struct {
 // RunChildIfRequested runs the sandbox loop and exits when this process was
 // started as a sandbox by a Pool; otherwise it returns at once.
 func RunChildIfRequested() {
-	if os.Getenv(envChild) != "1" {
-		return
+	if ChildRequested() {
+		os.Exit(RunChild(nil))
 	}
-	os.Exit(ChildMain(os.Getenv(envChildConfig), os.Stdin, os.Stdout))
+}
+
+// ChildRequested says this process was started as a sandbox by a Pool.
+func ChildRequested() bool { return os.Getenv(envChild) == "1" }
+
+// RunChild is the sandbox loop of a process a Pool started; it returns the
+// exit code. The process ignores SIGINT and SIGTERM: a Ctrl-C reaches the
+// whole process group, and the pool that owns the sandbox decides when it
+// ends (closing its stdin, or killing it), so running tasks can drain.
+// ready, if not nil, is called once the sandbox is up, before its first task.
+func RunChild(ready func()) int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
+	return serveChild(os.Getenv(envChildConfig), os.Stdin, os.Stdout, ready)
 }
 
 // ChildMain is the body of `faas sandbox`: it serves run frames on in and
 // answers on out until in closes. It returns the process exit code.
 func ChildMain(config string, in io.Reader, out io.Writer) int {
+	return serveChild(config, in, out, nil)
+}
+
+func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid())
 	var cfg childConfig
 	if config != "" {
@@ -64,13 +85,16 @@ func ChildMain(config string, in io.Reader, out io.Writer) int {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
 	}
-	var ready enc
-	ready.u8(frameReady)
-	ready.f64(time.Since(t0).Seconds())
-	ready.flag(eng.BootInfo.SnapshotCreated)
-	ready.u64(eng.BootInfo.SnapshotBytes)
-	if err := c.send(ready.b); err != nil {
+	var readyFrame enc
+	readyFrame.u8(frameReady)
+	readyFrame.f64(time.Since(t0).Seconds())
+	readyFrame.flag(eng.BootInfo.SnapshotCreated)
+	readyFrame.u64(eng.BootInfo.SnapshotBytes)
+	if err := c.send(readyFrame.b); err != nil {
 		return 1
+	}
+	if ready != nil {
+		ready()
 	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	limits := eng.Limits()

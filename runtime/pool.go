@@ -82,6 +82,7 @@ type waiter struct {
 type slot struct {
 	id       int
 	cmd      *exec.Cmd
+	stdin    io.Closer
 	w        *bufio.Writer
 	frames   chan []byte   // frames read from the child
 	exited   chan struct{} // closed when the child process is gone
@@ -133,6 +134,9 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		env:   []string{envChild + "=1", envChildConfig + "=" + string(conf)},
 		grace: 2 * time.Second,
 		done:  make(chan struct{}),
+	}
+	if dir := os.Getenv(EnvCPUProfileDir); dir != "" {
+		p.env = append(p.env, EnvCPUProfileDir+"="+dir)
 	}
 	for i := 0; i < cfg.Size; i++ {
 		p.slots = append(p.slots, &slot{id: i})
@@ -252,7 +256,7 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 	p.log.Debug("sandbox ready", "slot", s.id, "pid", cmd.Process.Pid, "boot", bootSecs, "snapshot_created", created)
 
 	p.mu.Lock()
-	s.cmd, s.w, s.frames, s.exited = cmd, bufio.NewWriterSize(stdin, 64<<10), frames, exited
+	s.cmd, s.stdin, s.w, s.frames, s.exited = cmd, stdin, bufio.NewWriterSize(stdin, 64<<10), frames, exited
 	s.ready, s.busy, s.hasFn = true, true, false
 	closed := p.closed
 	p.mu.Unlock()
@@ -513,19 +517,37 @@ func (p *Pool) Close() error {
 	}
 	p.closed = true
 	close(p.done)
-	var cmds []*exec.Cmd
+	type proc struct {
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
+	var procs []proc
 	for _, s := range p.slots {
 		if s.cmd != nil {
-			cmds = append(cmds, s.cmd)
+			procs = append(procs, proc{s.cmd, s.exited})
+			// An idle sandbox process ends by itself when its stdin closes
+			// (flushing what it must, such as a CPU profile).
+			s.stdin.Close()
 		}
 	}
 	p.mu.Unlock()
-	for _, c := range cmds {
-		c.Process.Kill()
+	deadline := time.NewTimer(closeGrace)
+	defer deadline.Stop()
+	for _, c := range procs {
+		select {
+		case <-c.exited:
+		case <-deadline.C:
+			deadline.Reset(0)
+			c.cmd.Process.Kill()
+		}
 	}
 	p.wg.Wait()
 	return nil
 }
+
+// closeGrace is how long Close lets sandbox processes end by themselves
+// before it kills them.
+const closeGrace = time.Second
 
 // tailBuffer keeps the last lines a child wrote to stderr, for errors.
 type tailBuffer struct {

@@ -42,7 +42,13 @@ func usage() {
 
 func main() {
 	// A sandbox process started by a pool becomes one before anything else.
-	runtime.RunChildIfRequested()
+	if runtime.ChildRequested() {
+		// Profile tasks, not the start (compiling the guest, restoring).
+		stop := func() {}
+		code := runtime.RunChild(func() { stop = startCPUProfile("sandbox") })
+		stop()
+		os.Exit(code)
+	}
 	if len(os.Args) < 2 {
 		usage()
 		os.Exit(2)
@@ -54,7 +60,10 @@ func main() {
 	}
 	for _, c := range commands {
 		if c.name == name {
-			os.Exit(c.run(os.Args[2:]))
+			stop := startCPUProfile(name)
+			code := c.run(os.Args[2:])
+			stop()
+			os.Exit(code)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "faas: unknown command %q\n\n", name)
