@@ -21,6 +21,7 @@ type Results struct {
 	Rows      []Row          `json:"scaling"`
 	LightLoad *Report        `json:"light_load"` // local mode, 2 sandboxes, open loop
 	Isolation []IsolationRow `json:"isolation"`
+	Profiles  []ProfileRow   `json:"profiles"`
 }
 
 // Machine describes this computer in one line.
@@ -64,6 +65,7 @@ func WriteReport(dir string, r Results) error {
 	fmt.Fprintf(&md, "Machine: %s. Everything (load generator, API, Redis, dispatcher, workers, sandboxes) ran on this one machine, so every process competes for the same cores.\n\n", r.Machine)
 	fmt.Fprintf(&md, "Raw data: [results.csv](results.csv), [results.json](results.json).\n\n")
 	writeTargets(&md, r)
+	writeReading(&md, r)
 	modes, sizes, kinds := axes(r.Rows)
 	fmt.Fprintf(&md, "## Weak scaling\n\n")
 	fmt.Fprintf(&md, "Each point: a fresh redis-server, `faas api`, the dispatcher (and for push/pull one worker process holding all the sandboxes), then %s tasks per sandbox (and at least 4000 no-op and 800 fib20 tasks, so that a point lasts long enough to measure) submitted closed-loop with 2 tasks in flight per sandbox through the HTTP API, every result long-polled. Latency is submission to final result as the client sees it.\n\n", perSandboxText(r.Rows))
@@ -113,6 +115,7 @@ func WriteReport(dir string, r Results) error {
 		}
 		md.WriteString("\n")
 	}
+	writeProfiles(&md, r.Profiles)
 	fmt.Fprintf(&md, "## Memory\n\nResident memory (MiB) before the first task and at the peak of each run, per process (a sandbox figure is the mean over the sandbox processes; their snapshot pages are shared through the page cache, so RSS counts them once per process).\n\n")
 	fmt.Fprintf(&md, "| mode | sandboxes | kind | API rest/load | dispatcher rest/load | worker rest/load | sandbox rest/load |\n|---|---|---|---|---|---|---|\n")
 	for _, row := range r.Rows {

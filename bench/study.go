@@ -27,7 +27,18 @@ type StudyConfig struct {
 	Kinds      []Kind
 	PerSandbox int // tasks per sandbox (at least 200 in the report)
 	Dir        string
+	Env        []string // added to the environment of the faas processes
 	Log        *slog.Logger
+}
+
+func (cfg StudyConfig) withDefaults() StudyConfig {
+	if cfg.Faas == "" {
+		cfg.Faas = "/proc/self/exe"
+	}
+	if cfg.Redis == "" {
+		cfg.Redis = "redis-server"
+	}
+	return cfg
 }
 
 // Row is one measured point of the study.
@@ -75,12 +86,7 @@ var minTasks = map[string]int{"noop": 4000, "fib20": 800}
 // Study runs the weak-scaling matrix. Each (mode, size) gets a fresh
 // redis-server, API, dispatcher and workers, started and stopped here.
 func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Config) ([]Row, error) {
-	if cfg.Faas == "" {
-		cfg.Faas = "/proc/self/exe"
-	}
-	if cfg.Redis == "" {
-		cfg.Redis = "redis-server"
-	}
+	cfg = cfg.withDefaults()
 	var rows []Row
 	for _, mode := range cfg.Modes {
 		for _, n := range cfg.Sizes {
@@ -151,6 +157,7 @@ func startDeployment(ctx context.Context, cfg StudyConfig, mode string, n int) (
 		cmd := exec.Command(bin, args...)
 		if bin == cfg.Faas {
 			cmd.Args[0] = "faas"
+			cmd.Env = append(os.Environ(), cfg.Env...)
 		}
 		logf, err := os.Create(filepath.Join(dir, name+".log"))
 		if err != nil {
@@ -392,13 +399,7 @@ func WriteJSON(path string, v any) error {
 // LightLoad measures latency at a low, steady rate: local mode, 2
 // sandboxes, open loop.
 func LightLoad(ctx context.Context, cfg StudyConfig, rate float64, tasks int, progress Config) (*Report, error) {
-	if cfg.Faas == "" {
-		cfg.Faas = "/proc/self/exe"
-	}
-	if cfg.Redis == "" {
-		cfg.Redis = "redis-server"
-	}
-	d, err := startDeployment(ctx, cfg, "local", 2)
+	d, err := startDeployment(ctx, cfg.withDefaults(), "local", 2)
 	if err != nil {
 		return nil, err
 	}

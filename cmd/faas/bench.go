@@ -92,8 +92,9 @@ func cmdBenchStudy(args []string) int {
 Runs the performance study on this machine and writes results.csv,
 results.json, plots/*.svg and report.md: weak scaling (every mode at every
 size, fresh redis-server + faas api + dispatcher + workers per point, started
-and stopped here), latency at light load, and the cost of isolation (native
-python3 warm pool and process per task against the sandbox warm and fresh).`)
+and stopped here), latency at light load, CPU profiles (pprof) of every
+process for no-op and fib20 tasks, and the cost of isolation (native python3
+warm pool and process per task against the sandbox warm and fresh).`)
 	out := fs.String("out", "bench/results", "output directory")
 	sizes := fs.String("sizes", "1,2,4,8", "total sandboxes per point")
 	modes := fs.String("modes", "local,push,pull", "dispatcher modes")
@@ -140,6 +141,18 @@ python3 warm pool and process per task against the sandbox warm and fresh).`)
 	log.Info("study: latency at light load")
 	if res.LightLoad, err = bench.LightLoad(ctx, cfg, 50, 600, progress("noop")); err != nil {
 		bench.WriteReport(*out, res) // keep what was measured
+		return fail("bench study", err)
+	}
+	log.Info("study: CPU profiles")
+	pc := cfg
+	pc.Kinds = nil
+	for _, k := range cfg.Kinds {
+		if k.Name == "noop" || k.Name == "fib20" {
+			pc.Kinds = append(pc.Kinds, k)
+		}
+	}
+	if res.Profiles, err = bench.Profile(ctx, pc, progress); err != nil {
+		bench.WriteReport(*out, res)
 		return fail("bench study", err)
 	}
 	if !*skipIso {
