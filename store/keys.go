@@ -95,6 +95,12 @@ func (k keys) tenancy(more ...string) []string {
 // unix milliseconds.
 func (k keys) leases() string { return k.prefix + "leases" }
 
+// staged holds a new task's payloads until the enqueue script renames it to
+// the task's hash: large payloads never pass through Lua, which copies every
+// byte in and out (2.7 ms of Redis time for 1.4 MB, 0.12 ms for HSET).
+// It expires if the API dies before the script runs.
+func (k keys) staged(id string) string { return k.prefix + "staged:" + id }
+
 // doneChannel carries the id of every task that has just become final.
 func (k keys) doneChannel() string { return k.prefix + "done" }
 

@@ -38,8 +38,9 @@ type Claim struct {
 // the tenants that have Options.MaxRunning tasks leased, skipping ids whose
 // task is gone or already final (cancelled), and leases each to worker until
 // now+lease: status RUNNING, started_at on the first claim, attempts+1,
-// fence+1, worker recorded. The payloads come back
-// in the same script reply. (Should the reply not decode, the claims read
+// fence+1, worker recorded. Small payloads come
+// back in the same script reply; large ones are read right after with one
+// pipelined HMGET. (Should the reply not decode, the claims read
 // so far come back with the error; the others' leases simply expire.)
 func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Duration) ([]Claim, error) {
 	if n <= 0 {
@@ -50,15 +51,19 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 	}
 	now := time.Now()
 	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
-		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning).Slice()
+		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning, stageBytes).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
 	}
 	claims := make([]Claim, 0, len(res))
+	var fetch []int // claims whose payloads are read apart
 	for _, r := range res {
 		row, ok := r.([]any)
-		if !ok || len(row) != 9 {
+		if !ok || len(row) != 10 {
 			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
+		}
+		if f, _ := row[9].(int64); f == 1 {
+			fetch = append(fetch, len(claims))
 		}
 		attempt, _ := row[6].(int64)
 		fence, _ := row[7].(int64)
@@ -74,7 +79,57 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 			WantJSON:     str(row[8]) == "1",
 		})
 	}
-	return claims, nil
+	if len(fetch) == 0 {
+		return claims, nil
+	}
+	return s.fetchPayloads(ctx, worker, claims, fetch)
+}
+
+// fetchPayloads reads the large payloads of claims[i], i in idx, which the
+// claim script left out. The task hashes cannot have gone meanwhile unless
+// someone deleted them by hand; such a claim is dropped, and its lease
+// expires and is reaped like any other.
+func (s *Store) fetchPayloads(ctx context.Context, worker string, claims []Claim, idx []int) ([]Claim, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(idx))
+	for j, i := range idx {
+		cmds[j] = pipe.HMGet(ctx, s.keys.task(claims[i].TaskID), fieldFnPayload, fieldParamPayload)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		// The claims without payloads cannot run; their leases expire.
+		out := claims[:0]
+		fetched := make(map[int]bool, len(idx))
+		for _, i := range idx {
+			fetched[i] = true
+		}
+		for i, c := range claims {
+			if !fetched[i] {
+				out = append(out, c)
+			}
+		}
+		return out, fmt.Errorf("store: claim for worker %s: read payloads: %w", worker, err)
+	}
+	gone := map[int]bool{}
+	for j, i := range idx {
+		v := cmds[j].Val()
+		fn, ok1 := v[0].(string)
+		param, ok2 := v[1].(string)
+		if !ok1 || !ok2 {
+			gone[i] = true
+			continue
+		}
+		claims[i].FnPayload, claims[i].ParamPayload = fn, param
+	}
+	if len(gone) == 0 {
+		return claims, nil
+	}
+	out := claims[:0]
+	for i, c := range claims {
+		if !gone[i] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // Renew extends to now+lease the leases in held (task id -> fence) that

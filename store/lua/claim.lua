@@ -4,7 +4,9 @@
 -- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
 -- ARGV[1] max tasks, ARGV[2] worker, ARGV[3] now (unix ms),
 -- ARGV[4] lease expiry (unix ms), ARGV[5] most tasks a tenant may have
--- leased (0: no cap)
+-- leased (0: no cap), ARGV[6] largest payloads (function and arguments
+-- together, bytes) returned here; larger ones are left for the caller to
+-- read with a plain HMGET, as Lua would copy them in and out
 -- The tenant at the head of the ring (the lowest turn) is served one task,
 -- then moves behind every other tenant; a tenant whose queue empties leaves
 -- the ring; a tenant at its cap is parked (out of the ring) until one of its
@@ -15,9 +17,11 @@
 -- dropped. A requeued task has status RUNNING (statuses never move
 -- backwards) and is claimed like a QUEUED one.
 -- Returns one array per claimed task:
---   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json}
+--   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json, fetch}
+-- where fetch is 1 (and the payloads empty) when they are to be read apart.
 local n = tonumber(ARGV[1])
 local cap = tonumber(ARGV[5])
+local inline = tonumber(ARGV[6])
 local out = {}
 -- Ids in the default queue with the default tenant out of the ring (pushed
 -- by an older version of these scripts): serve them too.
@@ -52,8 +56,14 @@ while #out < n do
         redis.call('HSETNX', id, 'started_at', ARGV[3])
         redis.call('ZADD', KEYS[5], ARGV[4], id)
         faas_leased(h[2] or '')
-        local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json')
-        out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or ''}
+        local size = redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload')
+        if size <= inline then
+          local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json')
+          out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or '', 0}
+        else
+          local f = redis.call('HMGET', id, 'function_id', 'fn_hash', 'isolation', 'want_json')
+          out[#out + 1] = {id, f[1] or '', '', '', f[2] or '', f[3] or '', attempts, fence, f[4] or '', 1}
+        end
         break
       end
       id = redis.call('RPOP', q)
