@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -205,7 +206,46 @@ func startDeployment(ctx context.Context, cfg StudyConfig, mode string, n int) (
 	if err := waitHealthy(ctx, d.url); err != nil {
 		return fail(err)
 	}
+	if err := waitSandboxes(ctx, d.url, n); err != nil {
+		return fail(err)
+	}
 	return d, nil
+}
+
+// waitSandboxes waits until the cluster reports n sandboxes up (from
+// /metrics), so that memory "at rest" is measured with every sandbox
+// process started.
+func waitSandboxes(ctx context.Context, url string, n int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if ready, err := sandboxesReady(url); err == nil && ready >= n {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("bench: %d sandboxes did not come up", n)
+}
+
+func sandboxesReady(url string) (int, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	ready := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "faas_sandboxes_ready{") {
+			if f := strings.Fields(line); len(f) == 2 {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				ready += v
+			}
+		}
+	}
+	return int(ready), nil
 }
 
 func waitTCP(ctx context.Context, port int) error {

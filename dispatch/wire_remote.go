@@ -273,9 +273,12 @@ type nodeView struct {
 	v      atomic.Pointer[store.Node]
 }
 
+// A worker registers once its sandboxes are up, so the registered slots
+// count as ready.
 func (n *nodeView) set(sandboxes, busy int) {
 	n.v.Store(&store.Node{Role: "dispatcher", Mode: n.mode, Sandboxes: sandboxes, Busy: busy,
-		Isolation: runtime.Warm, Limits: n.limits})
+		Isolation: runtime.Warm, Limits: n.limits,
+		Stats: runtime.PoolStats{Size: sandboxes, Ready: sandboxes, Busy: busy}})
 }
 
 func (n *nodeView) describe() store.Node {
