@@ -53,6 +53,8 @@ type Row struct {
 	// CPU is the processor time each part spent per task during the run,
 	// in microseconds: where the time of a task goes.
 	CPU CPU `json:"cpu_us_per_task"`
+	// Round numbers the repeated headline measurements (0 elsewhere).
+	Round int `json:"round,omitempty"`
 }
 
 // CPU is processor time per task in microseconds, by process.
@@ -97,28 +99,65 @@ func Study(ctx context.Context, cfg StudyConfig, progress func(kind string) Conf
 			}
 			rest := d.rss()
 			for _, k := range cfg.Kinds {
-				rc := progress(k.Name)
-				rc.URL, rc.Kind = d.url, k
-				// Short kinds get more tasks than PerSandbox asks, so that a point
-				// lasts long enough to measure a steady state.
-				rc.Tasks, rc.Warmup = max(cfg.PerSandbox*n, minTasks[k.Name]), max(5*n, 50)
-				rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
-				cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
-				stopSampling, peak := d.sampleRSS()
-				cpu0, self0 := d.cpuSeconds(), selfCPUSeconds()
-				rep, err := Run(ctx, rc)
-				cpu1, self1 := d.cpuSeconds(), selfCPUSeconds()
-				stopSampling()
+				row, err := measure(ctx, cfg, d, mode, n, k, progress(k.Name))
 				if err != nil {
 					d.stop()
-					return rows, fmt.Errorf("bench: %s with %d sandboxes, %s: %w", mode, n, k.Name, err)
+					return rows, err
 				}
-				per := func(k string) float64 { return (cpu1[k] - cpu0[k]) * 1e6 / float64(rc.Tasks+rc.Warmup) }
-				cpu := CPU{Client: (self1 - self0) * 1e6 / float64(rc.Tasks+rc.Warmup), API: per("api"), Redis: per("redis"),
-					Dispatcher: per("dispatcher"), Worker: per("worker"), Sandboxes: per("sandboxes")}
-				rows = append(rows, Row{Mode: mode, Sandboxes: n, Report: rep, RSSRest: rest, RSSLoad: *peak, CPU: cpu})
+				row.RSSRest = rest
+				rows = append(rows, row)
 			}
 			d.stop()
+		}
+	}
+	return rows, nil
+}
+
+// measure runs one kind of task on a deployment of mode with n sandboxes,
+// closed loop, and accounts for the processor time of each process.
+func measure(ctx context.Context, cfg StudyConfig, d *deployment, mode string, n int, k Kind, rc Config) (Row, error) {
+	rc.URL, rc.Kind = d.url, k
+	// Short kinds get more tasks than PerSandbox asks, so that a point
+	// lasts long enough to measure a steady state.
+	rc.Tasks, rc.Warmup = max(cfg.PerSandbox*n, minTasks[k.Name]), max(5*n, 50)
+	rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
+	cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
+	stopSampling, peak := d.sampleRSS()
+	cpu0, self0 := d.cpuSeconds(), selfCPUSeconds()
+	rep, err := Run(ctx, rc)
+	cpu1, self1 := d.cpuSeconds(), selfCPUSeconds()
+	stopSampling()
+	if err != nil {
+		return Row{}, fmt.Errorf("bench: %s with %d sandboxes, %s: %w", mode, n, k.Name, err)
+	}
+	per := func(k string) float64 { return (cpu1[k] - cpu0[k]) * 1e6 / float64(rc.Tasks+rc.Warmup) }
+	cpu := CPU{Client: (self1 - self0) * 1e6 / float64(rc.Tasks+rc.Warmup), API: per("api"), Redis: per("redis"),
+		Dispatcher: per("dispatcher"), Worker: per("worker"), Sandboxes: per("sandboxes")}
+	return Row{Mode: mode, Sandboxes: n, Report: rep, RSSLoad: *peak, CPU: cpu}, nil
+}
+
+// Headline measures the no-op point with 2 sandboxes of every mode in
+// rounds, the modes one after the other in each round: how fast this
+// machine is drifts by tens of percent over minutes (it is a shared VM), so
+// the headline figures are medians over rounds, and the modes are compared
+// round by round, under the same conditions.
+func Headline(ctx context.Context, cfg StudyConfig, rounds int, progress func(kind string) Config) ([]Row, error) {
+	cfg = cfg.withDefaults()
+	noop, _ := KindByName("noop")
+	var rows []Row
+	for r := 1; r <= rounds; r++ {
+		for _, mode := range cfg.Modes {
+			d, err := startDeployment(ctx, cfg, mode, 2)
+			if err != nil {
+				return rows, err
+			}
+			row, err := measure(ctx, cfg, d, mode, 2, noop, progress("noop"))
+			d.stop()
+			if err != nil {
+				return rows, err
+			}
+			row.Round = r
+			rows = append(rows, row)
 		}
 	}
 	return rows, nil

@@ -102,6 +102,7 @@ warm pool and process per task against the sandbox warm and fresh).`)
 	per := fs.Int("per-sandbox", 200, "tasks per sandbox at every point")
 	nativePy := fs.String("native", "bench/native.py", "the native baseline script")
 	skipIso := fs.Bool("skip-isolation", false, "leave out the isolation-overhead runs")
+	rounds := fs.Int("rounds", 5, "rounds of the headline no-op measurement (2 sandboxes, every mode)")
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
 	}
@@ -131,6 +132,14 @@ warm pool and process per task against the sandbox warm and fresh).`)
 		Command: "faas bench study " + strings.Join(args, " ")}
 	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		res.Commit = strings.TrimSpace(string(b))
+	}
+	if *rounds > 0 {
+		log.Info("study: headline rounds", "rounds", *rounds)
+		var err error
+		if res.Headline, err = bench.Headline(ctx, cfg, *rounds, progress); err != nil {
+			bench.WriteReport(*out, res)
+			return fail("bench study", err)
+		}
 	}
 	rows, err := bench.Study(ctx, cfg, progress)
 	res.Rows = rows
