@@ -90,7 +90,8 @@ func printReport(r *bench.Report) {
 func cmdBenchStudy(args []string) int {
 	fs := newFlagSet("bench study", "[--out bench/results] [flags]", `
 Runs the performance study on this machine and writes results.csv,
-results.json, plots/*.svg and report.md: weak scaling (every mode at every
+results.json, plots/*.svg and report.md: the headline no-op point (2
+sandboxes, every mode taking turns, --rounds times), weak scaling (every mode at every
 size, fresh redis-server + faas api + dispatcher + workers per point, started
 and stopped here), latency at light load, CPU profiles (pprof) of every
 process for no-op and fib20 tasks, and the cost of isolation (native python3
