@@ -248,12 +248,15 @@ class Server:
         return [p for p in children(self.proc.pid) if proc_state(p) not in (None, "Z")]
 
     def wait_sandboxes(self, timeout=15):
-        """Wait until the server has exactly its SANDBOXES children (a
-        sandbox killed on timeout is replaced asynchronously)."""
+        """Wait until the server has exactly its SANDBOXES children, each
+        already running `faas sandbox` (a sandbox killed on timeout or
+        cancellation is replaced asynchronously, and a child caught between
+        fork and exec still shows the server's command line)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             kids = children(self.proc.pid)
-            if len(kids) == SANDBOXES and all(proc_state(k) not in (None, "Z") for k in kids):
+            if len(kids) == SANDBOXES and all(proc_state(k) not in (None, "Z") and "sandbox" in proc_cmdline(k)
+                                              for k in kids):
                 return kids
             time.sleep(0.05)
         return children(self.proc.pid)
