@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Benchmarks of the sandbox, each beside what native python3 does with the
@@ -97,10 +98,29 @@ func BenchmarkFib25(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	perOp := b.Elapsed().Seconds() / float64(b.N)
-	native := nativeSeconds(b, fibDefs, "fib(25)", 5)
+	// The ratio: the sandbox and native python3 timed in alternating blocks,
+	// the best block of each side counting (as timeit's min does), so both
+	// sides see the machine at its best; this VM's speed drifts between
+	// seconds and minutes, which made a mean against a later min swing from
+	// 4.5x to 8.4x.
+	var sandbox, native float64
+	for r := 0; r < 5; r++ {
+		t0 := time.Now()
+		for i := 0; i < 5; i++ {
+			run(b, p, pk[0], pk[1], Warm)
+		}
+		s := time.Since(t0).Seconds() / 5
+		n := nativeSeconds(b, fibDefs, "fib(25)", 5)
+		if r == 0 || s < sandbox {
+			sandbox = s
+		}
+		if r == 0 || n < native {
+			native = n
+		}
+	}
+	b.ReportMetric(sandbox*1e3, "best-ms/op")
 	b.ReportMetric(native*1e3, "native-ms/op")
-	b.ReportMetric(perOp/native, "x-native")
+	b.ReportMetric(sandbox/native, "x-native")
 }
 
 // What wazero's WithCloseOnContextDone (the in-process way to stop a guest)
