@@ -503,6 +503,31 @@ func (c *cluster) waitRunningOn(name string, ids []string, within time.Duration)
 	}
 }
 
+// waitStartedOn waits until the dispatcher's record shows tasks running on
+// worker p and p's log shows it started at least one of them. It returns
+// the tasks running there and, of those, the ones p has started.
+func (c *cluster) waitStartedOn(p *proc, ids []string, within time.Duration) (running, started []string) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		running = c.waitRunningOn(p.name, ids, within)
+		logs := p.logs()
+		started = nil
+		for _, id := range running {
+			if hasLine(logs, "task started", id) {
+				started = append(started, id)
+			}
+		}
+		if len(started) > 0 {
+			return running, started
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s started none of the tasks running on it within %s: %v", p.name, within, running)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func seq(n int) []int {
 	xs := make([]int, n)
 	for i := range xs {

@@ -110,7 +110,7 @@ func TestStopWorker(t *testing.T) {
 			// Stop it once it has started tasks, so that it has results to
 			// deliver late.
 			victim.waitLog("task started", 1, 30*time.Second)
-			stuck := c.waitRunningOn("w1", ids, 30*time.Second)
+			stuck, started := c.waitStartedOn(victim, ids, 30*time.Second)
 			victim.signal(syscall.SIGSTOP)
 			if c.mode == "push" {
 				d.waitLog("worker declared dead", 1, 30*time.Second)
@@ -129,9 +129,12 @@ func TestStopWorker(t *testing.T) {
 			}
 			// The stopped worker's results come too late: the lease check
 			// rejects them, or the dispatcher has told the worker first
-			// that the task is no longer its own (and it drops them).
+			// that the task is no longer its own (and it drops them). Only
+			// the tasks it had started are sure to have results: one sent
+			// to it just before the stop may never have been read (a worker
+			// that reconnects after the stop opens a new socket).
 			deadline := time.Now().Add(30 * time.Second)
-			for _, id := range stuck {
+			for _, id := range started {
 				for !hasLine(d.logs(), "late result rejected", id) && !hasLine(victim.logs(), "took the task back", id) &&
 					!hasLine(victim.logs(), "took it back", id) {
 					if time.Now().After(deadline) {
