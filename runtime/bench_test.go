@@ -21,11 +21,18 @@ const fibDefs = "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)\ndef
 // nativeSeconds times stmt in Debian's python3 (timeit, best of 5) after setup.
 func nativeSeconds(b *testing.B, setup, stmt string, number int) float64 {
 	b.Helper()
+	return pythonSeconds(b, "/usr/bin/python3", setup, stmt, number)
+}
+
+// pythonSeconds times stmt in the given native interpreter (timeit, best
+// of 5) after setup.
+func pythonSeconds(b *testing.B, python, setup, stmt string, number int) float64 {
+	b.Helper()
 	script := "import timeit\n" + setup + "\nprint(min(timeit.repeat(" + strconv.Quote(stmt) +
 		", globals=globals(), number=" + strconv.Itoa(number) + ", repeat=5)) / " + strconv.Itoa(number) + ")"
-	out, err := exec.Command("/usr/bin/python3", "-c", script).Output()
+	out, err := exec.Command(python, "-c", script).Output()
 	if err != nil {
-		b.Fatalf("native python3: %v", err)
+		b.Fatalf("native %s: %v", python, err)
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
 	if err != nil {
@@ -103,7 +110,13 @@ func BenchmarkFib25(b *testing.B) {
 	// sides see the machine at its best; this VM's speed drifts between
 	// seconds and minutes, which made a mean against a later min swing from
 	// 4.5x to 8.4x.
-	var sandbox, native float64
+	// With FAAS_NATIVE_PLAIN naming the interpreter runtime/pybuild/native.sh
+	// builds (the guest's C source compiled natively the way the guest is:
+	// clang -O2, switch dispatch, no PGO or LTO; make bench sets it), a third
+	// side splits the ratio: the engine's cost against the same C natively,
+	// and what Debian's PGO/LTO/computed-goto build gains over that C.
+	plain := os.Getenv("FAAS_NATIVE_PLAIN")
+	var sandbox, native, same float64
 	for r := 0; r < 5; r++ {
 		t0 := time.Now()
 		for i := 0; i < 5; i++ {
@@ -117,10 +130,19 @@ func BenchmarkFib25(b *testing.B) {
 		if r == 0 || n < native {
 			native = n
 		}
+		if plain != "" {
+			if c := pythonSeconds(b, plain, fibDefs, "fib(25)", 5); r == 0 || c < same {
+				same = c
+			}
+		}
 	}
 	b.ReportMetric(sandbox*1e3, "best-ms/op")
 	b.ReportMetric(native*1e3, "native-ms/op")
 	b.ReportMetric(sandbox/native, "x-native")
+	if plain != "" {
+		b.ReportMetric(same*1e3, "same-c-native-ms/op")
+		b.ReportMetric(sandbox/same, "x-same-c")
+	}
 }
 
 // What wazero's WithCloseOnContextDone (the in-process way to stop a guest)
