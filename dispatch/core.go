@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmfaas/wasmfaas/runtime"
@@ -72,6 +73,10 @@ type Core struct {
 	st   *store.Store
 	log  *slog.Logger
 	wake chan struct{}
+	// wakes counts the signs that work may have come (Tasks notifications,
+	// requeues, freed capacity): a claim that takes it first and comes back
+	// short waits only if none came since (WaitSince).
+	wakes atomic.Uint64
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
@@ -140,23 +145,34 @@ func (c *Core) publishLoop(ctx context.Context) {
 	}
 }
 
-// Wake makes a waiting Wait return early.
+// Wake says work may have come: a WaitSince of an earlier Wakes returns.
 func (c *Core) Wake() {
+	c.wakes.Add(1)
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Wait sleeps until a task may be available (a Tasks notification, a Wake,
-// or the poll interval) or ctx ends.
-func (c *Core) Wait(ctx context.Context) {
+// Wakes is the number of Wake calls so far. Take it before a claim: if the
+// claim comes back short, WaitSince(ctx, n) returns at once when a task was
+// announced while the claim ran, which a wait for the next announcement
+// would miss (the task would sit in the queue until the poll interval).
+func (c *Core) Wakes() uint64 { return c.wakes.Load() }
+
+// WaitSince sleeps until there has been a Wake after the first n (there may
+// have been one already), the poll interval passes or ctx ends.
+func (c *Core) WaitSince(ctx context.Context, n uint64) {
 	t := time.NewTimer(c.cfg.Poll)
 	defer t.Stop()
-	select {
-	case <-c.wake:
-	case <-t.C:
-	case <-ctx.Done():
+	for c.wakes.Load() == n {
+		select {
+		case <-c.wake:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 				break more
 			}
 		}
+		wakes := core.Wakes()
 		claims, err := core.Claim(bgCtx, n)
 		if err != nil {
 			log.Error("claiming tasks failed", "err", err)
@@ -74,7 +75,7 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 			free <- struct{}{}
 		}
 		if len(claims) == 0 {
-			core.Wait(ctx)
+			core.WaitSince(ctx, wakes)
 			continue
 		}
 		for _, cl := range claims {

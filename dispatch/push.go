@@ -91,6 +91,7 @@ type claimReq struct {
 	key   sessKey
 	owner string
 	n     int
+	wakes uint64 // Core.Wakes when the claim started
 }
 
 type claimRes struct {
@@ -306,8 +307,11 @@ func (d *pushDispatcher) claim(req claimReq) {
 }
 
 // waitForWork runs once the queue ran dry (or Redis failed): it waits for
-// a new task (Core.Wait) or the back-off, then lets claims resume.
-func (d *pushDispatcher) waitForWork(failed bool, backoff time.Duration) {
+// a task announced since the claim that came back short started
+// (Core.WaitSince: claims run concurrently, and one that looked at the
+// queue before a task came may come back after a newer claim's wait was
+// woken by it), or for the back-off, then lets claims resume.
+func (d *pushDispatcher) waitForWork(failed bool, backoff time.Duration, wakes uint64) {
 	defer d.spawned.Done()
 	if failed {
 		select {
@@ -315,7 +319,7 @@ func (d *pushDispatcher) waitForWork(failed bool, backoff time.Duration) {
 		case <-time.After(backoff):
 		}
 	} else {
-		d.core.Wait(d.bgCtx)
+		d.core.WaitSince(d.bgCtx, wakes)
 	}
 	select {
 	case d.claimWake <- struct{}{}:
@@ -405,7 +409,7 @@ func (d *pushDispatcher) maybeClaim() {
 		best.reserved += n
 		d.claims++
 		d.spawned.Add(1)
-		go d.claim(claimReq{key: best.key, owner: best.owner, n: n})
+		go d.claim(claimReq{key: best.key, owner: best.owner, n: n, wakes: d.core.Wakes()})
 	}
 }
 
@@ -423,7 +427,7 @@ func (d *pushDispatcher) claimed(r claimRes) {
 		if !d.dry {
 			d.dry = true
 			d.spawned.Add(1)
-			go d.waitForWork(true, d.backoff)
+			go d.waitForWork(true, d.backoff, 0)
 		}
 		d.backoff = min(2*d.backoff, 2*time.Second)
 	case len(r.claims) < r.req.n:
@@ -431,7 +435,7 @@ func (d *pushDispatcher) claimed(r claimRes) {
 		if !d.dry {
 			d.dry = true
 			d.spawned.Add(1)
-			go d.waitForWork(false, 0)
+			go d.waitForWork(false, 0, r.req.wakes)
 		}
 	default:
 		d.backoff = 50 * time.Millisecond
