@@ -18,7 +18,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -205,7 +206,7 @@ func isUUID4(s string) bool {
 
 func TestRegisterAndExecute(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fn := fixture(t, "closure")
+		fn := pyfixture.Fixture(t, "closure")
 		r := e.do("POST", "/register_function", map[string]any{"name": "adder", "payload": fn})
 		if r.status != 200 || !slices.Equal(r.keys(), []string{"function_id"}) || !isUUID4(r.str("function_id")) {
 			t.Fatalf("register: %d %s", r.status, r.raw)
@@ -220,7 +221,7 @@ func TestRegisterAndExecute(t *testing.T) {
 			t.Fatalf("function hash %v", h)
 		}
 
-		args := fixture(t, "args_simple")
+		args := pyfixture.Fixture(t, "args_simple")
 		r = e.do("POST", "/execute_function", map[string]any{"function_id": fnID, "payload": args})
 		if r.status != 200 || !slices.Equal(r.keys(), []string{"task_id"}) || !isUUID4(r.str("task_id")) {
 			t.Fatalf("execute: %d %s", r.status, r.raw)
@@ -230,8 +231,8 @@ func TestRegisterAndExecute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task.Status != store.StatusQueued || task.FunctionID != fnID || task.FnPayload != fn ||
-			task.ParamPayload != args || task.FnHash != h["fn_hash"] || task.Isolation != runtime.Warm {
+		if task.Status != faastype.Queued || task.FunctionID != fnID || task.FnPayload != fn ||
+			task.ParamPayload != args || task.FnHash != h["fn_hash"] || task.Isolation != faastype.Warm {
 			t.Fatalf("task %+v", task)
 		}
 
@@ -256,12 +257,12 @@ func TestRegisterIsolation(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
 		for _, c := range []struct {
 			body map[string]any
-			want runtime.Isolation
+			want faastype.Isolation
 		}{
-			{map[string]any{"name": "f", "payload": fixture(t, "math_sqrt"), "isolation": "fresh"}, runtime.Fresh},
-			{map[string]any{"name": "f", "payload": fixture(t, "math_sqrt"), "isolation": "warm"}, runtime.Warm},
-			{map[string]any{"name": "f", "payload": fixture(t, "math_sqrt"), "isolation": nil}, runtime.Warm},
-			{map[string]any{"name": "f", "payload": fixture(t, "math_sqrt"), "extra": 1}, runtime.Warm},
+			{map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "math_sqrt"), "isolation": "fresh"}, faastype.Fresh},
+			{map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "math_sqrt"), "isolation": "warm"}, faastype.Warm},
+			{map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "math_sqrt"), "isolation": nil}, faastype.Warm},
+			{map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "math_sqrt"), "extra": 1}, faastype.Warm},
 		} {
 			r := e.do("POST", "/register_function", c.body)
 			if r.status != 200 {
@@ -271,7 +272,7 @@ func TestRegisterIsolation(t *testing.T) {
 			if err != nil || f.Isolation != c.want {
 				t.Fatalf("%v: stored %+v, %v", c.body, f, err)
 			}
-			taskID := e.execute(f.ID, fixture(t, "args_empty"))
+			taskID := e.execute(f.ID, pyfixture.Fixture(t, "args_empty"))
 			task, _ := e.st.GetTask(context.Background(), taskID)
 			if task.Isolation != c.want {
 				t.Fatalf("task isolation %q, want %q", task.Isolation, c.want)
@@ -282,7 +283,7 @@ func TestRegisterIsolation(t *testing.T) {
 
 func TestRegisterErrors(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fn := fixture(t, "lambda_p4")
+		fn := pyfixture.Fixture(t, "lambda_p4")
 		for _, c := range []struct {
 			name   string
 			body   any
@@ -304,12 +305,12 @@ func TestRegisterErrors(t *testing.T) {
 			{"payload not base64", map[string]any{"name": "f", "payload": "this is not base64!"}, 400, "payload is not valid base64"},
 			{"payload empty", map[string]any{"name": "f", "payload": ""}, 400, "payload is not a valid pickle: empty"},
 			{"payload garbage", map[string]any{"name": "f", "payload": "aGVsbG8gd29ybGQ="}, 400, "payload is not a valid pickle"},
-			{"payload a str", map[string]any{"name": "f", "payload": fixture(t, "data_str_p4")}, 400, "payload is a pickled str, not a function"},
-			{"payload a dict", map[string]any{"name": "f", "payload": fixture(t, "data_dict_p2")}, 400, "payload is a pickled dict, not a function"},
-			{"payload args", map[string]any{"name": "f", "payload": fixture(t, "args_simple")}, 400, "payload is a pickled tuple of 2 items, not a function"},
-			{"by reference", map[string]any{"name": "f", "payload": fixture(t, "byref_tests_mod")}, 400,
+			{"payload a str", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "data_str_p4")}, 400, "payload is a pickled str, not a function"},
+			{"payload a dict", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "data_dict_p2")}, 400, "payload is a pickled dict, not a function"},
+			{"payload args", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "args_simple")}, 400, "payload is a pickled tuple of 2 items, not a function"},
+			{"by reference", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "byref_tests_mod")}, 400,
 				`function is pickled by reference to module "tests.mod", which the sandbox does not have; dill does this for functions defined at the top level of an importable module. Define the function in your script's __main__`},
-			{"module import", map[string]any{"name": "f", "payload": fixture(t, "uses_mymod_recurse")}, 400, `payload refers to module "mymod"`},
+			{"module import", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "uses_mymod_recurse")}, 400, `payload refers to module "mymod"`},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				expectError(t, e.do("POST", "/register_function", c.body), c.status, c.detail)
@@ -333,7 +334,7 @@ func TestBodyTooLarge(t *testing.T) {
 			expectError(t, e.send(req), 413, "request body is larger than 4096 bytes")
 		}
 		// Just under the limit is fine.
-		r := e.do("POST", "/register_function", map[string]any{"name": strings.Repeat("n", 3900), "payload": fixture(t, "math_sqrt")})
+		r := e.do("POST", "/register_function", map[string]any{"name": strings.Repeat("n", 3900), "payload": pyfixture.Fixture(t, "math_sqrt")})
 		if r.status != 200 {
 			t.Fatalf("body under the limit: %d %s", r.status, r.raw)
 		}
@@ -342,8 +343,8 @@ func TestBodyTooLarge(t *testing.T) {
 
 func TestExecuteErrors(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
-		args := fixture(t, "args_simple")
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
+		args := pyfixture.Fixture(t, "args_simple")
 		unknown := uuid.NewString()
 		for _, c := range []struct {
 			name   string
@@ -359,10 +360,10 @@ func TestExecuteErrors(t *testing.T) {
 			{"unknown function", map[string]any{"function_id": unknown, "payload": args}, 404, "function " + unknown + " not found"},
 			{"payload not base64", map[string]any{"function_id": fnID, "payload": "%%%"}, 400, "payload is not valid base64"},
 			{"payload garbage", map[string]any{"function_id": fnID, "payload": "AAAA"}, 400, "payload is not a valid pickle"},
-			{"payload an int", map[string]any{"function_id": fnID, "payload": fixture(t, "args_int")}, 400, "payload must be serialize((args_tuple, kwargs_dict)), got a pickled int"},
-			{"payload a 3-tuple", map[string]any{"function_id": fnID, "payload": fixture(t, "args_not_pair")}, 400, "got a pickled tuple of 3 items"},
-			{"kwargs a list", map[string]any{"function_id": fnID, "payload": fixture(t, "args_kwargs_list")}, 400, "its second item is a pickled list, not a dict"},
-			{"argument from a client module", map[string]any{"function_id": fnID, "payload": fixture(t, "args_point")}, 400, `arguments refer to tests.mod.Point from module "tests.mod"`},
+			{"payload an int", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_int")}, 400, "payload must be serialize((args_tuple, kwargs_dict)), got a pickled int"},
+			{"payload a 3-tuple", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_not_pair")}, 400, "got a pickled tuple of 3 items"},
+			{"kwargs a list", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_kwargs_list")}, 400, "its second item is a pickled list, not a dict"},
+			{"argument from a client module", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_point")}, 400, `arguments refer to tests.mod.Point from module "tests.mod"`},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				expectError(t, e.do("POST", "/execute_function", c.body), c.status, c.detail)
@@ -388,11 +389,11 @@ func TestStatusAndResultErrors(t *testing.T) {
 			expectError(t, e.do("GET", route+unknown, nil), 404, "task "+unknown+" not found")
 		}
 		// A function id is not a task id.
-		fnID := e.register(fixture(t, "math_sqrt"))
+		fnID := e.register(pyfixture.Fixture(t, "math_sqrt"))
 		expectError(t, e.do("GET", "/status/"+fnID, nil), 404, "task "+fnID+" not found")
 		expectError(t, e.do("GET", "/result/"+fnID+"?wait=5", nil), 404, "task "+fnID+" not found")
 
-		taskID := e.execute(fnID, fixture(t, "args_empty"))
+		taskID := e.execute(fnID, pyfixture.Fixture(t, "args_empty"))
 		for _, w := range []string{"abc", "-1", "-1s", "NaN", "Inf", "5x", "1e400"} {
 			expectError(t, e.do("GET", "/result/"+taskID+"?wait="+w, nil), 400, "wait must be a duration")
 		}
@@ -440,13 +441,13 @@ func completeNext(t *testing.T, st *store.Store, want string, o store.Outcome) {
 
 func TestResultOfFinishedTasks(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
-		okID := e.execute(fnID, fixture(t, "args_simple"))
-		failID := e.execute(fnID, fixture(t, "args_simple"))
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
+		okID := e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
+		failID := e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
 
 		completeNext(t, e.st, okID, store.Outcome{
-			Status: store.StatusCompleted, Result: "gANLKi4=", Stdout: "hi\n",
-			Timings: &runtime.Timings{Run: 0.5, Total: 1},
+			Status: faastype.Completed, Result: "gANLKi4=", Stdout: "hi\n",
+			Timings: &faastype.Timings{Run: 0.5, Total: 1},
 		})
 		r := e.do("GET", "/result/"+okID, nil)
 		want := []string{"attempts", "result", "status", "stderr", "stdout", "task_id", "timings"}
@@ -463,8 +464,8 @@ func TestResultOfFinishedTasks(t *testing.T) {
 			t.Fatalf("status %s", r.raw)
 		}
 		completeNext(t, e.st, failID, store.Outcome{
-			Status: store.StatusFailed, Stderr: "Traceback...\n",
-			Error: &runtime.TaskError{Kind: runtime.KindTimeout, Message: "task exceeded 30s"},
+			Status: faastype.Failed, Stderr: "Traceback...\n",
+			Error: &faastype.TaskError{Kind: faastype.KindTimeout, Message: "task exceeded 30s"},
 		})
 		r = e.do("GET", "/result/"+failID+"?wait=5s", nil)
 		want = []string{"attempts", "error", "result", "status", "stderr", "stdout", "task_id", "timings"}
@@ -498,9 +499,9 @@ func waitForWaiters(t *testing.T, h *Handler, n int) {
 // return passes.
 func TestLongPollReturnsWhenTaskFinishes(t *testing.T) {
 	eachBackend(t, Options{MaxWait: 10 * time.Minute}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
 		for _, finish := range []string{"complete", "cancel"} {
-			taskID := e.execute(fnID, fixture(t, "args_simple"))
+			taskID := e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
 			got := make(chan response, 1)
 			go func() { got <- e.do("GET", "/result/"+taskID+"?wait=10m", nil) }()
 			waitForWaiters(t, e.h, 1)
@@ -511,7 +512,7 @@ func TestLongPollReturnsWhenTaskFinishes(t *testing.T) {
 			}
 			wantStatus := "COMPLETED"
 			if finish == "complete" {
-				completeNext(t, e.st, taskID, store.Outcome{Status: store.StatusCompleted, Result: "gANLKi4="})
+				completeNext(t, e.st, taskID, store.Outcome{Status: faastype.Completed, Result: "gANLKi4="})
 			} else {
 				wantStatus = "FAILED"
 				if c, err := e.st.Cancel(context.Background(), taskID); !c.Cancelled || err != nil {
@@ -535,8 +536,8 @@ func TestLongPollReturnsWhenTaskFinishes(t *testing.T) {
 
 func TestLongPollEndsWithCurrentStatus(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
-		taskID := e.execute(fnID, fixture(t, "args_simple"))
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
+		taskID := e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
 		r := e.do("GET", "/result/"+taskID+"?wait=0.2", nil)
 		if r.status != 200 || r.str("status") != "QUEUED" || r.body["result"] != nil {
 			t.Fatalf("long-poll that timed out: %d %s", r.status, r.raw)
@@ -558,11 +559,11 @@ func TestLongPollEndsWithCurrentStatus(t *testing.T) {
 // with its own task.
 func TestManyLongPolls(t *testing.T) {
 	eachBackend(t, Options{MaxWait: 10 * time.Minute}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
 		const n = 20
 		ids := make([]string, n)
 		for i := range ids {
-			ids[i] = e.execute(fnID, fixture(t, "args_simple"))
+			ids[i] = e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
 		}
 		got := make(chan response, 2*n)
 		for _, id := range ids {
@@ -572,7 +573,7 @@ func TestManyLongPolls(t *testing.T) {
 		}
 		waitForWaiters(t, e.h, n)
 		for _, id := range ids {
-			completeNext(t, e.st, id, store.Outcome{Status: store.StatusCompleted, Result: "gAN9cQAu", Stdout: id})
+			completeNext(t, e.st, id, store.Outcome{Status: faastype.Completed, Result: "gAN9cQAu", Stdout: id})
 		}
 		for range 2 * n {
 			select {
@@ -652,7 +653,7 @@ func TestPanicsBecome500(t *testing.T) {
 // payload or a credential.
 func TestRequestLog(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		payload := fixture(t, "closure")
+		payload := pyfixture.Fixture(t, "closure")
 		req, _ := http.NewRequest("POST", e.srv.URL+"/register_function",
 			strings.NewReader(`{"name": "secret-name", "payload": "`+payload+`"}`))
 		req.Header.Set("Authorization", "Bearer hunter2")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/wasmfaas/wasmfaas/store"
 )
@@ -255,51 +256,49 @@ func retryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
 
-// limiter is a token bucket per tenant, in this process: each API process
-// counts its own requests, so behind a load balancer that spreads a
-// tenant's requests over k API processes the tenant gets up to k times the
-// rate.
+// limiter is a token bucket per tenant (a golang.org/x/time/rate.Limiter
+// each), in this process: each API process counts its own requests, so
+// behind a load balancer that spreads a tenant's requests over k API
+// processes the tenant gets up to k times the rate.
 type limiter struct {
 	rate  float64 // tokens added per second
 	burst int     // bucket size
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*rate.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(rate float64, burst int) *limiter {
-	if rate <= 0 {
+func newLimiter(perSecond float64, burst int) *limiter {
+	if perSecond <= 0 {
 		return nil
 	}
 	if burst <= 0 {
-		burst = max(1, int(math.Ceil(2*rate)))
+		burst = max(1, int(math.Ceil(2*perSecond)))
 	}
-	return &limiter{rate: rate, burst: burst, buckets: map[string]*bucket{}}
+	return &limiter{rate: perSecond, burst: burst, buckets: map[string]*rate.Limiter{}}
 }
 
-// allow takes a token from tenant's bucket; if there is none, it says how
-// long until there is one. The buckets are per tenant, and the tenants are
-// the configured ones (or the default one), so the map stays small.
-func (l *limiter) allow(tenant string, now time.Time) (bool, time.Duration) {
+// bucket is tenant's limiter. The tenants are the configured ones (or the
+// default one), so the map stays small.
+func (l *limiter) bucket(tenant string) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[tenant]
 	if b == nil {
-		b = &bucket{tokens: float64(l.burst), last: now}
+		b = rate.NewLimiter(rate.Limit(l.rate), l.burst)
 		l.buckets[tenant] = b
 	}
-	if now.After(b.last) {
-		b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.last).Seconds()*l.rate)
-		b.last = now
+	return b
+}
+
+// allow takes a token from tenant's bucket at now; if there is none, it
+// takes nothing and says how long until there is one.
+func (l *limiter) allow(tenant string, now time.Time) (bool, time.Duration) {
+	b := l.bucket(tenant)
+	r := b.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return true, 0
 }

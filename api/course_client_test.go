@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -17,14 +18,14 @@ import (
 // the API, while this test plays the worker through store.Claim and
 // store.Complete.
 func TestCourseClient(t *testing.T) {
-	needPython(t)
-	if _, err := pythonOutput(nil, "-c", "import requests, dill"); err != nil {
-		t.Skipf("python3 lacks requests or dill: %v", err)
+	pyfixture.Need(t)
+	if _, err := pyfixture.Output(nil, "-c", "import requests, dill"); err != nil {
+		t.Fatalf("python3 lacks requests or dill (run make deps-test): %v", err)
 	}
 	// The value the worker returns for task 1: serialize(42), made by Python
 	// the codecs way.
 	var result42 string
-	runPython(t, `
+	pyfixture.Run(t, `
 import codecs, dill, json, sys
 json.dump(codecs.encode(dill.dumps(42), "base64").decode(), sys.stdout)
 `, nil, &result42)
@@ -36,7 +37,7 @@ json.dump(codecs.encode(dill.dumps(42), "base64").decode(), sys.stdout)
 		go func() { workerDone <- playWorker(ctx, e.st, result42) }()
 
 		scratch := t.TempDir()
-		out, err := pythonOutput(nil, "testdata/course_client.py", e.srv.URL, scratch)
+		out, err := pyfixture.Output(nil, "testdata/course_client.py", e.srv.URL, scratch)
 		cancel()
 		if err != nil {
 			t.Fatalf("course client: %v", err)
@@ -91,8 +92,8 @@ json.dump(codecs.encode(dill.dumps(42), "base64").decode(), sys.stdout)
 // second with a TIMEOUT, then returns.
 func playWorker(ctx context.Context, st *store.Store, result string) error {
 	outcomes := []store.Outcome{
-		{Status: store.StatusCompleted, Result: result, Stdout: "", Timings: &runtime.Timings{Total: 0.001}},
-		{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindTimeout, Message: "task exceeded 30s"}},
+		{Status: faastype.Completed, Result: result, Stdout: "", Timings: &faastype.Timings{Total: 0.001}},
+		{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindTimeout, Message: "task exceeded 30s"}},
 	}
 	ids, stop := st.SubscribeTasks(ctx)
 	defer stop()

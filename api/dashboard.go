@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -73,18 +73,18 @@ type dashTasks struct {
 }
 
 type dashTask struct {
-	TaskID       string            `json:"task_id"`
-	FunctionID   string            `json:"function_id"`
-	FunctionName string            `json:"function_name" doc:"empty if the function is not known"`
-	Status       string            `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
-	ErrorKind    runtime.ErrorKind `json:"error_kind,omitempty" doc:"for a FAILED task"`
-	Attempts     int               `json:"attempts"`
-	Worker       string            `json:"worker" doc:"the dispatcher or worker of the latest claim"`
-	CreatedAt    time.Time         `json:"created_at"`
-	StartedAt    *time.Time        `json:"started_at" doc:"first claim; null until the task started"`
-	FinishedAt   *time.Time        `json:"finished_at" doc:"null until the task is final"`
-	Duration     *float64          `json:"duration_seconds" doc:"seconds from the first claim to the final status (or to now while RUNNING); null if the task never started"`
-	Latency      *float64          `json:"latency_seconds" doc:"seconds from submission to the final status; null until final"`
+	TaskID       string             `json:"task_id"`
+	FunctionID   string             `json:"function_id"`
+	FunctionName string             `json:"function_name" doc:"empty if the function is not known"`
+	Status       faastype.Status    `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
+	ErrorKind    faastype.ErrorKind `json:"error_kind,omitempty" doc:"for a FAILED task"`
+	Attempts     int                `json:"attempts"`
+	Worker       string             `json:"worker" doc:"the dispatcher or worker of the latest claim"`
+	CreatedAt    time.Time          `json:"created_at"`
+	StartedAt    *time.Time         `json:"started_at" doc:"first claim; null until the task started"`
+	FinishedAt   *time.Time         `json:"finished_at" doc:"null until the task is final"`
+	Duration     *float64           `json:"duration_seconds" doc:"seconds from the first claim to the final status (or to now while RUNNING); null if the task never started"`
+	Latency      *float64           `json:"latency_seconds" doc:"seconds from submission to the final status; null until final"`
 }
 
 type dashNode struct {
@@ -158,7 +158,7 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 	resp := dashboardState{
 		Time: now.UTC(),
 		Tasks: dashTasks{Submitted: st.Submitted, Queued: st.Queued, Running: st.Running,
-			Completed: st.Finished[store.StatusCompleted], Failed: st.Finished[store.StatusFailed]},
+			Completed: st.Finished[faastype.Completed], Failed: st.Finished[faastype.Failed]},
 		QueueDepth: st.QueueLength,
 		Leases:     st.Leases,
 		ResultTTL:  h.st.ResultTTL().Seconds(),
@@ -177,7 +177,7 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 			}
 			d.Duration = ptr(max(end.Sub(t.StartedAt).Seconds(), 0))
 		}
-		if store.IsFinal(t.Status) && !t.FinishedAt.IsZero() {
+		if t.Status.Final() && !t.FinishedAt.IsZero() {
 			d.FinishedAt = ptr(t.FinishedAt.UTC())
 			d.Latency = ptr(max(t.FinishedAt.Sub(t.CreatedAt).Seconds(), 0))
 		}

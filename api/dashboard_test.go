@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -93,7 +94,7 @@ func TestDashboardState(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			ids = append(ids, e.do("POST", "/execute_function", map[string]any{"function_id": fnID, "args": []int{i}}).str("task_id"))
 		}
-		completeNext(t, e.st, ids[0], store.Outcome{Status: store.StatusCompleted, Result: "gANLAC4=", ResultJSON: "0"})
+		completeNext(t, e.st, ids[0], store.Outcome{Status: faastype.Completed, Result: "gANLAC4=", ResultJSON: "0"})
 		if _, err := e.st.Claim(ctx, "node-a", 1, time.Minute); err != nil { // ids[1] RUNNING
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestDashboardState(t *testing.T) {
 			{"COMPLETED", true, true, true, true},
 		} {
 			got := st.Recent[i]
-			if got.Status != want.status || got.FunctionName != "double" || got.FunctionID != fnID ||
+			if string(got.Status) != want.status || got.FunctionName != "double" || got.FunctionID != fnID ||
 				(got.StartedAt != nil) != want.started || (got.FinishedAt != nil) != want.finished ||
 				(got.Duration != nil) != want.duration || (got.Latency != nil) != want.latency {
 				t.Errorf("recent[%d] = %+v, want %+v", i, got, want)

@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +15,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -68,12 +66,12 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	iso, err := runtime.ParseIsolation(isoText)
+	iso, err := faastype.ParseIsolation(isoText)
 	if err != nil {
 		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
 	}
 	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso, Owner: tenantOf(r)}
-	var pickle []byte
+	var fn []byte // the function pickle
 	if _, isSource := m["source"]; isSource {
 		if _, both := m["payload"]; both {
 			return errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "source" (source text), not both`)
@@ -96,23 +94,22 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 			return errorf(http.StatusUnprocessableEntity, "field %q is empty", "source")
 		}
 		f.Entrypoint = ep
-		pickle = runtime.SourcePayload(f.Source, ep, name)
-		f.Payload = base64.StdEncoding.EncodeToString(pickle)
+		fn = pickle.SourcePayload(f.Source, ep, name)
+		f.Payload = pickle.EncodeBase64(fn)
 	} else {
 		payload, _, err := stringField(m, "payload", false)
 		if err != nil {
 			return withHint(err, ` (or "source" for a function as source text)`)
 		}
-		if pickle, err = store.DecodeBase64(payload); err != nil {
+		if fn, err = pickle.DecodeBase64(payload); err != nil {
 			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
 		}
-		if err := checkFunctionPickle(pickle); err != nil {
+		if err := pickle.CheckFunction(fn); err != nil {
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
 		f.Payload = payload
 	}
-	sum := sha256.Sum256(pickle)
-	f.Hash = hex.EncodeToString(sum[:])
+	f.Hash = pickle.Hash(fn)
 	if err := h.st.PutFunction(r.Context(), f); err != nil {
 		return err
 	}
@@ -151,7 +148,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		payload = base64.StdEncoding.EncodeToString(runtime.JSONArgsPayload(text))
+		payload = pickle.EncodeBase64(pickle.JSONArgsPayload(text))
 	} else {
 		if payload, _, err = stringField(m, "payload", false); err != nil {
 			return withHint(err, ` (or "args"/"kwargs" for JSON arguments)`)
@@ -162,12 +159,8 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if !jsonCall {
-		pickle, err := store.DecodeBase64(payload)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
-		}
-		if err := checkArgsPickle(pickle); err != nil {
-			return errorf(http.StatusBadRequest, "%v", err)
+		if err := checkArgsPayload(payload); err != nil {
+			return err
 		}
 	}
 	f, err := h.getFunction(r, fnID)
@@ -188,6 +181,19 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		return enqueueError(err)
 	}
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
+	return nil
+}
+
+// checkArgsPayload checks a base64 serialize((args, kwargs)) without
+// unpickling it (pickle.CheckArgs); the error is the 400 answer.
+func checkArgsPayload(payload string) error {
+	args, err := pickle.DecodeBase64(payload)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
+	}
+	if err := pickle.CheckArgs(args); err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
 	return nil
 }
 
@@ -217,8 +223,8 @@ func jsonArguments(args, kwargs json.RawMessage) (string, error) {
 }
 
 type statusResponse struct {
-	TaskID string `json:"task_id"`
-	Status string `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
+	TaskID string          `json:"task_id"`
+	Status faastype.Status `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
@@ -237,22 +243,22 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// errorJSON is runtime.TaskError with every field always present.
+// errorJSON is faastype.TaskError with every field always present.
 type errorJSON struct {
-	Kind      runtime.ErrorKind `json:"kind" enum:"USER_EXCEPTION,USER_EXIT,TIMEOUT,MEMORY_LIMIT,SANDBOX_CRASH,BAD_PAYLOAD,RESULT_TOO_LARGE,RESULT_UNPICKLABLE,PAYLOAD_TOO_LARGE,WORKER_LOST,CANCELLED"`
-	Message   string            `json:"message" doc:"what happened, in plain text"`
-	Traceback string            `json:"traceback" doc:"the sandbox's Python traceback, for USER_EXCEPTION; empty otherwise"`
+	Kind      faastype.ErrorKind `json:"kind" enum:"USER_EXCEPTION,USER_EXIT,TIMEOUT,MEMORY_LIMIT,SANDBOX_CRASH,BAD_PAYLOAD,RESULT_TOO_LARGE,RESULT_UNPICKLABLE,PAYLOAD_TOO_LARGE,WORKER_LOST,CANCELLED"`
+	Message   string             `json:"message" doc:"what happened, in plain text"`
+	Traceback string             `json:"traceback" doc:"the sandbox's Python traceback, for USER_EXCEPTION; empty otherwise"`
 }
 
 type resultResponse struct {
-	TaskID   string           `json:"task_id"`
-	Status   string           `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
-	Result   *string          `json:"result" doc:"null until final; then serialize(return value) for COMPLETED, serialize(exception) for FAILED"` // null until final
-	Error    *errorJSON       `json:"error,omitempty" doc:"present for a FAILED task: why it failed"`
-	Stdout   string           `json:"stdout" doc:"what the function printed (capped)"`
-	Stderr   string           `json:"stderr" doc:"what the function wrote to stderr (capped)"`
-	Timings  *runtime.Timings `json:"timings" doc:"where the time went, in seconds; null until the task ran"`
-	Attempts int              `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost)"`
+	TaskID   string            `json:"task_id"`
+	Status   faastype.Status   `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
+	Result   *string           `json:"result" doc:"null until final; then serialize(return value) for COMPLETED, serialize(exception) for FAILED"` // null until final
+	Error    *errorJSON        `json:"error,omitempty" doc:"present for a FAILED task: why it failed"`
+	Stdout   string            `json:"stdout" doc:"what the function printed (capped)"`
+	Stderr   string            `json:"stderr" doc:"what the function wrote to stderr (capped)"`
+	Timings  *faastype.Timings `json:"timings" doc:"where the time went, in seconds; null until the task ran"`
+	Attempts int               `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost)"`
 	// ResultJSON is the result as JSON, for a call made with JSON
 	// arguments: present (null until final, or when the value has no JSON
 	// form) only for such calls.
@@ -283,10 +289,10 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 		Timings:  t.Timings,
 		Attempts: t.Attempts,
 	}
-	if store.IsFinal(t.Status) {
+	if t.Status.Final() {
 		resp.Result = &t.Result
 	}
-	if t.Status == store.StatusFailed && t.Error != nil {
+	if t.Status == faastype.Failed && t.Error != nil {
 		resp.Error = &errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}
 	}
 	if t.WantJSON {
@@ -381,7 +387,7 @@ func (h *Handler) waitFinal(ctx context.Context, tenant, id string, wait time.Du
 	for {
 		woken, stop := h.waiter.Wait(id)
 		t, err := h.readTask(ctx, tenant, id)
-		if err != nil || store.IsFinal(t.Status) {
+		if err != nil || t.Status.Final() {
 			stop()
 			return t, err
 		}

@@ -10,7 +10,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -101,12 +102,8 @@ func picklePayload(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &payload) != nil {
 		return "", errorf(http.StatusUnprocessableEntity, "must be a string (serialize((args, kwargs)))")
 	}
-	pickle, err := store.DecodeBase64(payload)
-	if err != nil {
-		return "", errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
-	}
-	if err := checkArgsPickle(pickle); err != nil {
-		return "", errorf(http.StatusBadRequest, "%v", err)
+	if err := checkArgsPayload(payload); err != nil {
+		return "", err
 	}
 	return payload, nil
 }
@@ -130,13 +127,13 @@ func callPayload(raw json.RawMessage) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return base64.StdEncoding.EncodeToString(runtime.JSONArgsPayload(text)), nil
+	return base64.StdEncoding.EncodeToString(pickle.JSONArgsPayload(text)), nil
 }
 
 type cancelResponse struct {
-	TaskID         string `json:"task_id"`
-	Status         string `json:"status" doc:"the task's status now: always FAILED (error kind CANCELLED)" enum:"FAILED"`
-	PreviousStatus string `json:"previous_status" doc:"the status the task had when it was cancelled" enum:"QUEUED,RUNNING"`
+	TaskID         string          `json:"task_id"`
+	Status         faastype.Status `json:"status" doc:"the task's status now: always FAILED (error kind CANCELLED)" enum:"FAILED"`
+	PreviousStatus faastype.Status `json:"previous_status" doc:"the status the task had when it was cancelled" enum:"QUEUED,RUNNING"`
 }
 
 // cancelTask: DELETE /task/{task_id}. A QUEUED or RUNNING task becomes
@@ -158,6 +155,6 @@ func (h *Handler) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	if !c.Cancelled {
 		return errorf(http.StatusConflict, "task %s is already %s; only a QUEUED or RUNNING task can be cancelled", id, c.Was)
 	}
-	writeJSON(w, http.StatusOK, cancelResponse{TaskID: id, Status: store.StatusFailed, PreviousStatus: c.Was})
+	writeJSON(w, http.StatusOK, cancelResponse{TaskID: id, Status: faastype.Failed, PreviousStatus: c.Was})
 	return nil
 }

@@ -11,14 +11,16 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
 func TestExecuteBatch(t *testing.T) {
 	eachBackend(t, Options{MaxBatch: 3}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
-		good, other := fixture(t, "args_simple"), fixture(t, "args_empty")
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
+		good, other := pyfixture.Fixture(t, "args_simple"), pyfixture.Fixture(t, "args_empty")
 		unknown := uuid.NewString()
 		cases := []struct {
 			name   string
@@ -38,7 +40,7 @@ func TestExecuteBatch(t *testing.T) {
 					`{"args":[1,"two"],"kwargs":{}}`, `{"args":[],"kwargs":{"k":[3]}}`, `{"args":[],"kwargs":{}}`}},
 			{name: "bad base64", body: map[string]any{"function_id": fnID, "payloads": []string{good, "@@@"}},
 				status: 400, detail: "payloads[1]: payload is not valid base64"},
-			{name: "not an args pair", body: map[string]any{"function_id": fnID, "payloads": []string{fixture(t, "args_not_pair"), good}},
+			{name: "not an args pair", body: map[string]any{"function_id": fnID, "payloads": []string{pyfixture.Fixture(t, "args_not_pair"), good}},
 				status: 400, detail: "payloads[0]: "},
 			{name: "payload not a string", body: map[string]any{"function_id": fnID, "payloads": []any{good, good, 3}},
 				status: 422, detail: "payloads[2]: must be a string"},
@@ -92,12 +94,12 @@ func TestExecuteBatch(t *testing.T) {
 						t.Fatalf("task id %v", v)
 					}
 					task, err := e.st.GetTask(ctx, id)
-					if err != nil || task.Status != store.StatusQueued || task.FunctionID != fnID || task.WantJSON != c.json {
+					if err != nil || task.Status != faastype.Queued || task.FunctionID != fnID || task.WantJSON != c.json {
 						t.Fatalf("task %d: %+v, %v", i, task, err)
 					}
 					want := c.params[i]
 					if c.json {
-						want = base64.StdEncoding.EncodeToString(runtime.JSONArgsPayload(want))
+						want = base64.StdEncoding.EncodeToString(pickle.JSONArgsPayload(want))
 					}
 					if task.ParamPayload != want {
 						t.Fatalf("task %d: arguments %q, want %q", i, task.ParamPayload, want)
@@ -120,7 +122,9 @@ func TestExecuteBatch(t *testing.T) {
 
 func TestCancelTask(t *testing.T) {
 	type setup func(t *testing.T, e *env, fnID string) string // returns the task id to cancel
-	queued := func(t *testing.T, e *env, fnID string) string { return e.execute(fnID, fixture(t, "args_simple")) }
+	queued := func(t *testing.T, e *env, fnID string) string {
+		return e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
+	}
 	running := func(t *testing.T, e *env, fnID string) string {
 		id := queued(t, e, fnID)
 		if cs, err := e.st.Claim(context.Background(), "w", 1, time.Minute); err != nil || len(cs) != 1 || cs[0].TaskID != id {
@@ -130,7 +134,7 @@ func TestCancelTask(t *testing.T) {
 	}
 	completed := func(t *testing.T, e *env, fnID string) string {
 		id := queued(t, e, fnID)
-		completeNext(t, e.st, id, store.Outcome{Status: store.StatusCompleted, Result: "gANLKi4="})
+		completeNext(t, e.st, id, store.Outcome{Status: faastype.Completed, Result: "gANLKi4="})
 		return id
 	}
 	cases := []struct {
@@ -157,7 +161,7 @@ func TestCancelTask(t *testing.T) {
 		{name: "not a uuid", path: "/task/nope", status: 400, detail: `task_id "nope" is not a UUID`},
 	}
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		fnID := e.register(fixture(t, "fib"))
+		fnID := e.register(pyfixture.Fixture(t, "fib"))
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				path := c.path

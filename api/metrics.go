@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -114,19 +115,19 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mStoreUp, 1)
 	st := c.s.stats
 	counter(mSubmitted, float64(st.Submitted))
-	gauge(mTasks, float64(st.Queued), store.StatusQueued)
-	gauge(mTasks, float64(st.Running), store.StatusRunning)
+	gauge(mTasks, float64(st.Queued), string(faastype.Queued))
+	gauge(mTasks, float64(st.Running), string(faastype.Running))
 	for status, n := range st.Finished {
-		counter(mFinished, float64(n), status)
+		counter(mFinished, float64(n), string(status))
 	}
 	for kind, n := range st.Failed {
-		counter(mFailed, float64(n), kind)
+		counter(mFailed, float64(n), string(kind))
 	}
 	for status, hist := range st.Latency {
-		ch <- prometheus.MustNewConstHistogram(mLatency, hist.Count, hist.Sum, hist.Cumulative(), status)
+		ch <- prometheus.MustNewConstHistogram(mLatency, hist.Count, hist.Sum, hist.Cumulative(), string(status))
 	}
 	for status, hist := range st.Execution {
-		ch <- prometheus.MustNewConstHistogram(mExecution, hist.Count, hist.Sum, hist.Cumulative(), status)
+		ch <- prometheus.MustNewConstHistogram(mExecution, hist.Count, hist.Sum, hist.Cumulative(), string(status))
 	}
 	gauge(mQueueDepth, float64(st.QueueLength))
 	gauge(mLeases, float64(st.Leases))

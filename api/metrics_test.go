@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -76,7 +77,7 @@ next:
 // sandbox itself: everything comes from Redis.
 func TestMetricsAfterRealTasks(t *testing.T) {
 	eachBackend(t, Options{}, func(t *testing.T, e *env) {
-		pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 2, Limits: runtime.Limits{Timeout: 30 * time.Second}})
+		pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 2, Limits: faastype.Limits{Timeout: 30 * time.Second}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,12 +107,15 @@ func TestMetricsAfterRealTasks(t *testing.T) {
 				t.Fatalf("task not final: %s", res.raw)
 			}
 		}
-		// The node reports every 50 ms; wait until it has reported the 4 runs.
+		// The node reports every 50 ms; wait until it has reported the 4 runs
+		// done.
 		var fams map[string]*dto.MetricFamily
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			fams = e.scrape()
-			if n, _ := sample(fams, "faas_node_tasks_total", "node", "node-a"); n == 4 {
+			// A report taken while the last task ran counts it, busy.
+			n, _ := sample(fams, "faas_node_tasks_total", "node", "node-a")
+			if busy, ok := sample(fams, "faas_sandboxes_busy", "node", "node-a"); n == 4 && ok && busy == 0 {
 				break
 			}
 			if time.Now().After(deadline) {

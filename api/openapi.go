@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // The OpenAPI 3.1 description of the API (GET /openapi.json), from which
@@ -171,7 +171,7 @@ func arrayOf(items *schema, desc string) *schema {
 // fieldDocs describe the fields of types from other packages, which carry
 // no doc tags.
 var fieldDocs = map[reflect.Type]map[string]string{
-	reflect.TypeFor[runtime.Timings](): {
+	reflect.TypeFor[faastype.Timings](): {
 		"queue":       "waiting for a free sandbox on the node",
 		"boot":        "restoring or replacing an interpreter",
 		"deserialize": "dill.loads of the function and the arguments",
@@ -323,7 +323,7 @@ func buildOpenAPI(opts Options) *document {
 	d.component("Error", schemaFor[errorBody]("The body of every error answer."))
 	d.Components.Schemas["Error"].Properties["detail"].Description = "what is wrong, in plain text"
 
-	iso := &schema{Type: "string", Enum: []string{string(runtime.Warm), string(runtime.Fresh)},
+	iso := &schema{Type: "string", Enum: []string{string(faastype.Warm), string(faastype.Fresh)},
 		Description: "warm (default): an interpreter that ran this function may run it again, never another function; " +
 			"fresh: every task gets a pristine interpreter"}
 	dill := objSchema("A function pickled by dill.").

@@ -20,7 +20,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -360,13 +361,13 @@ func scenario(t *testing.T, e *env) {
 
 	// Functions.
 	src := e.do("POST", "/register_function", map[string]any{"name": "double", "source": "def double(x):\n    return 2 * x"}).str("function_id")
-	fn := e.do("POST", "/register_function", map[string]any{"name": "fib", "payload": fixture(t, "fib"), "isolation": "fresh"}).str("function_id")
+	fn := e.do("POST", "/register_function", map[string]any{"name": "fib", "payload": pyfixture.Fixture(t, "fib"), "isolation": "fresh"}).str("function_id")
 	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": "@@@"})
-	e.do("POST", "/register_function", map[string]any{"payload": fixture(t, "fib")})
-	e.do("POST", "/register_function", map[string]any{"name": big, "payload": fixture(t, "fib")})
+	e.do("POST", "/register_function", map[string]any{"payload": pyfixture.Fixture(t, "fib")})
+	e.do("POST", "/register_function", map[string]any{"name": big, "payload": pyfixture.Fixture(t, "fib")})
 
 	// Tasks.
-	args := fixture(t, "args_simple")
+	args := pyfixture.Fixture(t, "args_simple")
 	jsonTask := e.do("POST", "/execute_function", map[string]any{"function_id": src, "args": []int{21}}).str("task_id")
 	dillTask := e.do("POST", "/execute_function", map[string]any{"function_id": fn, "payload": args}).str("task_id")
 	e.do("POST", "/execute_function", map[string]any{"function_id": "nope", "payload": args})
@@ -382,9 +383,9 @@ func scenario(t *testing.T, e *env) {
 
 	// Results in every state: the JSON task completes, the dill one fails,
 	// the batch's are QUEUED and RUNNING.
-	completeNext(t, e.st, jsonTask, store.Outcome{Status: store.StatusCompleted, Result: "gANLKi4=", ResultJSON: "42"})
-	completeNext(t, e.st, dillTask, store.Outcome{Status: store.StatusFailed,
-		Error: &runtime.TaskError{Kind: runtime.KindUserException, Message: "boom", Traceback: "Traceback ..."}})
+	completeNext(t, e.st, jsonTask, store.Outcome{Status: faastype.Completed, Result: "gANLKi4=", ResultJSON: "42"})
+	completeNext(t, e.st, dillTask, store.Outcome{Status: faastype.Failed,
+		Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom", Traceback: "Traceback ..."}})
 	ids, _ := batch.body["task_ids"].([]any)
 	running := ids[0].(string)
 	// The dill batch's two tasks, then the first of the JSON batch.
@@ -413,9 +414,9 @@ func scenario(t *testing.T, e *env) {
 
 	// Every route but the public ones: 401 without a token, 429 for a
 	// tenant (bob) over its rate.
-	e.h.limiter.mu.Lock()
-	e.h.limiter.buckets["bob"] = &bucket{tokens: 0, last: time.Now().Add(time.Hour)}
-	e.h.limiter.mu.Unlock()
+	bob := e.h.limiter.bucket("bob")
+	bob.SetLimit(0.001) // one token in 1000 s
+	bob.AllowN(time.Now(), bob.Burst())
 	for _, token := range []string{"", bobToken} {
 		for _, rt := range routes(t, e.h) {
 			if publicRoutes[rt[0]+" "+rt[1]] {
@@ -436,7 +437,7 @@ func scenario(t *testing.T, e *env) {
 	for _, p := range []string{"/status/" + jsonTask, "/result/" + jsonTask, "/runtime", "/healthz", "/metrics", "/dashboard/state"} {
 		get(p)
 	}
-	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": fixture(t, "fib")})
+	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "fib")})
 	e.do("POST", "/execute_function", map[string]any{"function_id": fn, "payload": args})
 	e.do("POST", "/execute_batch", map[string]any{"function_id": fn, "payloads": []string{args}})
 	e.do("DELETE", "/task/"+jsonTask, nil)

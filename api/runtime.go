@@ -3,11 +3,11 @@ package api
 import (
 	"net/http"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
-// limitsJSON are runtime.Limits in the units a client reads.
+// limitsJSON are faastype.Limits in the units a client reads.
 type limitsJSON struct {
 	TimeoutSeconds float64 `json:"timeout_seconds" doc:"wall-clock limit per task"`
 	MemoryBytes    uint64  `json:"memory_bytes" doc:"memory of the interpreter"`
@@ -17,21 +17,21 @@ type limitsJSON struct {
 	TmpBytes       int     `json:"tmp_bytes" doc:"the in-memory /tmp"`
 }
 
-func limitsView(l runtime.Limits) limitsJSON {
+func limitsView(l faastype.Limits) limitsJSON {
 	l = l.WithDefaults()
 	return limitsJSON{TimeoutSeconds: l.Timeout.Seconds(), MemoryBytes: l.MemoryBytes, OutputBytes: l.OutputBytes,
 		ResultBytes: l.ResultBytes, ArgsBytes: l.ArgBytes, TmpBytes: l.TmpBytes}
 }
 
 type nodeJSON struct {
-	Name      string            `json:"name"`
-	Role      string            `json:"role" doc:"dispatcher, push-worker or pull-worker"`
-	Mode      string            `json:"mode,omitempty" doc:"a dispatcher's mode: local, push or pull"`
-	Sandboxes int               `json:"sandboxes"`
-	Busy      int               `json:"busy"`
-	Isolation runtime.Isolation `json:"isolation" enum:"warm,fresh" doc:"fresh: the node forces a pristine interpreter for every task"`
-	Limits    limitsJSON        `json:"limits"`
-	Alive     bool              `json:"alive" doc:"reported within the last 10 s"`
+	Name      string             `json:"name"`
+	Role      string             `json:"role" doc:"dispatcher, push-worker or pull-worker"`
+	Mode      string             `json:"mode,omitempty" doc:"a dispatcher's mode: local, push or pull"`
+	Sandboxes int                `json:"sandboxes"`
+	Busy      int                `json:"busy"`
+	Isolation faastype.Isolation `json:"isolation" enum:"warm,fresh" doc:"fresh: the node forces a pristine interpreter for every task"`
+	Limits    limitsJSON         `json:"limits"`
+	Alive     bool               `json:"alive" doc:"reported within the last 10 s"`
 }
 
 type runtimeResponse struct {
@@ -54,11 +54,11 @@ func (h *Handler) runtimeInfo(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := runtimeResponse{
-		Python:       runtime.PythonVersion,
-		Dill:         runtime.DillVersion,
-		Limits:       limitsView(runtime.DefaultLimits),
+		Python:       faastype.PythonVersion,
+		Dill:         faastype.DillVersion,
+		Limits:       limitsView(faastype.DefaultLimits),
 		LimitsSource: "defaults",
-		Isolation:    []string{string(runtime.Warm), string(runtime.Fresh)},
+		Isolation:    []string{string(faastype.Warm), string(faastype.Fresh)},
 		Nodes:        []nodeJSON{},
 	}
 	var live []store.Node

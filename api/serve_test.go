@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
 
@@ -18,8 +19,8 @@ import (
 // Serve returns nil.
 func TestServeShutsDownGracefully(t *testing.T) {
 	e := newEnv(t, redistest.StartMini(t), Options{MaxWait: 10 * time.Minute})
-	fnID := e.register(fixture(t, "fib"))
-	taskID := e.execute(fnID, fixture(t, "args_simple"))
+	fnID := e.register(pyfixture.Fixture(t, "fib"))
+	taskID := e.execute(fnID, pyfixture.Fixture(t, "args_simple"))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

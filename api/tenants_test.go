@@ -14,6 +14,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -74,7 +76,7 @@ func routes(t *testing.T, h *Handler) [][2]string {
 
 func TestTokensRequiredOnEveryRouteButThePublicOnes(t *testing.T) {
 	e := newEnv(t, redistest.StartMini(t), Options{Auth: testAuth(t)})
-	fn := e.as(aliceToken).register(fixture(t, "fib"))
+	fn := e.as(aliceToken).register(pyfixture.Fixture(t, "fib"))
 	bad := []struct {
 		name, header, wantAuth string
 	}{
@@ -143,8 +145,8 @@ func TestTokensRequiredOnEveryRouteButThePublicOnes(t *testing.T) {
 func TestOpenWithoutTokens(t *testing.T) {
 	e := newEnv(t, redistest.StartMini(t), Options{})
 	// A course client sends no header; a stray one is ignored.
-	fn := e.register(fixture(t, "fib"))
-	tid := e.as("whatever-token-it-is-ignored").execute(fn, fixture(t, "args_simple"))
+	fn := e.register(pyfixture.Fixture(t, "fib"))
+	tid := e.as("whatever-token-it-is-ignored").execute(fn, pyfixture.Fixture(t, "args_simple"))
 	if r := e.do("GET", "/status/"+tid, nil); r.status != 200 {
 		t.Fatalf("status: %d %s", r.status, r.raw)
 	}
@@ -156,8 +158,8 @@ func TestOpenWithoutTokens(t *testing.T) {
 func TestTokensAreNeverLogged(t *testing.T) {
 	e := newEnv(t, redistest.StartMini(t), Options{Auth: testAuth(t), RateLimit: 1000})
 	alice := e.as(aliceToken)
-	fn := alice.register(fixture(t, "fib"))
-	tid := alice.execute(fn, fixture(t, "args_simple"))
+	fn := alice.register(pyfixture.Fixture(t, "fib"))
+	tid := alice.execute(fn, pyfixture.Fixture(t, "args_simple"))
 	alice.do("GET", "/result/"+tid+"?wait=10ms", nil)
 	e.as(bobToken).do("GET", "/status/"+tid, nil)
 	wrong := "not-a-valid-token-but-secret-looking"
@@ -180,9 +182,9 @@ func TestTokensAreNeverLogged(t *testing.T) {
 func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 	eachBackend(t, Options{Auth: testAuth(t)}, func(t *testing.T, e *env) {
 		alice, bob := e.as(aliceToken), e.as(bobToken)
-		fn := alice.register(fixture(t, "fib"))
+		fn := alice.register(pyfixture.Fixture(t, "fib"))
 		src := alice.do("POST", "/register_function", map[string]any{"name": "double", "source": "def double(x):\n    return 2 * x"}).str("function_id")
-		args := fixture(t, "args_simple")
+		args := pyfixture.Fixture(t, "args_simple")
 		// One task RUNNING, one COMPLETED, one QUEUED.
 		running := alice.execute(fn, args)
 		done := alice.execute(fn, args)
@@ -191,7 +193,7 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 		if err != nil || len(cs) != 1 || cs[0].TaskID != running {
 			t.Fatalf("Claim = %v, %v", cs, err)
 		}
-		completeNext(t, e.st, done, store.Outcome{Status: store.StatusCompleted, Result: "gAQu"})
+		completeNext(t, e.st, done, store.Outcome{Status: faastype.Completed, Result: "gAQu"})
 		task, err := e.st.GetTask(context.Background(), queued)
 		if err != nil || task.Owner != "alice" {
 			t.Fatalf("task owner %q, %v", task.Owner, err)
@@ -233,8 +235,8 @@ func TestTenantsSeeOnlyTheirOwn(t *testing.T) {
 			sameAsUnknown("DELETE /task", bob.do("DELETE", "/task/"+id, nil), bob.do("DELETE", "/task/"+unknownTask, nil), id, unknownTask)
 		}
 		// Bob's DELETEs changed nothing.
-		for id, want := range map[string]string{running: store.StatusRunning, done: store.StatusCompleted, queued: store.StatusQueued} {
-			if r := alice.do("GET", "/status/"+id, nil); r.status != 200 || r.str("status") != want {
+		for id, want := range map[string]faastype.Status{running: faastype.Running, done: faastype.Completed, queued: faastype.Queued} {
+			if r := alice.do("GET", "/status/"+id, nil); r.status != 200 || r.str("status") != string(want) {
 				t.Fatalf("alice's task %s after bob's cancel: %d %s, want %s", id, r.status, r.raw, want)
 			}
 		}
@@ -361,8 +363,8 @@ func TestQueuedTaskQuota(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			e := newEnvWith(t, b.Start(t), store.Options{MaxQueued: 3}, Options{Auth: testAuth(t)})
 			alice, bob := e.as(aliceToken), e.as(bobToken)
-			fn := alice.register(fixture(t, "fib"))
-			args := fixture(t, "args_simple")
+			fn := alice.register(pyfixture.Fixture(t, "fib"))
+			args := pyfixture.Fixture(t, "args_simple")
 			alice.execute(fn, args)
 			alice.execute(fn, args)
 			r := alice.do("POST", "/execute_batch", map[string]any{"function_id": fn, "payloads": []string{args, args}})
@@ -377,7 +379,7 @@ func TestQueuedTaskQuota(t *testing.T) {
 			expectError(t, alice.do("POST", "/execute_function", map[string]any{"function_id": fn, "payload": args}),
 				http.StatusTooManyRequests, "limit of 3")
 			// Bob's queue is his own.
-			bfn := bob.register(fixture(t, "fib"))
+			bfn := bob.register(pyfixture.Fixture(t, "fib"))
 			if r := bob.do("POST", "/execute_batch", map[string]any{"function_id": bfn, "payloads": []string{args, args, args}}); r.status != 200 {
 				t.Fatalf("bob's batch: %d %s", r.status, r.raw)
 			}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/runtime"
 )
 
@@ -65,13 +66,13 @@ func Isolation(ctx context.Context, cfg IsolationConfig) ([]IsolationRow, error)
 		if row.NativeProcMS, err = nativeCost(ctx, cfg, "fresh", k.Name, max(n/10, 10)); err != nil {
 			return nil, err
 		}
-		for _, iso := range []runtime.Isolation{runtime.Warm, runtime.Fresh} {
+		for _, iso := range []faastype.Isolation{faastype.Warm, faastype.Fresh} {
 			cfg.Log("isolation %s: sandbox %s, %d tasks", k.Name, iso, n)
 			v, err := sandboxCost(ctx, cfg, k, iso, n)
 			if err != nil {
 				return nil, err
 			}
-			if iso == runtime.Warm {
+			if iso == faastype.Warm {
 				row.SandboxWarm = v
 			} else {
 				row.SandboxFresh = v
@@ -99,14 +100,14 @@ func nativeCost(ctx context.Context, cfg IsolationConfig, mode, kind string, n i
 
 // sandboxCost runs n tasks on a pool of cfg.Processes sandboxes directly
 // (no HTTP, no Redis): the sandbox's own cost.
-func sandboxCost(ctx context.Context, cfg IsolationConfig, k Kind, iso runtime.Isolation, n int) (float64, error) {
+func sandboxCost(ctx context.Context, cfg IsolationConfig, k Kind, iso faastype.Isolation, n int) (float64, error) {
 	pool, err := runtime.NewPool(ctx, runtime.PoolConfig{Size: cfg.Processes, ImageDir: cfg.ImageDir})
 	if err != nil {
 		return 0, err
 	}
 	defer pool.Close()
 	fn, _ := base64.StdEncoding.DecodeString(fnPayloads[k.Fn])
-	task := runtime.Task{FnPayload: fn, ArgsPayload: k.Args, Isolation: iso}
+	task := faastype.Task{Function: string(k.Fn), Fn: fn, Args: k.Args, Isolation: iso}
 	runAll := func(count int) error {
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -117,7 +118,7 @@ func sandboxCost(ctx context.Context, cfg IsolationConfig, k Kind, iso runtime.I
 				defer wg.Done()
 				for int(next.Add(1)) <= count {
 					res, err := pool.Run(ctx, task)
-					if err == nil && res.Status != runtime.Completed {
+					if err == nil && res.Status != faastype.Completed {
 						err = fmt.Errorf("task failed: %+v", res.Error)
 					}
 					if err != nil {

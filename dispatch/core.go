@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -69,14 +69,16 @@ func (c *Config) defaults() error {
 
 // Core is the mode-independent part of a dispatcher.
 type Core struct {
-	cfg  Config
-	st   *store.Store
-	log  *slog.Logger
-	wake chan struct{}
+	cfg Config
+	st  *store.Store
+	log *slog.Logger
 	// wakes counts the signs that work may have come (Tasks notifications,
 	// requeues, freed capacity): a claim that takes it first and comes back
-	// short waits only if none came since (WaitSince).
-	wakes atomic.Uint64
+	// short waits only if none came since (WaitSince). woken is closed (and
+	// replaced) at each Wake, so that every waiter wakes.
+	wakes  atomic.Uint64
+	wakeMu sync.Mutex
+	woken  chan struct{}
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
@@ -93,7 +95,7 @@ func NewCore(cfg Config) (*Core, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, wake: make(chan struct{}, 1), held: map[string]*held{}}, nil
+	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, woken: make(chan struct{}), held: map[string]*held{}}, nil
 }
 
 // Start recovers expired leases once, then keeps renewing, reaping,
@@ -145,13 +147,14 @@ func (c *Core) publishLoop(ctx context.Context) {
 	}
 }
 
-// Wake says work may have come: a WaitSince of an earlier Wakes returns.
+// Wake says work may have come: every WaitSince of an earlier Wakes
+// returns.
 func (c *Core) Wake() {
+	c.wakeMu.Lock()
 	c.wakes.Add(1)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	close(c.woken)
+	c.woken = make(chan struct{})
+	c.wakeMu.Unlock()
 }
 
 // Wakes is the number of Wake calls so far. Take it before a claim: if the
@@ -161,18 +164,22 @@ func (c *Core) Wake() {
 func (c *Core) Wakes() uint64 { return c.wakes.Load() }
 
 // WaitSince sleeps until there has been a Wake after the first n (there may
-// have been one already), the poll interval passes or ctx ends.
+// have been one already), the poll interval passes or ctx ends. Any number
+// of goroutines may wait at once: a Wake wakes them all.
 func (c *Core) WaitSince(ctx context.Context, n uint64) {
+	c.wakeMu.Lock()
+	if c.wakes.Load() != n {
+		c.wakeMu.Unlock()
+		return
+	}
+	woken := c.woken
+	c.wakeMu.Unlock()
 	t := time.NewTimer(c.cfg.Poll)
 	defer t.Stop()
-	for c.wakes.Load() == n {
-		select {
-		case <-c.wake:
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		}
+	select {
+	case <-woken:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -322,7 +329,7 @@ func (c *Core) Held() int {
 // Redis is unreachable (until ctx ends or the lease is gone). It reports
 // whether the outcome was recorded; false means another attempt owns the
 // task now (a late result, rejected by design).
-func (c *Core) Complete(ctx context.Context, cl store.Claim, res *runtime.Result) bool {
+func (c *Core) Complete(ctx context.Context, cl store.Claim, res *faastype.Result) bool {
 	defer c.untrack(cl)
 	o := Outcome(res)
 	backoff := 50 * time.Millisecond
@@ -429,37 +436,32 @@ func (c *Core) reap(ctx context.Context) error {
 	return nil
 }
 
-// Task turns a claim into a sandbox task. A payload that is not base64
-// becomes a FAILED result right away (the API checks it, but the store may
-// hold data written by other tools).
-func Task(cl store.Claim) (runtime.Task, *runtime.Result) {
-	fn, err := store.DecodeBase64(cl.FnPayload)
+// Task turns a claim into a sandbox task, decoding its payloads (the one
+// place they are decoded on the way to a sandbox). Warm interpreters are
+// reused per registered function, never between registrations (of other
+// tenants, say) that happen to send the same bytes: the key is the
+// function id. A payload that is not base64 becomes a FAILED result right
+// away (the API checks it, but the store may hold data written by other
+// tools).
+func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
+	fn, err := pickle.DecodeBase64(cl.FnPayload)
 	if err != nil {
-		return runtime.Task{}, failure(runtime.KindBadPayload, "the function payload is not base64: "+err.Error())
+		return faastype.Task{}, faastype.Failure(faastype.KindBadPayload, "the function payload is not base64: "+err.Error())
 	}
-	args, err := store.DecodeBase64(cl.ParamPayload)
+	args, err := pickle.DecodeBase64(cl.ParamPayload)
 	if err != nil {
-		return runtime.Task{}, failure(runtime.KindBadPayload, "the arguments payload is not base64: "+err.Error())
+		return faastype.Task{}, faastype.Failure(faastype.KindBadPayload, "the arguments payload is not base64: "+err.Error())
 	}
-	t := runtime.Task{ID: cl.TaskID, FnPayload: fn, ArgsPayload: args, Isolation: cl.Isolation, WantJSON: cl.WantJSON}
-	// Warm interpreters are reused per registered function, never between
-	// registrations (of other tenants, say) that happen to send the same
-	// bytes: the key is the function id with its payload hash.
-	t.FnHash = sha256.Sum256([]byte(cl.FunctionID + "\x00" + cl.FnHash))
-	return t, nil
-}
-
-func failure(kind runtime.ErrorKind, msg string) *runtime.Result {
-	return &runtime.Result{Status: runtime.Failed, Error: &runtime.TaskError{Kind: kind, Message: msg},
-		Payload: runtime.PickleException("ValueError", msg)}
+	return faastype.Task{ID: cl.TaskID, Function: cl.FunctionID, Isolation: cl.Isolation, WantJSON: cl.WantJSON,
+		Fn: fn, Args: args}, nil
 }
 
 // Outcome is how a sandbox result is stored.
-func Outcome(res *runtime.Result) store.Outcome {
+func Outcome(res *faastype.Result) store.Outcome {
 	t := res.Timings
 	return store.Outcome{
-		Status:  string(res.Status),
-		Result:  base64Std(res.Payload),
+		Status:  res.Status,
+		Result:  pickle.EncodeBase64(res.Payload),
 		Error:   res.Error,
 		Stdout:  string(res.Stdout),
 		Stderr:  string(res.Stderr),

@@ -12,5 +12,10 @@
 // Every mode shares the Core: claiming (woken by the Tasks channel, but
 // correct without it), renewing the leases of running tasks, reaping
 // expired leases (tasks of a dispatcher or worker that died go back to the
-// queue, or FAIL after the maximum attempts), and completing.
+// queue, or FAIL after the maximum attempts), and completing. Push and pull
+// mode share the start-up, the completer and admission (remote.go,
+// wire.Gate) and guard their bookkeeping with one mutex each.
+//
+// The protocol spoken with workers is package wire's; workers import wire,
+// never dispatch, so a worker binary links no Redis client.
 package dispatch

@@ -2,21 +2,20 @@ package dispatch
 
 import (
 	"context"
-	"encoding/base64"
 	"sync"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
 // Runner runs tasks on sandboxes; *runtime.Pool is one.
 type Runner interface {
-	Run(ctx context.Context, t runtime.Task) (*runtime.Result, error)
+	Run(ctx context.Context, t faastype.Task) (*faastype.Result, error)
 	Size() int
-	Limits() runtime.Limits
-	Isolation() runtime.Isolation
-	Stats() runtime.PoolStats
+	Limits() faastype.Limits
+	Isolation() faastype.Isolation
+	Stats() faastype.PoolStats
 }
 
 // RunLocal is the local mode: claim as many tasks as there are free
@@ -31,17 +30,12 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 				Isolation: pool.Isolation(), Limits: pool.Limits(), Stats: st}
 		}
 	}
-	core, err := NewCore(cfg)
+	s, err := start(cfg, "local")
 	if err != nil {
 		return err
 	}
-	var bg sync.WaitGroup
-	bgCtx, stopBg := context.WithCancel(context.Background())
-	defer func() { stopBg(); bg.Wait() }()
-	if err := core.Start(bgCtx, &bg); err != nil {
-		return err
-	}
-	log := core.log.With("mode", "local")
+	defer s.close()
+	core, bgCtx, log := s.core, s.bgCtx, s.log
 	log.Info("dispatcher ready", "name", core.cfg.Name, "sandboxes", pool.Size())
 
 	free := make(chan struct{}, pool.Size())
@@ -94,7 +88,7 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 				if res == nil {
 					var err error
 					res, err = pool.Run(taskCtx, task)
-					if err != nil || (res.Error != nil && res.Error.Kind == runtime.KindCancelled) {
+					if err != nil || (res.Error != nil && res.Error.Kind == faastype.KindCancelled) {
 						// Lost lease or shutdown: not an outcome of the task.
 						if bgCtx.Err() != nil || taskCtx.Err() != nil {
 							core.Release(context.Background(), cl)
@@ -113,10 +107,8 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 	case <-drained:
 	case <-time.After(core.cfg.Drain):
 		log.Warn("stopping the tasks still running; they go back to the queue", "running", core.Held())
-		stopBg()
+		s.stopBg()
 		<-drained
 	}
 	return nil
 }
-
-func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

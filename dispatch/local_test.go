@@ -3,85 +3,25 @@ package dispatch
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
+	"github.com/wasmfaas/wasmfaas/store/storetest"
 )
 
 func TestMain(m *testing.M) {
 	runtime.RunChildIfRequested()
 	os.Exit(m.Run())
-}
-
-// pyPayloads returns base64 dill pickles made by Debian's python3, as a
-// client makes them.
-func pyPayloads(t *testing.T, defs string, exprs ...string) []string {
-	t.Helper()
-	js, _ := json.Marshal(exprs)
-	script := "import dill, base64, json, sys\n" + defs + "\nprint(json.dumps([base64.b64encode(dill.dumps(eval(e))).decode() for e in json.loads(sys.argv[1])]))"
-	out, err := exec.Command("/usr/bin/python3", "-c", script, string(js)).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("python3: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatal(err)
-	}
-	var res []string
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func enqueue(t *testing.T, st *store.Store, fn, args string) string {
-	t.Helper()
-	id := uuid.NewString()
-	hash, err := store.PayloadHash(fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Enqueue(context.Background(), store.Task{ID: id, FunctionID: uuid.NewString(), FnPayload: fn, ParamPayload: args, FnHash: hash}); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
-
-func waitFinal(t *testing.T, st *store.Store, ids []string, within time.Duration) map[string]store.Task {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	out := map[string]store.Task{}
-	for len(out) < len(ids) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d tasks final after %s", len(out), len(ids), within)
-		}
-		for _, id := range ids {
-			if _, ok := out[id]; ok {
-				continue
-			}
-			task, err := st.GetTask(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if task.Status == "COMPLETED" || task.Status == "FAILED" {
-				out[id] = task
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return out
 }
 
 func TestRunLocal(t *testing.T) {
@@ -91,18 +31,18 @@ func TestRunLocal(t *testing.T) {
 	}{{"redis-server", redistest.Start}, {"miniredis", redistest.StartMini}} {
 		t.Run(backend.name, func(t *testing.T) {
 			st := store.New(backend.start(t), store.Options{})
-			pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 2, Limits: runtime.Limits{Timeout: 2 * time.Second}})
+			pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 2, Limits: faastype.Limits{Timeout: 2 * time.Second}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pool.Close()
-			pk := pyPayloads(t, "def sq(x): return x * x\ndef boom(): raise KeyError('nope')",
+			pk := pyfixture.Pickles(t, "def sq(x): return x * x\ndef boom(): raise KeyError('nope')",
 				"sq", "boom", "((9,), {})", "((), {})")
 			// Some tasks are queued before the dispatcher starts: the queue,
 			// not the notification, is what it relies on.
 			var ids []string
 			for i := 0; i < 5; i++ {
-				ids = append(ids, enqueue(t, st, pk[0], pk[2]))
+				ids = append(ids, storetest.Enqueue(t, st, pk[0], pk[2]))
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
@@ -114,10 +54,10 @@ func TestRunLocal(t *testing.T) {
 				}
 			}()
 			for i := 0; i < 20; i++ {
-				ids = append(ids, enqueue(t, st, pk[0], pk[2]))
+				ids = append(ids, storetest.Enqueue(t, st, pk[0], pk[2]))
 			}
-			failID := enqueue(t, st, pk[1], pk[3])
-			tasks := waitFinal(t, st, append(ids, failID), 30*time.Second)
+			failID := storetest.Enqueue(t, st, pk[1], pk[3])
+			tasks := storetest.WaitFinal(t, st, append(ids, failID), 30*time.Second)
 			for _, id := range ids {
 				task := tasks[id]
 				b, _ := base64.StdEncoding.DecodeString(task.Result)
@@ -126,7 +66,7 @@ func TestRunLocal(t *testing.T) {
 					t.Errorf("task %s: %+v result %x", id, task, b)
 				}
 			}
-			if f := tasks[failID]; f.Status != "FAILED" || f.Error == nil || f.Error.Kind != runtime.KindUserException {
+			if f := tasks[failID]; f.Status != "FAILED" || f.Error == nil || f.Error.Kind != faastype.KindUserException {
 				t.Errorf("failing task: %+v", f)
 			}
 			cancel()
@@ -142,12 +82,12 @@ func TestCancelRunningTask(t *testing.T) {
 	for _, backend := range redistest.Backends {
 		t.Run(backend.Name, func(t *testing.T) {
 			st := store.New(backend.Start(t), store.Options{})
-			pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 1, Limits: runtime.Limits{Timeout: time.Minute}})
+			pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 1, Limits: faastype.Limits{Timeout: time.Minute}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pool.Close()
-			pk := pyPayloads(t, "def nap(s):\n    import time\n    time.sleep(s)\n    return s", "nap", "((600,), {})", "((0,), {})")
+			pk := pyfixture.Pickles(t, "def nap(s):\n    import time\n    time.sleep(s)\n    return s", "nap", "((600,), {})", "((0,), {})")
 			ctx, cancel := context.WithCancel(context.Background())
 			var wg sync.WaitGroup
 			wg.Add(1)
@@ -159,7 +99,7 @@ func TestCancelRunningTask(t *testing.T) {
 			}()
 			defer func() { cancel(); wg.Wait() }()
 
-			long := enqueue(t, st, pk[0], pk[1])
+			long := storetest.Enqueue(t, st, pk[0], pk[1])
 			deadline := time.Now().Add(30 * time.Second)
 			for pool.Stats().Busy == 0 {
 				if time.Now().After(deadline) {
@@ -168,17 +108,17 @@ func TestCancelRunningTask(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			c, err := st.Cancel(context.Background(), long)
-			if err != nil || c != (store.Cancellation{Cancelled: true, Was: store.StatusRunning}) {
+			if err != nil || c != (store.Cancellation{Cancelled: true, Was: faastype.Running}) {
 				t.Fatalf("Cancel = %+v, %v", c, err)
 			}
 			// The only sandbox was busy for 10 minutes: the next task runs
 			// only if the cancelled one was stopped.
-			next := enqueue(t, st, pk[0], pk[2])
-			tasks := waitFinal(t, st, []string{long, next}, time.Minute)
-			if tk := tasks[next]; tk.Status != store.StatusCompleted {
+			next := storetest.Enqueue(t, st, pk[0], pk[2])
+			tasks := storetest.WaitFinal(t, st, []string{long, next}, time.Minute)
+			if tk := tasks[next]; tk.Status != faastype.Completed {
 				t.Fatalf("next task: %+v", tk)
 			}
-			if tk := tasks[long]; tk.Status != store.StatusFailed || tk.Error == nil || tk.Error.Kind != runtime.KindCancelled {
+			if tk := tasks[long]; tk.Status != faastype.Failed || tk.Error == nil || tk.Error.Kind != faastype.KindCancelled {
 				t.Fatalf("cancelled task: %+v", tk)
 			}
 			if s := pool.Stats(); s.Restarts < 1 {

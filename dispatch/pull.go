@@ -2,7 +2,7 @@ package dispatch
 
 // Pull mode: a REP socket; pull workers (REQ, one socket per sandbox: a
 // lane) say HELLO on each new socket and get a CHALLENGE that opens a
-// channel (see wire.go); then they send a PULL, sealed on that channel,
+// channel (see wire/message.go); then they send a PULL, sealed on that channel,
 // whenever they have a free sandbox, a result to deliver, or at least once
 // per heartbeat interval, and get a sealed WORK reply: tasks (at most as
 // many as they have free sandboxes), acknowledgements of recorded results,
@@ -44,13 +44,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 type pullSession struct {
@@ -60,97 +60,50 @@ type pullSession struct {
 	running     map[string]*outTask
 	outstanding map[uint64][]store.Claim // replies not confirmed, by seq
 	seq         uint64
-	acks        []Ack
-	cancels     []Ref
-}
-
-// pullChan is the channel of one lane socket.
-type pullChan struct {
-	*Channel
-	lastUsed time.Time
+	acks        []wire.Ack
+	cancels     []wire.Ref
 }
 
 type pullDispatcher struct {
-	cfg          RemoteConfig
-	core         *Core
-	log          *slog.Logger
-	rlog         *rateLog
-	sock         zmq4.Socket
-	inc          ID16
-	comp         *completer
-	bgCtx        context.Context
+	*remote
 	claimTimeout time.Duration
 
 	mu       sync.Mutex
+	gate     *wire.Gate[wire.ID16]    // by channel id
 	sessions map[sessKey]*pullSession // by lane
 	procs    map[sessKey]time.Time    // worker processes seen (lane 0), last time
-	chans    map[ID16]*pullChan
-	pending  int         // channels that proved nothing yet
-	pendingQ []*pullChan // the order they came in (with stale entries)
 	stopping bool
-	view     *nodeView
 }
 
 // RunPull is pull mode: it answers pull workers on cfg.Listen until ctx
 // ends, then drains (see the file comment).
 func RunPull(ctx context.Context, cfg RemoteConfig) error {
-	if err := cfg.defaults(); err != nil {
-		return err
-	}
-	view := &nodeView{mode: "pull", limits: cfg.Limits}
-	if cfg.Describe == nil {
-		cfg.Describe = view.describe
-	}
-	core, err := NewCore(cfg.Config)
-	if err != nil {
-		return err
-	}
-	var bg sync.WaitGroup
-	bgCtx, stopBg := context.WithCancel(context.Background())
-	defer func() { stopBg(); bg.Wait() }()
-	if err := core.Start(bgCtx, &bg); err != nil {
-		return err
-	}
-	log := core.log.With("mode", "pull")
-	d := &pullDispatcher{cfg: cfg, core: core, log: log, rlog: newRateLog(log, 10*time.Second), inc: NewID16(),
-		bgCtx: bgCtx, sessions: map[sessKey]*pullSession{}, procs: map[sessKey]time.Time{}, chans: map[ID16]*pullChan{},
-		claimTimeout: max(100*time.Millisecond, min(500*time.Millisecond, cfg.Lease/10)), view: view}
-	sock, err := ListenRep(bgCtx, cfg.Listen, cfg.Wire)
-	if err != nil {
-		return fmt.Errorf("dispatch: pull: listen on %s: %w", cfg.Listen, err)
-	}
-	d.sock = sock
-	if cfg.Bound != nil {
-		cfg.Bound(sock.Addr())
-	}
-	cfg.logAdmission(log, sock.Addr())
-	d.comp = newCompleter(bgCtx, core, 8, func(k sessKey, a Ack) {
+	d := &pullDispatcher{gate: wire.NewGate[wire.ID16](cfg.Secret), sessions: map[sessKey]*pullSession{}, procs: map[sessKey]time.Time{}}
+	r, err := startRemote(cfg, "pull", wire.ListenRep, func(k sessKey, a wire.Ack) {
 		d.mu.Lock()
 		if s := d.sessions[k]; s != nil && len(s.acks) < 100000 {
 			s.acks = append(s.acks, a)
 		}
 		d.mu.Unlock()
 	})
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	d.remote = r
+	d.claimTimeout = max(100*time.Millisecond, min(500*time.Millisecond, d.cfg.Lease/10))
 	var loops sync.WaitGroup
 	loops.Add(2)
-	go func() { defer loops.Done(); d.serve(bgCtx) }()
-	go func() { defer loops.Done(); d.watch(bgCtx) }()
-	log.Info("dispatcher ready", "name", cfg.Name, "listen", sock.Addr().String(), "deadline", cfg.deadline(),
-		"max_message", cfg.Wire.MaxMessage)
+	go func() { defer loops.Done(); d.serve(d.bgCtx) }()
+	go func() { defer loops.Done(); d.watch(d.bgCtx) }()
+	d.log.Info("dispatcher ready", "name", d.cfg.Name, "listen", d.sock.Addr().String(), "deadline", d.cfg.deadline(),
+		"max_message", d.cfg.Wire.MaxMessage)
 
 	<-ctx.Done()
 	d.mu.Lock()
 	d.stopping = true
 	d.mu.Unlock()
-	log.Info("dispatcher stopping", "running", d.running(), "drain", cfg.Drain)
-	drainEnd := time.Now().Add(cfg.Drain)
-	for d.running() > 0 || d.comp.pending() > 0 {
-		if time.Now().After(drainEnd) {
-			log.Warn("stopping the tasks still running; they go back to the queue", "running", d.running())
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	d.drain(d.running)
 	// Release what is still out; a worker asking in the meantime is told
 	// to cancel it.
 	d.mu.Lock()
@@ -165,24 +118,12 @@ func RunPull(ctx context.Context, cfg RemoteConfig) error {
 		}
 	}
 	d.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, cl := range left {
-		wg.Add(1)
-		go func() { defer wg.Done(); core.Release(bgCtx, cl) }()
-	}
-	wg.Wait()
-	compDone := make(chan struct{})
-	go func() { d.comp.close(); close(compDone) }()
-	select {
-	case <-compDone:
-	case <-time.After(2 * time.Second):
-		stopBg()
-		<-compDone
-	}
+	d.release(left)
+	d.closeCompleter()
 	// Give workers a moment to collect acknowledgements and cancellations.
-	time.Sleep(min(cfg.Heartbeat, 200*time.Millisecond))
-	stopBg() // first, so that the loops take the socket's end for the end
-	sock.Close()
+	time.Sleep(min(d.cfg.Heartbeat, 200*time.Millisecond))
+	d.stopBg() // first, so that the loops take the socket's end for the end
+	d.sock.Close()
 	loops.Wait()
 	d.log.Info("dispatcher stopped")
 	return nil
@@ -218,63 +159,56 @@ func (d *pullDispatcher) serve(ctx context.Context) {
 }
 
 func errorReply(code int, text string) []byte {
-	return (&Message{Type: MsgError, Code: code, Text: text}).Encode(nil)
+	return (&wire.Message{Type: wire.MsgError, Code: code, Text: text}).Encode(nil)
 }
 
 func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	if len(frames) != 1 {
 		d.rlog.Warn("malformed", "dropped a malformed request", "err", fmt.Sprintf("%d frames instead of 1", len(frames)))
-		return errorReply(ErrCodeMalformed, "one frame expected")
+		return errorReply(wire.ErrCodeMalformed, "one frame expected")
 	}
-	m, err := Decode(frames[0])
+	m, err := wire.Decode(frames[0])
 	if err != nil {
-		if errors.Is(err, ErrWireVersion) {
+		if errors.Is(err, wire.ErrWireVersion) {
 			d.rlog.Error("version", "a worker speaks another wire version: run the same faas release on the dispatcher and its workers",
-				"worker_version", FrameVersion(frames[0]), "dispatcher_version", WireVersion)
-			return VersionError(FrameVersion(frames[0]))
+				"worker_version", wire.FrameVersion(frames[0]), "dispatcher_version", wire.WireVersion)
+			return wire.VersionError(wire.FrameVersion(frames[0]))
 		}
 		d.rlog.Warn("malformed", "dropped a malformed request", "err", err, "bytes", len(frames[0]))
-		return errorReply(ErrCodeMalformed, err.Error())
+		return errorReply(wire.ErrCodeMalformed, err.Error())
 	}
 	switch m.Type {
-	case MsgHello:
+	case wire.MsgHello:
 		return d.hello(m)
-	case MsgPull:
+	case wire.MsgPull:
 	default:
 		d.rlog.Warn("unexpected", "dropped a message a pull worker should not send", "type", m.Type)
-		return errorReply(ErrCodeUnexpected, "unexpected "+m.Type.String())
+		return errorReply(wire.ErrCodeUnexpected, "unexpected "+m.Type.String())
 	}
 	now := time.Now()
 
 	d.mu.Lock()
-	ch := d.chans[m.Channel]
-	if ch == nil {
+	ch, _, err := d.gate.Open(m.Channel, m, now)
+	switch {
+	case errors.Is(err, wire.ErrUnknownChannel):
 		d.mu.Unlock()
 		d.rlog.Warn("unknown", "refused a request on an unknown channel", "type", m.Type)
-		return errorReply(ErrCodeUnknownSession, "unknown channel: say HELLO again")
-	}
-	first := !ch.Proved()
-	if err := ch.Open(m); err != nil {
-		if first {
-			// The worker's proof failed: it gets nothing, and starts over.
-			d.forget(ch)
-			d.mu.Unlock()
-			d.rlog.Warn("auth", "refused a worker that failed authentication (it does not hold this dispatcher's worker secret)",
-				"claimed_name", ch.Name, "err", err)
-			return errorReply(ErrCodeUnauthorized, d.unauthorized())
-		}
+		return errorReply(wire.ErrCodeUnknownSession, "unknown channel: say HELLO again")
+	case errors.Is(err, wire.ErrRefused):
+		// The worker's proof failed: it gets nothing, and starts over.
+		d.mu.Unlock()
+		d.rlog.Warn("auth", "refused a worker that failed authentication (it does not hold this dispatcher's worker secret)",
+			"claimed_name", ch.Name, "err", err)
+		return errorReply(wire.ErrCodeUnauthorized, d.gate.Refusal())
+	case err != nil:
 		d.mu.Unlock()
 		d.rlog.Warn("auth", "refused a request that failed authentication (forged, replayed or corrupted)", "worker", ch.Name, "err", err)
-		return errorReply(ErrCodeUnauthorized, "the request failed authentication")
+		return errorReply(wire.ErrCodeUnauthorized, "the request failed authentication")
 	}
-	ch.lastUsed = now
-	if first {
-		d.pending--
-	}
-	if m.Free > maxCapacity {
+	if m.Free > wire.MaxCapacity {
 		d.mu.Unlock()
 		d.rlog.Warn("malformed", "refused a malformed request", "name", ch.Name, "free", m.Free)
-		return ch.SealAs(&Message{Type: MsgError, Code: ErrCodeMalformed, Text: "bad request"}, m.Seq)
+		return ch.SealAs(&wire.Message{Type: wire.MsgError, Code: wire.ErrCodeMalformed, Text: "bad request"}, m.Seq)
 	}
 	key := sessKey{name: ch.Name, session: ch.Session, lane: ch.Lane}
 	s := d.sessions[key]
@@ -288,9 +222,9 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		d.procs[proc] = now
 	}
 	s.lastSeen = now
-	held := make(map[Ref]bool, len(m.Held))
+	held := make(map[wire.Ref]bool, len(m.Held))
 	for _, h := range m.Held {
-		held[Ref{ID: h.ID, Fence: h.Fence}] = true
+		held[wire.Ref{ID: h.ID, Fence: h.Fence}] = true
 	}
 	// Replies the worker never got: their tasks go back, not counted
 	// (unless it says it holds them: requests of two sockets of one lane
@@ -303,7 +237,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		}
 		delete(s.outstanding, seq)
 		for _, cl := range claims {
-			if held[Ref{ID: cl.TaskID, Fence: cl.Fence}] {
+			if held[wire.Ref{ID: cl.TaskID, Fence: cl.Fence}] {
 				continue
 			}
 			if t := s.running[cl.TaskID]; t != nil && t.claim.Fence == cl.Fence {
@@ -327,14 +261,14 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		}
 	}
 	// Tasks it runs that this dispatcher does not know (it restarted).
-	var adopting []Ref
+	var adopting []wire.Ref
 	for _, h := range m.Held {
 		if h.Done || s.running[h.ID] != nil {
 			continue
 		}
 		s.running[h.ID] = &outTask{claim: store.Claim{TaskID: h.ID, Fence: h.Fence}, adopting: true,
 			deadline: now.Add(max(d.cfg.deadline()-h.Elapsed, d.cfg.Grace))}
-		adopting = append(adopting, Ref{ID: h.ID, Fence: h.Fence})
+		adopting = append(adopting, wire.Ref{ID: h.ID, Fence: h.Fence})
 	}
 	want, maxMsg := m.Free, m.MaxMessage
 	if d.stopping || m.Draining {
@@ -360,7 +294,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		}
 	}
 
-	reply := &Message{Type: MsgWork, Incarnation: d.inc, MaxMessage: d.cfg.Wire.MaxMessage}
+	reply := &wire.Message{Type: wire.MsgWork, Incarnation: d.inc, MaxMessage: d.cfg.Wire.MaxMessage}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s.seq++
@@ -369,7 +303,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	for _, cl := range claims {
 		t, bad := wireTask(cl, d.cfg.Limits.Timeout, maxMsg/max(1, len(claims)))
 		if bad != nil {
-			d.comp.submit(key, WireResult{ID: cl.TaskID, Fence: cl.Fence, Result: bad})
+			d.comp.submit(key, wire.Result{ID: cl.TaskID, Fence: cl.Fence, Result: bad})
 			continue
 		}
 		ot := &outTask{claim: strip(cl), deadline: now.Add(d.cfg.deadline())}
@@ -389,58 +323,21 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	return ch.SealAs(reply, m.Seq)
 }
 
-func (d *pullDispatcher) unauthorized() string {
-	if len(d.cfg.Secret) == 0 {
-		return "worker authentication failed: this dispatcher has no worker secret, and the worker sealed with one"
-	}
-	return "worker authentication failed: the worker does not hold this dispatcher's worker secret"
-}
-
 // hello answers a HELLO with a CHALLENGE that opens a new channel for the
-// lane socket (see wire.go).
-func (d *pullDispatcher) hello(m *Message) []byte {
-	if err := CheckHello(m); err != nil {
+// lane socket (see wire/message.go).
+func (d *pullDispatcher) hello(m *wire.Message) []byte {
+	ch, challenge, err := d.gate.Hello(m)
+	if err != nil {
 		d.rlog.Warn("malformed", "refused a malformed HELLO", "err", err)
-		return errorReply(ErrCodeMalformed, "bad HELLO: "+err.Error())
+		return errorReply(wire.ErrCodeMalformed, "bad HELLO: "+err.Error())
 	}
-	nonce := NewNonce()
-	ch := &pullChan{Channel: DispatcherChannel(d.cfg.Secret, m, NewID16(), nonce), lastUsed: time.Now()}
 	d.mu.Lock()
-	for d.pending >= maxPending && len(d.pendingQ) > 0 {
-		// Too many sockets that proved nothing: the oldest goes.
-		p := d.pendingQ[0]
-		d.pendingQ = d.pendingQ[1:]
-		if d.chans[p.ID] == p && !p.Proved() {
-			d.rlog.Warn("pending", "too many workers in their handshake; forgetting the oldest", "max", maxPending)
-			d.forget(p)
-		}
-	}
-	d.chans[ch.ID] = ch
-	d.pending++
-	d.pendingQ = append(d.pendingQ, ch)
-	if len(d.pendingQ) > 4*maxPending {
-		q := d.pendingQ[:0]
-		for _, p := range d.pendingQ {
-			if d.chans[p.ID] == p && !p.Proved() {
-				q = append(q, p)
-			}
-		}
-		clear(d.pendingQ[len(q):])
-		d.pendingQ = q
-	}
+	n := d.gate.Add(ch.ID, ch, time.Now())
 	d.mu.Unlock()
-	return (&Message{Type: MsgChallenge, Channel: ch.ID, Nonce: nonce, Secured: len(d.cfg.Secret) > 0}).Encode(nil)
-}
-
-// forget drops a channel; d.mu is held.
-func (d *pullDispatcher) forget(ch *pullChan) {
-	if d.chans[ch.ID] != ch {
-		return
+	if n > 0 {
+		d.rlog.Warn("pending", "too many workers in their handshake; forgot the oldest", "forgotten", n)
 	}
-	if !ch.Proved() {
-		d.pending--
-	}
-	delete(d.chans, ch.ID)
+	return challenge.Encode(nil)
 }
 
 func (d *pullDispatcher) track(key sessKey, t *outTask) {
@@ -457,7 +354,7 @@ func (d *pullDispatcher) track(key sessKey, t *outTask) {
 	})
 }
 
-func (d *pullDispatcher) adopt(key sessKey, owner string, refs []Ref) {
+func (d *pullDispatcher) adopt(key sessKey, owner string, refs []wire.Ref) {
 	ctx, cancel := context.WithTimeout(d.bgCtx, d.core.Lease())
 	defer cancel()
 	lost, err := adopt(ctx, d.core, owner, refs)
@@ -534,11 +431,9 @@ func (d *pullDispatcher) watch(ctx context.Context) {
 		}
 		// A lane asks at least once per heartbeat; a channel idle for
 		// long is gone (its worker says HELLO again if it comes back).
-		for _, ch := range d.chans {
-			if idle := now.Sub(ch.lastUsed); idle > 30*time.Second && (!ch.Proved() || idle > 5*time.Minute) {
-				d.forget(ch)
-			}
-		}
+		d.gate.Expire(now, func(_ wire.ID16, ch *wire.Channel, idle time.Duration) bool {
+			return idle > 30*time.Second && (!ch.Proved() || idle > 5*time.Minute)
+		})
 		d.mu.Unlock()
 		if len(late) > 0 {
 			d.log.Warn("tasks passed their deadline; requeueing them", "count", len(late))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // Benchmarks of the sandbox, each beside what native python3 does with the
@@ -46,10 +48,10 @@ func pythonSeconds(b *testing.B, python, setup, stmt string, number int) float64
 func BenchmarkWarmNoop(b *testing.B) {
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, fibDefs, "noop", "((), {})")
-	run(b, p, pk[0], pk[1], Warm)
+	run(b, p, pk[0], pk[1], faastype.Warm)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := run(b, p, pk[0], pk[1], Warm); res.Status != Completed || !res.Warm {
+		if res := run(b, p, pk[0], pk[1], faastype.Warm); res.Status != faastype.Completed || !res.Warm {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
@@ -65,10 +67,10 @@ func BenchmarkWarmNoop(b *testing.B) {
 func BenchmarkFreshNoop(b *testing.B) {
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, fibDefs, "noop", "((), {})")
-	run(b, p, pk[0], pk[1], Fresh)
+	run(b, p, pk[0], pk[1], faastype.Fresh)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := run(b, p, pk[0], pk[1], Fresh); res.Status != Completed || res.Warm {
+		if res := run(b, p, pk[0], pk[1], faastype.Fresh); res.Status != faastype.Completed || res.Warm {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
@@ -97,10 +99,10 @@ func BenchmarkRestore(b *testing.B) {
 func BenchmarkFib25(b *testing.B) {
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, fibDefs, "fib", "((25,), {})")
-	run(b, p, pk[0], pk[1], Warm)
+	run(b, p, pk[0], pk[1], faastype.Warm)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := run(b, p, pk[0], pk[1], Warm); res.Status != Completed {
+		if res := run(b, p, pk[0], pk[1], faastype.Warm); res.Status != faastype.Completed {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
@@ -120,7 +122,7 @@ func BenchmarkFib25(b *testing.B) {
 	for r := 0; r < 5; r++ {
 		t0 := time.Now()
 		for i := 0; i < 5; i++ {
-			run(b, p, pk[0], pk[1], Warm)
+			run(b, p, pk[0], pk[1], faastype.Warm)
 		}
 		s := time.Since(t0).Seconds() / 5
 		n := nativeSeconds(b, fibDefs, "fib(25)", 5)

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // Environment of a sandbox process. The pool starts its own executable with
@@ -32,9 +34,9 @@ const (
 
 // childConfig is passed from the pool to each sandbox process.
 type childConfig struct {
-	ImageDir string `json:"image_dir"`
-	CacheDir string `json:"cache_dir"`
-	Limits   Limits `json:"limits"`
+	ImageDir string          `json:"image_dir"`
+	CacheDir string          `json:"cache_dir"`
+	Limits   faastype.Limits `json:"limits"`
 }
 
 // RunChildIfRequested runs the sandbox loop and exits when this process was
@@ -85,12 +87,8 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
 	}
-	var readyFrame enc
-	readyFrame.u8(frameReady)
-	readyFrame.f64(time.Since(t0).Seconds())
-	readyFrame.flag(eng.BootInfo.SnapshotCreated)
-	readyFrame.u64(eng.BootInfo.SnapshotBytes)
-	if err := c.send(readyFrame.b); err != nil {
+	readyFrame := encodeReady(time.Since(t0).Seconds(), eng.BootInfo.SnapshotCreated, eng.BootInfo.SnapshotBytes)
+	if err := c.send(readyFrame); err != nil {
 		return 1
 	}
 	if ready != nil {
@@ -108,7 +106,7 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 			}
 			return 0
 		}
-		req, err := decodeRunRequest(body)
+		req, err := decodeRun(body)
 		if err != nil {
 			log.Error("sandbox: bad frame", "err", err)
 			return 1
@@ -131,7 +129,7 @@ type child struct {
 	eng *Engine
 	log *slog.Logger
 	cur *instance // the instance the next task runs on, if any
-	// used says cur has run a task (of function cur.fnHash).
+	// used says cur has run a task (of function cur.function).
 	used bool
 
 	mu       sync.Mutex // guards w and answered
@@ -162,17 +160,18 @@ func (c *child) prepare(ctx context.Context) error {
 }
 
 // handle runs one task. It returns nil when the watchdog already answered.
-func (c *child) handle(ctx context.Context, req *runRequest) *Result {
+func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result {
 	start := time.Now()
 	var boot time.Duration
 	// An instance that ran a function only ever runs that function again;
 	// fresh isolation wants one that never ran anything.
-	if c.cur == nil || c.cur.dead || (c.used && (req.fresh || c.cur.fnHash != req.fnHash)) {
+	fresh := req.Isolation == faastype.Fresh
+	if c.cur == nil || c.cur.dead || (c.used && (fresh || !sameFunction(c.cur.function, req.Function))) {
 		c.cur.close(ctx)
 		c.cur = nil
 		t := time.Now()
 		if err := c.prepare(ctx); err != nil {
-			return platformFailure(KindSandboxCrash, "could not start a sandbox instance: "+err.Error())
+			return faastype.Failure(faastype.KindSandboxCrash, "could not start a sandbox instance: "+err.Error())
 		}
 		boot = time.Since(t)
 	}
@@ -180,24 +179,27 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 	warm := c.used && in.loaded
 	var fn []byte
 	if !warm {
-		fn = req.fn
+		// non-nil: a new function to load (even an empty, invalid one)
+		if fn = req.Fn; fn == nil {
+			fn = []byte{}
+		}
 	}
-	c.used, in.fnHash = true, req.fnHash
+	c.used, in.function = true, req.Function
 	in.io.stdout.take()
 	in.io.stderr.take()
 
 	c.mu.Lock()
 	c.answered = false
 	c.mu.Unlock()
-	timeout := time.Duration(req.timeout) * time.Millisecond
+	timeout := req.Timeout
 	watchdog := time.AfterFunc(timeout, func() { c.timedOut(in, timeout, start, boot) })
 
 	limits := c.eng.Limits()
-	rep, err := in.call(ctx, fn, req.args, req.wantJSON, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
+	rep, err := in.call(ctx, fn, req.Args, req.WantJSON, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
 	if !watchdog.Stop() {
 		return nil
 	}
-	var res *Result
+	var res *faastype.Result
 	switch {
 	case err != nil:
 		res = c.crashResult(in, err)
@@ -205,12 +207,12 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 		// pyshim checks the cap itself; a reply over it means the function
 		// tampered with pyshim. The host's check is the one that counts.
 		in.dead = true
-		res = platformFailure(KindResultTooLarge, fmt.Sprintf("the result is over the limit of %d bytes", limits.ResultBytes))
+		res = faastype.Failure(faastype.KindResultTooLarge, fmt.Sprintf("the result is over the limit of %d bytes", limits.ResultBytes))
 	case rep.failed:
-		res = &Result{Status: Failed, Payload: rep.payload,
-			Error: &TaskError{Kind: rep.kind, Message: clipText(rep.message), Traceback: clipText(rep.traceback)}}
+		res = &faastype.Result{Status: faastype.Failed, Payload: rep.payload,
+			Error: &faastype.TaskError{Kind: rep.kind, Message: clipText(rep.message), Traceback: clipText(rep.traceback)}}
 	default:
-		res = &Result{Status: Completed, Payload: rep.payload, JSON: rep.json}
+		res = &faastype.Result{Status: faastype.Completed, Payload: rep.payload, JSON: rep.json}
 	}
 	if rep != nil {
 		// The guest wrote these numbers; keep only what is plausible.
@@ -220,14 +222,14 @@ func (c *child) handle(ctx context.Context, req *runRequest) *Result {
 	res.Timings.Boot = boot.Seconds()
 	res.Timings.Total = time.Since(start).Seconds()
 	c.collectOutput(in, res)
-	if in.dead || req.fresh || (res.Error != nil && res.Error.Kind == KindMemoryLimit) {
+	if in.dead || fresh || (res.Error != nil && res.Error.Kind == faastype.KindMemoryLimit) {
 		in.close(ctx)
 		c.cur = nil
 	}
 	return res
 }
 
-func (c *child) collectOutput(in *instance, res *Result) {
+func (c *child) collectOutput(in *instance, res *faastype.Result) {
 	var t1, t2 bool
 	res.Stdout, t1 = in.io.stdout.take()
 	res.Stderr, t2 = in.io.stderr.take()
@@ -235,29 +237,28 @@ func (c *child) collectOutput(in *instance, res *Result) {
 }
 
 // crashResult classifies an instance that died during a call.
-func (c *child) crashResult(in *instance, err error) *Result {
+func (c *child) crashResult(in *instance, err error) *faastype.Result {
 	if code, ok := exitCode(err); ok {
 		msg := fmt.Sprintf("the function ended the interpreter with os._exit(%d)", code)
-		return platformFailure(KindUserExit, msg)
+		return faastype.Failure(faastype.KindUserExit, msg)
 	}
 	limit := c.eng.Limits().MemoryBytes
 	if errors.Is(err, errMemory) || (in.mem != nil && uint64(in.mem.Size())+(8<<20) >= limit) {
-		return platformFailure(KindMemoryLimit,
-			fmt.Sprintf("the task ran out of memory (sandbox limit %d MiB)", limit>>20))
+		return faastype.Failure(faastype.KindMemoryLimit, fmt.Sprintf("the task ran out of memory (sandbox limit %d MiB)", limit>>20))
 	}
 	first := strings.SplitN(err.Error(), "\n", 2)[0]
 	msg := "the sandbox crashed: " + first
 	if strings.Contains(first, "out of bounds memory access") || strings.Contains(first, "stack overflow") {
 		msg += " (usually a C stack overflow from very deep recursion)"
 	}
-	return platformFailure(KindSandboxCrash, msg)
+	return faastype.Failure(faastype.KindSandboxCrash, msg)
 }
 
 // timedOut runs on the watchdog's goroutine while the guest is still
 // running: it reports the timeout with the output captured so far and ends
 // the process, the only way to stop a wasm guest without instrumenting it.
 func (c *child) timedOut(in *instance, timeout time.Duration, start time.Time, boot time.Duration) {
-	res := platformFailure(KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout)))
+	res := faastype.Failure(faastype.KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout)))
 	res.Timings.Boot = boot.Seconds()
 	res.Timings.Total = time.Since(start).Seconds()
 	c.collectOutput(in, res)
@@ -265,6 +266,10 @@ func (c *child) timedOut(in *instance, timeout time.Duration, start time.Time, b
 	writeFrame(c.w, encodeResult(res))
 	os.Exit(exitTimedOut)
 }
+
+// sameFunction says a warm instance of function a may run a task of
+// function b: the same registered function; "" is a function of its own.
+func sameFunction(a, b string) bool { return a != "" && a == b }
 
 // textCap bounds the error message and traceback a task reports (pyshim
 // clips them to the same size; this holds even if it was tampered with).
@@ -288,7 +293,7 @@ func seconds(v float64) float64 {
 // resultFrameLimit is the largest result frame a sandbox process may send:
 // a pickled result and its JSON form (each at most ResultBytes), both
 // output streams, error text, and room for the rest.
-func resultFrameLimit(l Limits) int {
+func resultFrameLimit(l faastype.Limits) int {
 	return 2*l.ResultBytes + 2*l.OutputBytes + 4*textCap + (1 << 20)
 }
 

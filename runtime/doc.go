@@ -23,4 +23,12 @@
 // the interpreter booted and imported pyshim and dill: the snapshot file is
 // mapped copy-on-write, so a fresh interpreter costs a module instantiation
 // and the pages it touches, not a boot.
+//
+// runtime is a leaf of the architecture: it takes a faastype.Task (payloads
+// already decoded; Task.Function names the function, so a warm instance
+// that already holds it is reused) and returns a faastype.Result, and
+// imports nothing of WasmFaaS but faastype and the guest's pyshim. A
+// failure the host detects itself (timeout, crash, limits) is a
+// faastype.Failure without a pickle: the store writes the exception a
+// client gets for it (pickle.FailurePayload).
 package runtime

@@ -21,6 +21,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/pyshim"
 )
 
@@ -28,7 +29,7 @@ import (
 type EngineConfig struct {
 	ImageDir string // "" means DefaultImageDir()
 	CacheDir string // "" means CacheDir()
-	Limits   Limits
+	Limits   faastype.Limits
 
 	// closeOnContextDone makes wazero instrument the guest so a cancelled
 	// context stops it; only benchmarks set it, to measure what that costs.
@@ -40,7 +41,7 @@ type EngineConfig struct {
 // task at a time); instances it creates must be closed by the caller.
 type Engine struct {
 	img      *Image
-	limits   Limits
+	limits   faastype.Limits
 	cacheDir string
 	rt       wazero.Runtime
 	restore  wazero.CompiledModule
@@ -131,7 +132,7 @@ func (e *Engine) Close(ctx context.Context) {
 }
 
 // Limits returns the limits this engine enforces.
-func (e *Engine) Limits() Limits { return e.limits }
+func (e *Engine) Limits() faastype.Limits { return e.limits }
 
 // moduleConfig is the guest's whole world. The mounts and their order are
 // part of the snapshot layout (snapLayout): wasi-libc inside the snapshot
@@ -158,15 +159,15 @@ func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS) wazero.ModuleConfig {
 
 // instance is one interpreter restored from the snapshot.
 type instance struct {
-	mod    api.Module
-	mem    api.Memory
-	alloc  api.Function
-	run    api.Function
-	io     *guestIO
-	tmp    *MemFS
-	fnHash [32]byte
-	loaded bool
-	dead   bool
+	mod      api.Module
+	mem      api.Memory
+	alloc    api.Function
+	run      api.Function
+	io       *guestIO
+	tmp      *MemFS
+	function string // the function it ran (see faastype.Task.Function)
+	loaded   bool
+	dead     bool
 }
 
 // newInstance restores a pristine interpreter from the snapshot.
@@ -227,19 +228,19 @@ const (
 	guestReplySize   = 44
 )
 
-var guestKinds = map[byte]ErrorKind{
-	1: KindUserException,
-	2: KindUserExit,
-	3: KindBadPayload,
-	4: KindResultTooLarge,
-	5: KindUnpicklable,
-	6: KindMemoryLimit,
+var guestKinds = map[byte]faastype.ErrorKind{
+	1: faastype.KindUserException,
+	2: faastype.KindUserExit,
+	3: faastype.KindBadPayload,
+	4: faastype.KindResultTooLarge,
+	5: faastype.KindUnpicklable,
+	6: faastype.KindMemoryLimit,
 }
 
 // guestReply is pyshim's answer to one request.
 type guestReply struct {
 	failed             bool
-	kind               ErrorKind
+	kind               faastype.ErrorKind
 	deser, run, ser    float64
 	payload            []byte
 	message, traceback string
@@ -313,7 +314,7 @@ func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON b
 	if r.failed {
 		r.kind = guestKinds[b[1]]
 		if r.kind == "" {
-			r.kind = KindSandboxCrash
+			r.kind = faastype.KindSandboxCrash
 		}
 	}
 	r.deser = math.Float64frombits(binary.LittleEndian.Uint64(b[4:]))

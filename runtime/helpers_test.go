@@ -3,14 +3,15 @@ package runtime
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/pickle"
 )
 
 func TestMain(m *testing.M) {
@@ -35,26 +36,21 @@ func requireImage(t testing.TB) {
 // dill-pickled. Returns the raw pickle bytes.
 func pickles(t testing.TB, defs string, exprs ...string) [][]byte {
 	t.Helper()
-	js, _ := json.Marshal(exprs)
-	script := "import dill, base64, json, sys\n" + defs + "\n" +
-		"print(json.dumps([base64.b64encode(dill.dumps(eval(e))).decode() for e in json.loads(sys.argv[1])]))\n"
-	out, err := exec.Command("/usr/bin/python3", "-c", script, string(js)).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("python3 fixture failed: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("python3 fixture: %v (python3 and python3-dill are needed)", err)
-	}
-	var b64 []string
-	if err := json.Unmarshal(out, &b64); err != nil {
-		t.Fatalf("python3 fixture output: %v", err)
-	}
+	b64 := pyfixture.Pickles(t, defs, exprs...)
 	res := make([][]byte, len(b64))
 	for i, s := range b64 {
 		res[i], _ = base64.StdEncoding.DecodeString(s)
 	}
 	return res
+}
+
+// raisable is what the store records as res's result: its payload, or for
+// a platform failure (empty payload) the built-in exception it stands for.
+func raisable(res *faastype.Result) []byte {
+	if res.Status == faastype.Failed && len(res.Payload) == 0 {
+		return pickle.FailurePayload(res.Error)
+	}
+	return res.Payload
 }
 
 // describe unpickles payloads with Debian's python3 + dill, as a client
@@ -66,7 +62,6 @@ func describe(t testing.TB, payloads ...[]byte) []string {
 	for _, p := range payloads {
 		b64 = append(b64, base64.StdEncoding.EncodeToString(p))
 	}
-	js, _ := json.Marshal(b64)
 	script := `import dill, base64, json, sys
 out = []
 for s in json.loads(sys.stdin.read()):
@@ -77,20 +72,8 @@ for s in json.loads(sys.stdin.read()):
         out.append(repr(v))
 print(json.dumps(out))
 `
-	cmd := exec.Command("/usr/bin/python3", "-c", script)
-	cmd.Stdin = strings.NewReader(string(js))
-	out, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("python3 could not unpickle a result: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatal(err)
-	}
 	var res []string
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatal(err)
-	}
+	pyfixture.Run(t, script, b64, &res)
 	return res
 }
 
@@ -101,7 +84,7 @@ var (
 )
 
 // testLimits keep the tests quick: a 2 s timeout instead of 30 s.
-var testLimits = Limits{Timeout: 2 * time.Second}
+var testLimits = faastype.Limits{Timeout: 2 * time.Second}
 
 // pool returns a pool of two sandboxes shared by the tests in this package.
 func pool(t testing.TB) *Pool {
@@ -127,9 +110,9 @@ func newPool(t testing.TB, cfg PoolConfig) *Pool {
 	return p
 }
 
-func run(t testing.TB, p *Pool, fn, args []byte, iso Isolation) *Result {
+func run(t testing.TB, p *Pool, fn, args []byte, iso faastype.Isolation) *faastype.Result {
 	t.Helper()
-	res, err := p.Run(context.Background(), Task{ID: t.Name(), FnPayload: fn, ArgsPayload: args, Isolation: iso})
+	res, err := p.Run(context.Background(), faastype.Task{ID: t.Name(), Function: pickle.Hash(fn), Fn: fn, Args: args, Isolation: iso})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -3,7 +3,6 @@ package runtime
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,14 +14,16 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // PoolConfig configures a pool of sandbox processes.
 type PoolConfig struct {
-	Size     int    // number of sandboxes (processes); at least 1
-	Limits   Limits // zero fields take DefaultLimits
-	ImageDir string // "" means DefaultImageDir()
-	CacheDir string // "" means CacheDir()
+	Size     int             // number of sandboxes (processes); at least 1
+	Limits   faastype.Limits // zero fields take DefaultLimits
+	ImageDir string          // "" means DefaultImageDir()
+	CacheDir string          // "" means CacheDir()
 	Logger   *slog.Logger
 	// Executable is started as the sandbox process; "" means this program
 	// (which must call RunChildIfRequested first thing in main or TestMain),
@@ -31,7 +32,7 @@ type PoolConfig struct {
 	// Isolation Fresh makes every task on this pool get a pristine
 	// interpreter, whatever its function asked for; Warm (or "") lets each
 	// function's own setting decide.
-	Isolation Isolation
+	Isolation faastype.Isolation
 	// StartTimeout bounds how long a sandbox may take to come up. The very
 	// first start on a machine compiles the guest and boots the snapshot,
 	// which takes seconds. Default 2 minutes.
@@ -40,20 +41,6 @@ type PoolConfig struct {
 
 // ErrPoolClosed is returned by Run after Close.
 var ErrPoolClosed = errors.New("runtime: pool closed")
-
-// PoolStats are counters since the pool started.
-type PoolStats struct {
-	Size         int    `json:"size"`
-	Ready        int    `json:"ready"`
-	Busy         int    `json:"busy"`
-	Tasks        uint64 `json:"tasks"`
-	WarmRuns     uint64 `json:"warm_runs"`
-	ColdRuns     uint64 `json:"cold_runs"`
-	Timeouts     uint64 `json:"timeouts"`
-	Crashes      uint64 `json:"crashes"`
-	Restarts     uint64 `json:"restarts"`
-	WaitingTasks int    `json:"waiting_tasks"`
-}
 
 // Pool runs tasks on a fixed number of sandbox processes. It is safe for
 // concurrent use; Run blocks while every sandbox is busy.
@@ -75,8 +62,8 @@ type Pool struct {
 }
 
 type waiter struct {
-	hash [32]byte
-	ch   chan *slot
+	function string
+	ch       chan *slot
 }
 
 type slot struct {
@@ -89,7 +76,7 @@ type slot struct {
 	ready    bool
 	busy     bool
 	hasFn    bool
-	fnHash   [32]byte
+	function string // what the instance holds, when hasFn
 	lastUsed time.Time
 }
 
@@ -170,12 +157,12 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 func (p *Pool) Size() int { return len(p.slots) }
 
 // Limits are the limits every task in this pool runs under.
-func (p *Pool) Limits() Limits { return p.cfg.Limits }
+func (p *Pool) Limits() faastype.Limits { return p.cfg.Limits }
 
 // Isolation is the pool's isolation floor (Fresh forces it on every task).
-func (p *Pool) Isolation() Isolation {
+func (p *Pool) Isolation() faastype.Isolation {
 	if p.cfg.Isolation == "" {
-		return Warm
+		return faastype.Warm
 	}
 	return p.cfg.Isolation
 }
@@ -247,12 +234,11 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 		cmd.Process.Kill()
 		return ctx.Err()
 	}
-	if len(body) == 0 || body[0] != frameReady {
+	bootSecs, created, err := decodeReady(body)
+	if err != nil {
 		cmd.Process.Kill()
-		return errors.New("runtime: sandbox process sent no ready frame")
+		return fmt.Errorf("runtime: sandbox process sent no ready frame: %w", err)
 	}
-	d := dec{b: body[1:]}
-	bootSecs, created := d.f64(), d.flag()
 	p.log.Debug("sandbox ready", "slot", s.id, "pid", cmd.Process.Pid, "boot", bootSecs, "snapshot_created", created)
 
 	p.mu.Lock()
@@ -271,39 +257,35 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 // Run executes one task on a sandbox. The error is non-nil only when the
 // task could not be run at all (ctx ended while it waited, pool closed);
 // everything that happens to the task itself is in the Result.
-func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
+func (p *Pool) Run(ctx context.Context, t faastype.Task) (*faastype.Result, error) {
 	lim := p.cfg.Limits
-	if len(t.FnPayload) > lim.ArgBytes || len(t.ArgsPayload) > lim.ArgBytes {
-		return platformFailure(KindPayloadTooLarge, fmt.Sprintf(
+	if len(t.Fn) > lim.ArgBytes || len(t.Args) > lim.ArgBytes {
+		return faastype.Failure(faastype.KindPayloadTooLarge, fmt.Sprintf(
 			"function (%d bytes) or arguments (%d bytes) exceed the %d byte limit",
-			len(t.FnPayload), len(t.ArgsPayload), lim.ArgBytes)), nil
+			len(t.Fn), len(t.Args), lim.ArgBytes)), nil
 	}
-	if p.cfg.Isolation == Fresh {
-		t.Isolation = Fresh
-	}
-	if t.FnHash == ([32]byte{}) {
-		t.FnHash = sha256.Sum256(t.FnPayload)
+	if p.cfg.Isolation == faastype.Fresh {
+		t.Isolation = faastype.Fresh
 	}
 	timeout := lim.Timeout
 	if t.Timeout > 0 && t.Timeout < timeout {
 		timeout = t.Timeout
 	}
 	queued := time.Now()
-	s, err := p.acquire(ctx, t.FnHash)
+	s, err := p.acquire(ctx, t.Function)
 	if err != nil {
 		return nil, err
 	}
 	queue := time.Since(queued)
 	p.tasks.Add(1)
-	req := &runRequest{taskID: t.ID, fnHash: t.FnHash, fresh: t.Isolation == Fresh, wantJSON: t.WantJSON,
-		timeout: uint32(timeout / time.Millisecond), fn: t.FnPayload, args: t.ArgsPayload}
-	res, healthy := p.exchange(ctx, s, req, timeout)
+	t.Timeout = timeout
+	res, healthy := p.exchange(ctx, s, &t, timeout)
 	res.Timings.Queue = queue.Seconds()
 	if res.Error != nil {
 		switch res.Error.Kind {
-		case KindTimeout:
+		case faastype.KindTimeout:
 			p.timeouts.Add(1)
-		case KindSandboxCrash:
+		case faastype.KindSandboxCrash:
 			p.crashes.Add(1)
 		}
 	}
@@ -319,8 +301,8 @@ func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
 	p.mu.Lock()
 	// The child keeps the instance for warm reuse unless the task asked for
 	// a fresh one or it failed in a way that discards the instance.
-	s.hasFn = t.Isolation != Fresh && (res.Error == nil || res.Error.Kind == KindUserException || res.Error.Kind == KindUserExit)
-	s.fnHash = t.FnHash
+	s.hasFn = t.Isolation != faastype.Fresh && (res.Error == nil || res.Error.Kind == faastype.KindUserException || res.Error.Kind == faastype.KindUserExit)
+	s.function = t.Function
 	s.lastUsed = time.Now()
 	p.mu.Unlock()
 	p.release(s)
@@ -329,10 +311,10 @@ func (p *Pool) Run(ctx context.Context, t Task) (*Result, error) {
 
 // exchange sends the task to the slot's process and waits for its answer.
 // healthy is false when the process is gone or had to be killed.
-func (p *Pool) exchange(ctx context.Context, s *slot, req *runRequest, timeout time.Duration) (*Result, bool) {
-	if err := writeFrame(s.w, req.encode()); err != nil {
+func (p *Pool) exchange(ctx context.Context, s *slot, req *faastype.Task, timeout time.Duration) (*faastype.Result, bool) {
+	if err := writeFrame(s.w, encodeRun(req)); err != nil {
 		s.cmd.Process.Kill()
-		return platformFailure(KindSandboxCrash, "the sandbox process is gone: "+err.Error()), false
+		return faastype.Failure(faastype.KindSandboxCrash, "the sandbox process is gone: "+err.Error()), false
 	}
 	// The child enforces the timeout itself and reports it; this timer is
 	// the backstop for a child that cannot.
@@ -343,23 +325,23 @@ func (p *Pool) exchange(ctx context.Context, s *slot, req *runRequest, timeout t
 		res, err := decodeResult(b)
 		if err != nil {
 			s.cmd.Process.Kill()
-			return platformFailure(KindSandboxCrash, "the sandbox process sent a malformed result"), false
+			return faastype.Failure(faastype.KindSandboxCrash, "the sandbox process sent a malformed result"), false
 		}
-		if res.Error != nil && res.Error.Kind == KindTimeout {
+		if res.Error != nil && res.Error.Kind == faastype.KindTimeout {
 			return res, false // the child is ending itself
 		}
 		return res, true
 	case <-s.exited:
-		return platformFailure(KindSandboxCrash, "the sandbox process died while running the task"), false
+		return faastype.Failure(faastype.KindSandboxCrash, "the sandbox process died while running the task"), false
 	case <-backstop.C:
 		s.cmd.Process.Kill()
-		return platformFailure(KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout))), false
+		return faastype.Failure(faastype.KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout))), false
 	case <-ctx.Done():
 		s.cmd.Process.Kill()
-		return platformFailure(KindCancelled, "the task was cancelled while running"), false
+		return faastype.Failure(faastype.KindCancelled, "the task was cancelled while running"), false
 	case <-p.done:
 		s.cmd.Process.Kill()
-		return platformFailure(KindCancelled, "the sandbox pool shut down while the task ran"), false
+		return faastype.Failure(faastype.KindCancelled, "the sandbox pool shut down while the task ran"), false
 	}
 }
 
@@ -410,18 +392,18 @@ func (p *Pool) replace(s *slot) {
 	}()
 }
 
-func (p *Pool) acquire(ctx context.Context, hash [32]byte) (*slot, error) {
+func (p *Pool) acquire(ctx context.Context, fn string) (*slot, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return nil, ErrPoolClosed
 	}
-	if s := p.pickIdle(hash); s != nil {
+	if s := p.pickIdle(fn); s != nil {
 		s.busy = true
 		p.mu.Unlock()
 		return s, nil
 	}
-	w := &waiter{hash: hash, ch: make(chan *slot, 1)}
+	w := &waiter{function: fn, ch: make(chan *slot, 1)}
 	p.waiters = append(p.waiters, w)
 	p.mu.Unlock()
 	select {
@@ -451,13 +433,13 @@ func (p *Pool) acquire(ctx context.Context, hash [32]byte) (*slot, error) {
 
 // pickIdle prefers a sandbox that already holds the function, then one
 // that holds none, then the one idle longest. Called with p.mu held.
-func (p *Pool) pickIdle(hash [32]byte) *slot {
+func (p *Pool) pickIdle(fn string) *slot {
 	var best *slot
 	for _, s := range p.slots {
 		if !s.ready || s.busy {
 			continue
 		}
-		if s.hasFn && s.fnHash == hash {
+		if s.hasFn && sameFunction(s.function, fn) {
 			return s
 		}
 		if best == nil || (best.hasFn && !s.hasFn) || (best.hasFn == s.hasFn && s.lastUsed.Before(best.lastUsed)) {
@@ -479,7 +461,7 @@ func (p *Pool) release(s *slot) {
 	pick := 0
 	if s.hasFn {
 		for i, w := range p.waiters {
-			if w.hash == s.fnHash {
+			if sameFunction(s.function, w.function) {
 				pick = i
 				break
 			}
@@ -491,9 +473,9 @@ func (p *Pool) release(s *slot) {
 }
 
 // Stats reports the pool's counters.
-func (p *Pool) Stats() PoolStats {
+func (p *Pool) Stats() faastype.PoolStats {
 	p.mu.Lock()
-	st := PoolStats{Size: len(p.slots), WaitingTasks: len(p.waiters)}
+	st := faastype.PoolStats{Size: len(p.slots), WaitingTasks: len(p.waiters)}
 	for _, s := range p.slots {
 		if s.ready {
 			st.Ready++

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 )
 
 // Each case is a function defined in a client's __main__, pickled by
@@ -18,62 +21,62 @@ func TestSandboxFunctions(t *testing.T) {
 		name     string
 		defs     string
 		fn, args string
-		status   Status
-		kind     ErrorKind
+		status   faastype.Status
+		kind     faastype.ErrorKind
 		want     string // the described result must contain this
 	}{
-		{"no args", "def f(): return 42", "f", "((), {})", Completed, "", "42"},
-		{"args and kwargs", "def f(a, b, *, c=0): return (a + b) * c", "f", "((2, 3), {'c': 4})", Completed, "", "20"},
-		{"lambda", "", "lambda x: x * 2", "((21,), {})", Completed, "", "42"},
-		{"closure", "def make(k):\n    def g(x): return x + k\n    return g", "make(100)", "((1,), {})", Completed, "", "101"},
-		{"stdlib import inside", "def f(xs):\n    import statistics, json\n    return json.dumps(statistics.mean(xs))", "f", "(([1, 2, 3, 6],), {})", Completed, "", "'3'"},
-		{"recursive __main__ function", "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)", "fib", "((20,), {})", Completed, "", "6765"},
-		{"class defined in the function", "def f(x):\n    class P:\n        def __init__(s, x): s.x = x\n        def __repr__(s): return f'P({s.x})'\n    return P(x)", "f", "((7,), {})", Completed, "", "P(7)"},
-		{"script globals with recurse", "dill.settings['recurse'] = True\nclass P:\n    def __init__(s, x): s.x = x\n    def __repr__(s): return f'P({s.x})'\nK = 3\ndef helper(x): return P(x * K)\ndef f(x): return helper(x)", "f", "((7,), {})", Completed, "", "P(21)"},
-		{"script globals without recurse", "K = 3\ndef f(x): return x * K", "f", "((7,), {})", Failed, KindUserException, "dill.settings['recurse'] = True"},
-		{"top-level stdlib import", "import json, math\ndef f(x): return json.dumps(math.floor(x))", "f", "((7.5,), {})", Completed, "", "'7'"},
-		{"list argument", "def f(xs): return sum(xs)", "f", "((list(range(100000)),), {})", Completed, "", "4999950000"},
-		{"by reference stdlib", "import math", "math.sqrt", "((16,), {})", Completed, "", "4.0"},
-		{"raises", "def f(): raise ValueError('bad input 7')", "f", "((), {})", Failed, KindUserException, "raise ValueError: bad input 7\nTraceback in the sandbox:"},
-		{"raises custom exception", "dill.settings['recurse'] = True\nclass MyErr(Exception): pass\ndef f(): raise MyErr('custom')", "f", "((), {})", Failed, KindUserException, "raise MyErr: custom"},
-		{"exception that cannot round trip", "def f():\n    class E(Exception):\n        def __init__(self, a, b): super().__init__(f'{a}/{b}')\n    raise E(1, 2)", "f", "((), {})", Failed, KindUserException, "raise RuntimeError: f.<locals>.E: 1/2"},
-		{"sys.exit", "import sys\ndef f(): sys.exit(3)", "f", "((), {})", Failed, KindUserExit, "sys.exit(3)"},
-		{"os._exit", "def f():\n    import os\n    os._exit(0)", "f", "((), {})", Failed, KindUserExit, "os._exit(0)"},
-		{"recursion 10**6 deep", "def f(n): return 0 if n == 0 else f(n - 1) + 1", "f", "((10**6,), {})", Failed, KindUserException, "RecursionError"},
-		{"plain containers result", "def f(): return {'a': [1, 2.5, (3, b'x')], 'b': {1, 2}, 'c': frozenset({'z'}), 'd': None, 5: 1j}", "f", "((), {})", Completed, "", "{'a': [1, 2.5, (3, b'x')], 'b': {1, 2}, 'c': frozenset({'z'}), 'd': None, 5: 1j}"},
-		{"cyclic result", "def f():\n    x = [1]\n    x.append(x)\n    return x", "f", "((), {})", Completed, "", "[1, [...]]"},
-		{"object inside a container", "def f():\n    class P:\n        def __repr__(s): return 'P!'\n    return [1, {'k': P()}]", "f", "((), {})", Completed, "", "[1, {'k': P!}]"},
-		{"dict subclass result", "def f():\n    class D(dict): pass\n    d = D(a=1)\n    return [type(d).__name__, d]", "f", "((), {})", Completed, "", "['D', {'a': 1}]"},
-		{"unpicklable result", "def f(): return (x for x in range(3))", "f", "((), {})", Failed, KindUnpicklable, "cannot be pickled"},
-		{"result too large", "def f(): return b'x' * (11 << 20)", "f", "((), {})", Failed, KindResultTooLarge, "over the limit"},
-		{"not a callable", "", "'payload'", "((), {})", Failed, KindBadPayload, "not a callable"},
-		{"args not a pair", "def f(): return 1", "f", "[1, 2, 3]", Failed, KindBadPayload, "(args_tuple, kwargs_dict)"},
-		{"wrong arity", "def f(a): return a", "f", "((), {})", Failed, KindUserException, "missing 1 required positional argument"},
-		{"no host files", "def f():\n    try:\n        open('/etc/passwd').read()\n    except OSError as e:\n        return type(e).__name__\n    return 'READ'", "f", "((), {})", Completed, "", "Error'"},
-		{"no host environment", "def f():\n    import os\n    return dict(os.environ)", "f", "((), {})", Completed, "", "{}"},
-		{"no sockets", "def f():\n    try:\n        import socket\n        socket.socket().connect(('127.0.0.1', 6379))\n    except Exception as e:\n        return 'denied ' + type(e).__name__\n    return 'CONNECTED'", "f", "((), {})", Completed, "", "'denied "},
-		{"no ctypes", "def f():\n    import ctypes", "f", "((), {})", Failed, KindUserException, "ModuleNotFoundError"},
-		{"tmp is writable", "def f():\n    with open('/tmp/a.txt', 'w') as fh: fh.write('hello')\n    return open('/tmp/a.txt').read()", "f", "((), {})", Completed, "", "'hello'"},
-		{"tmp is capped", "def f():\n    try:\n        with open('/tmp/big', 'wb') as fh:\n            for _ in range(64): fh.write(b'x' * (1 << 20))\n    except OSError as e:\n        return e.errno\n    return 'UNCAPPED'", "f", "((), {})", Completed, "", "29"}, // EIO: wazero has no ENOSPC
-		{"dev null", "def f():\n    with open('/dev/null', 'wb') as fh: fh.write(b'x' * 1000)\n    return open('/dev/null', 'rb').read()", "f", "((), {})", Completed, "", "b''"},
-		{"tempfile", "def f():\n    import tempfile\n    with tempfile.NamedTemporaryFile() as fh:\n        fh.write(b'abc'); fh.flush(); fh.seek(0)\n        return fh.read()", "f", "((), {})", Completed, "", "b'abc'"},
-		{"time and randomness", "def f():\n    import time, random, os\n    t = time.time(); time.sleep(0.01)\n    return (time.time() - t >= 0.01, t > 1.7e9, len(os.urandom(8)), 0 <= random.random() < 1)", "f", "((), {})", Completed, "", "(True, True, 8, True)"},
+		{"no args", "def f(): return 42", "f", "((), {})", faastype.Completed, "", "42"},
+		{"args and kwargs", "def f(a, b, *, c=0): return (a + b) * c", "f", "((2, 3), {'c': 4})", faastype.Completed, "", "20"},
+		{"lambda", "", "lambda x: x * 2", "((21,), {})", faastype.Completed, "", "42"},
+		{"closure", "def make(k):\n    def g(x): return x + k\n    return g", "make(100)", "((1,), {})", faastype.Completed, "", "101"},
+		{"stdlib import inside", "def f(xs):\n    import statistics, json\n    return json.dumps(statistics.mean(xs))", "f", "(([1, 2, 3, 6],), {})", faastype.Completed, "", "'3'"},
+		{"recursive __main__ function", "def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)", "fib", "((20,), {})", faastype.Completed, "", "6765"},
+		{"class defined in the function", "def f(x):\n    class P:\n        def __init__(s, x): s.x = x\n        def __repr__(s): return f'P({s.x})'\n    return P(x)", "f", "((7,), {})", faastype.Completed, "", "P(7)"},
+		{"script globals with recurse", "dill.settings['recurse'] = True\nclass P:\n    def __init__(s, x): s.x = x\n    def __repr__(s): return f'P({s.x})'\nK = 3\ndef helper(x): return P(x * K)\ndef f(x): return helper(x)", "f", "((7,), {})", faastype.Completed, "", "P(21)"},
+		{"script globals without recurse", "K = 3\ndef f(x): return x * K", "f", "((7,), {})", faastype.Failed, faastype.KindUserException, "dill.settings['recurse'] = True"},
+		{"top-level stdlib import", "import json, math\ndef f(x): return json.dumps(math.floor(x))", "f", "((7.5,), {})", faastype.Completed, "", "'7'"},
+		{"list argument", "def f(xs): return sum(xs)", "f", "((list(range(100000)),), {})", faastype.Completed, "", "4999950000"},
+		{"by reference stdlib", "import math", "math.sqrt", "((16,), {})", faastype.Completed, "", "4.0"},
+		{"raises", "def f(): raise ValueError('bad input 7')", "f", "((), {})", faastype.Failed, faastype.KindUserException, "raise ValueError: bad input 7\nTraceback in the sandbox:"},
+		{"raises custom exception", "dill.settings['recurse'] = True\nclass MyErr(Exception): pass\ndef f(): raise MyErr('custom')", "f", "((), {})", faastype.Failed, faastype.KindUserException, "raise MyErr: custom"},
+		{"exception that cannot round trip", "def f():\n    class E(Exception):\n        def __init__(self, a, b): super().__init__(f'{a}/{b}')\n    raise E(1, 2)", "f", "((), {})", faastype.Failed, faastype.KindUserException, "raise RuntimeError: f.<locals>.E: 1/2"},
+		{"sys.exit", "import sys\ndef f(): sys.exit(3)", "f", "((), {})", faastype.Failed, faastype.KindUserExit, "sys.exit(3)"},
+		{"os._exit", "def f():\n    import os\n    os._exit(0)", "f", "((), {})", faastype.Failed, faastype.KindUserExit, "os._exit(0)"},
+		{"recursion 10**6 deep", "def f(n): return 0 if n == 0 else f(n - 1) + 1", "f", "((10**6,), {})", faastype.Failed, faastype.KindUserException, "RecursionError"},
+		{"plain containers result", "def f(): return {'a': [1, 2.5, (3, b'x')], 'b': {1, 2}, 'c': frozenset({'z'}), 'd': None, 5: 1j}", "f", "((), {})", faastype.Completed, "", "{'a': [1, 2.5, (3, b'x')], 'b': {1, 2}, 'c': frozenset({'z'}), 'd': None, 5: 1j}"},
+		{"cyclic result", "def f():\n    x = [1]\n    x.append(x)\n    return x", "f", "((), {})", faastype.Completed, "", "[1, [...]]"},
+		{"object inside a container", "def f():\n    class P:\n        def __repr__(s): return 'P!'\n    return [1, {'k': P()}]", "f", "((), {})", faastype.Completed, "", "[1, {'k': P!}]"},
+		{"dict subclass result", "def f():\n    class D(dict): pass\n    d = D(a=1)\n    return [type(d).__name__, d]", "f", "((), {})", faastype.Completed, "", "['D', {'a': 1}]"},
+		{"unpicklable result", "def f(): return (x for x in range(3))", "f", "((), {})", faastype.Failed, faastype.KindUnpicklable, "cannot be pickled"},
+		{"result too large", "def f(): return b'x' * (11 << 20)", "f", "((), {})", faastype.Failed, faastype.KindResultTooLarge, "over the limit"},
+		{"not a callable", "", "'payload'", "((), {})", faastype.Failed, faastype.KindBadPayload, "not a callable"},
+		{"args not a pair", "def f(): return 1", "f", "[1, 2, 3]", faastype.Failed, faastype.KindBadPayload, "(args_tuple, kwargs_dict)"},
+		{"wrong arity", "def f(a): return a", "f", "((), {})", faastype.Failed, faastype.KindUserException, "missing 1 required positional argument"},
+		{"no host files", "def f():\n    try:\n        open('/etc/passwd').read()\n    except OSError as e:\n        return type(e).__name__\n    return 'READ'", "f", "((), {})", faastype.Completed, "", "Error'"},
+		{"no host environment", "def f():\n    import os\n    return dict(os.environ)", "f", "((), {})", faastype.Completed, "", "{}"},
+		{"no sockets", "def f():\n    try:\n        import socket\n        socket.socket().connect(('127.0.0.1', 6379))\n    except Exception as e:\n        return 'denied ' + type(e).__name__\n    return 'CONNECTED'", "f", "((), {})", faastype.Completed, "", "'denied "},
+		{"no ctypes", "def f():\n    import ctypes", "f", "((), {})", faastype.Failed, faastype.KindUserException, "ModuleNotFoundError"},
+		{"tmp is writable", "def f():\n    with open('/tmp/a.txt', 'w') as fh: fh.write('hello')\n    return open('/tmp/a.txt').read()", "f", "((), {})", faastype.Completed, "", "'hello'"},
+		{"tmp is capped", "def f():\n    try:\n        with open('/tmp/big', 'wb') as fh:\n            for _ in range(64): fh.write(b'x' * (1 << 20))\n    except OSError as e:\n        return e.errno\n    return 'UNCAPPED'", "f", "((), {})", faastype.Completed, "", "29"}, // EIO: wazero has no ENOSPC
+		{"dev null", "def f():\n    with open('/dev/null', 'wb') as fh: fh.write(b'x' * 1000)\n    return open('/dev/null', 'rb').read()", "f", "((), {})", faastype.Completed, "", "b''"},
+		{"tempfile", "def f():\n    import tempfile\n    with tempfile.NamedTemporaryFile() as fh:\n        fh.write(b'abc'); fh.flush(); fh.seek(0)\n        return fh.read()", "f", "((), {})", faastype.Completed, "", "b'abc'"},
+		{"time and randomness", "def f():\n    import time, random, os\n    t = time.time(); time.sleep(0.01)\n    return (time.time() - t >= 0.01, t > 1.7e9, len(os.urandom(8)), 0 <= random.random() < 1)", "f", "((), {})", faastype.Completed, "", "(True, True, 8, True)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pk := pickles(t, tc.defs, tc.fn, tc.args)
-			res := run(t, p, pk[0], pk[1], Warm)
+			res := run(t, p, pk[0], pk[1], faastype.Warm)
 			if res.Status != tc.status {
 				t.Fatalf("status %s, want %s (error %+v, stderr %q)", res.Status, tc.status, res.Error, res.Stderr)
 			}
 			if tc.kind != "" && (res.Error == nil || res.Error.Kind != tc.kind) {
 				t.Fatalf("error %+v, want kind %s", res.Error, tc.kind)
 			}
-			if tc.status == Completed && res.Error != nil {
+			if tc.status == faastype.Completed && res.Error != nil {
 				t.Fatalf("completed with error %+v", res.Error)
 			}
-			got := describe(t, res.Payload)[0]
+			got := describe(t, raisable(res))[0]
 			if !strings.Contains(got, tc.want) {
 				t.Fatalf("result %q does not contain %q", got, tc.want)
 			}
@@ -82,12 +85,12 @@ func TestSandboxFunctions(t *testing.T) {
 }
 
 func TestTimeoutReplacesSandbox(t *testing.T) {
-	p := newPool(t, PoolConfig{Size: 1, Limits: Limits{Timeout: time.Second}})
+	p := newPool(t, PoolConfig{Size: 1, Limits: faastype.Limits{Timeout: time.Second}})
 	pk := pickles(t, "def spin():\n    print('before the loop', flush=True)\n    while True: pass\ndef ok(): return 'fine'", "spin", "ok", "((), {})")
 	start := time.Now()
-	res := run(t, p, pk[0], pk[2], Warm)
+	res := run(t, p, pk[0], pk[2], faastype.Warm)
 	took := time.Since(start)
-	if res.Error == nil || res.Error.Kind != KindTimeout {
+	if res.Error == nil || res.Error.Kind != faastype.KindTimeout {
 		t.Fatalf("want TIMEOUT, got %s %+v", res.Status, res.Error)
 	}
 	if took > 2*time.Second {
@@ -96,12 +99,12 @@ func TestTimeoutReplacesSandbox(t *testing.T) {
 	if !bytes.Contains(res.Stdout, []byte("before the loop")) {
 		t.Errorf("output before the timeout was lost: %q", res.Stdout)
 	}
-	if got := describe(t, res.Payload)[0]; got != "raise TimeoutError: task exceeded 1s" {
+	if got := describe(t, raisable(res))[0]; got != "raise TimeoutError: task exceeded 1s" {
 		t.Errorf("payload %q", got)
 	}
 	// The same pool (now with a replacement sandbox) runs the next task.
-	res = run(t, p, pk[1], pk[2], Warm)
-	if res.Status != Completed {
+	res = run(t, p, pk[1], pk[2], faastype.Warm)
+	if res.Status != faastype.Completed {
 		t.Fatalf("task after timeout: %s %+v", res.Status, res.Error)
 	}
 	if st := p.Stats(); st.Timeouts != 1 || st.Restarts != 1 {
@@ -114,15 +117,15 @@ func TestMemoryLimit(t *testing.T) {
 	pk := pickles(t, "def hog(): return len(bytearray(1 << 30))\ndef hog_list():\n    xs = []\n    while True: xs.append('x' * 100000)\ndef ok(): return 'fine'",
 		"hog", "hog_list", "ok", "((), {})")
 	for _, fn := range [][]byte{pk[0], pk[1]} {
-		res := run(t, p, fn, pk[3], Warm)
-		if res.Error == nil || res.Error.Kind != KindMemoryLimit {
+		res := run(t, p, fn, pk[3], faastype.Warm)
+		if res.Error == nil || res.Error.Kind != faastype.KindMemoryLimit {
 			t.Fatalf("want MEMORY_LIMIT, got %s %+v", res.Status, res.Error)
 		}
-		if got := describe(t, res.Payload)[0]; !strings.HasPrefix(got, "raise MemoryError: the task ran out of memory (sandbox limit 256 MiB)") {
+		if got := describe(t, raisable(res))[0]; !strings.HasPrefix(got, "raise MemoryError: the task ran out of memory (sandbox limit 256 MiB)") {
 			t.Errorf("payload %q", got)
 		}
 	}
-	if res := run(t, p, pk[2], pk[3], Warm); res.Status != Completed {
+	if res := run(t, p, pk[2], pk[3], faastype.Warm); res.Status != faastype.Completed {
 		t.Fatalf("after memory limit: %+v", res.Error)
 	}
 }
@@ -130,12 +133,12 @@ func TestMemoryLimit(t *testing.T) {
 func TestOutputIsCapped(t *testing.T) {
 	p := pool(t)
 	pk := pickles(t, "import sys\ndef f():\n    chunk = 'y' * 1000 + '\\n'\n    for _ in range(100000): sys.stdout.write(chunk)\n    print('err line', file=sys.stderr)\n    return 'done'", "f", "((), {})")
-	res := run(t, p, pk[0], pk[1], Warm)
-	if res.Status != Completed {
+	res := run(t, p, pk[0], pk[1], faastype.Warm)
+	if res.Status != faastype.Completed {
 		t.Fatalf("%s %+v", res.Status, res.Error)
 	}
-	if len(res.Stdout) != DefaultLimits.OutputBytes || !res.OutputTruncated {
-		t.Errorf("stdout %d bytes truncated=%v, want %d and true", len(res.Stdout), res.OutputTruncated, DefaultLimits.OutputBytes)
+	if len(res.Stdout) != faastype.DefaultLimits.OutputBytes || !res.OutputTruncated {
+		t.Errorf("stdout %d bytes truncated=%v, want %d and true", len(res.Stdout), res.OutputTruncated, faastype.DefaultLimits.OutputBytes)
 	}
 	if string(res.Stderr) != "err line\n" {
 		t.Errorf("stderr %q", res.Stderr)
@@ -155,11 +158,11 @@ def f():
     return 'genuine'
 `, "f", "((), {})")
 	for i := 0; i < 3; i++ {
-		res := run(t, p, pk[0], pk[1], Warm)
-		if res.Status != Completed {
+		res := run(t, p, pk[0], pk[1], faastype.Warm)
+		if res.Status != faastype.Completed {
 			t.Fatalf("%s %+v", res.Status, res.Error)
 		}
-		if got := describe(t, res.Payload)[0]; got != "'genuine'" {
+		if got := describe(t, raisable(res))[0]; got != "'genuine'" {
 			t.Fatalf("result %q", got)
 		}
 		if !bytes.Contains(res.Stdout, []byte("SPOOF")) || !bytes.Contains(res.Stdout, []byte("still printing")) {
@@ -183,11 +186,11 @@ func TestMalformedPayloads(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := run(t, p, tc.fn, tc.args, Warm)
-			if res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, tc.want) {
+			res := run(t, p, tc.fn, tc.args, faastype.Warm)
+			if res.Error == nil || res.Error.Kind != faastype.KindBadPayload || !strings.Contains(res.Error.Message, tc.want) {
 				t.Fatalf("got %s %+v", res.Status, res.Error)
 			}
-			describe(t, res.Payload) // must be a loadable exception
+			describe(t, raisable(res)) // must be a loadable exception
 		})
 	}
 }
@@ -209,23 +212,23 @@ def b():
 	fa, fb, args := pk[0], pk[1], pk[2]
 	steps := []struct {
 		fn   []byte
-		iso  Isolation
+		iso  faastype.Isolation
 		want string
 		warm bool
 	}{
-		{fa, Warm, "None", false},
-		{fa, Warm, "'a'", true},   // same function: warm instance, state kept
-		{fb, Warm, "None", false}, // another function: never sees a's state
-		{fa, Warm, "None", false},
-		{fa, Fresh, "None", false},
-		{fa, Fresh, "None", false}, // fresh: a pristine interpreter every time
+		{fa, faastype.Warm, "None", false},
+		{fa, faastype.Warm, "'a'", true},   // same function: warm instance, state kept
+		{fb, faastype.Warm, "None", false}, // another function: never sees a's state
+		{fa, faastype.Warm, "None", false},
+		{fa, faastype.Fresh, "None", false},
+		{fa, faastype.Fresh, "None", false}, // fresh: a pristine interpreter every time
 	}
 	for i, s := range steps {
 		res := run(t, p, s.fn, args, s.iso)
-		if res.Status != Completed {
+		if res.Status != faastype.Completed {
 			t.Fatalf("step %d: %+v", i, res.Error)
 		}
-		if got := describe(t, res.Payload)[0]; got != s.want || res.Warm != s.warm {
+		if got := describe(t, raisable(res))[0]; got != s.want || res.Warm != s.warm {
 			t.Fatalf("step %d: got %s warm=%v, want %s warm=%v", i, got, res.Warm, s.want, s.warm)
 		}
 	}
@@ -240,8 +243,8 @@ func TestConcurrentTasks(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := p.Run(context.Background(), Task{FnPayload: pk[0], ArgsPayload: pk[1]})
-			if err != nil || res.Status != Completed {
+			res, err := p.Run(context.Background(), faastype.Task{Fn: pk[0], Args: pk[1]})
+			if err != nil || res.Status != faastype.Completed {
 				errs <- "task failed"
 			}
 		}()
@@ -254,37 +257,37 @@ func TestConcurrentTasks(t *testing.T) {
 }
 
 func TestCancelRunningTask(t *testing.T) {
-	p := newPool(t, PoolConfig{Size: 1, Limits: Limits{Timeout: 20 * time.Second}})
+	p := newPool(t, PoolConfig{Size: 1, Limits: faastype.Limits{Timeout: 20 * time.Second}})
 	pk := pickles(t, "import time\ndef slow(): time.sleep(15)\ndef ok(): return 1", "slow", "ok", "((), {})")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	res, err := p.Run(ctx, Task{FnPayload: pk[0], ArgsPayload: pk[2]})
+	res, err := p.Run(ctx, faastype.Task{Fn: pk[0], Args: pk[2]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Error == nil || res.Error.Kind != KindCancelled {
+	if res.Error == nil || res.Error.Kind != faastype.KindCancelled {
 		t.Fatalf("want CANCELLED, got %+v", res.Error)
 	}
-	if res := run(t, p, pk[1], pk[2], Warm); res.Status != Completed {
+	if res := run(t, p, pk[1], pk[2], faastype.Warm); res.Status != faastype.Completed {
 		t.Fatalf("after cancel: %+v", res.Error)
 	}
 }
 
 func TestPayloadTooLarge(t *testing.T) {
 	p := pool(t)
-	res := run(t, p, make([]byte, DefaultLimits.ArgBytes+1), []byte{}, Warm)
-	if res.Error == nil || res.Error.Kind != KindPayloadTooLarge {
+	res := run(t, p, make([]byte, faastype.DefaultLimits.ArgBytes+1), []byte{}, faastype.Warm)
+	if res.Error == nil || res.Error.Kind != faastype.KindPayloadTooLarge {
 		t.Fatalf("got %+v", res.Error)
 	}
 }
 
 // A pool configured for fresh isolation overrides a function's warm setting.
 func TestPoolForcesFresh(t *testing.T) {
-	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits, Isolation: Fresh})
+	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits, Isolation: faastype.Fresh})
 	pk := pickles(t, "import builtins\ndef a():\n    seen = getattr(builtins, 'MARK', None)\n    builtins.MARK = 1\n    return seen", "a", "((), {})")
 	for i := 0; i < 3; i++ {
-		res := run(t, p, pk[0], pk[1], Warm)
-		if got := describe(t, res.Payload)[0]; got != "None" || res.Warm {
+		res := run(t, p, pk[0], pk[1], faastype.Warm)
+		if got := describe(t, raisable(res))[0]; got != "None" || res.Warm {
 			t.Fatalf("run %d: %s warm=%v", i, got, res.Warm)
 		}
 	}
@@ -298,28 +301,21 @@ func TestPortableFunctions(t *testing.T) {
 	cases := []struct {
 		name      string
 		fn, args  []byte
-		status    Status
+		status    faastype.Status
 		wantJSON  string
 		wantInErr string
 	}{
-		{"json in, json out", SourcePayload(src, "area", "geometry"), JSONArgsPayload(`{"args": [2], "kwargs": {"unit": "cm"}}`),
-			Completed, `{"area":12.566,"unit":"cm2","ok":true}`, ""},
-		{"no kwargs", SourcePayload("def f(*a): return list(a)", "f", "f"), JSONArgsPayload(`{"args": [1, "two", null, [3]]}`),
-			Completed, `[1,"two",null,[3]]`, ""},
-		{"not representable in JSON", SourcePayload("def f(): return {1, 2}", "f", "f"), JSONArgsPayload(`{}`),
-			Completed, "", ""},
-		{"syntax error", SourcePayload("def f(:\n  pass", "f", "broken"), JSONArgsPayload(`{}`),
-			Failed, "", "the source does not compile: invalid syntax (line 1)"},
-		{"missing entrypoint", SourcePayload("def g(): pass", "f", "x"), JSONArgsPayload(`{}`),
-			Failed, "", "defines no 'f'"},
-		{"entrypoint not callable", SourcePayload("f = 3", "f", "x"), JSONArgsPayload(`{}`),
-			Failed, "", "is a int, not a callable"},
-		{"source raises at import", SourcePayload("raise KeyError('at import')", "f", "x"), JSONArgsPayload(`{}`),
-			Failed, "", "KeyError"},
+		{"json in, json out", pickle.SourcePayload(src, "area", "geometry"), pickle.JSONArgsPayload(`{"args": [2], "kwargs": {"unit": "cm"}}`), faastype.Completed, `{"area":12.566,"unit":"cm2","ok":true}`, ""},
+		{"no kwargs", pickle.SourcePayload("def f(*a): return list(a)", "f", "f"), pickle.JSONArgsPayload(`{"args": [1, "two", null, [3]]}`), faastype.Completed, `[1,"two",null,[3]]`, ""},
+		{"not representable in JSON", pickle.SourcePayload("def f(): return {1, 2}", "f", "f"), pickle.JSONArgsPayload(`{}`), faastype.Completed, "", ""},
+		{"syntax error", pickle.SourcePayload("def f(:\n  pass", "f", "broken"), pickle.JSONArgsPayload(`{}`), faastype.Failed, "", "the source does not compile: invalid syntax (line 1)"},
+		{"missing entrypoint", pickle.SourcePayload("def g(): pass", "f", "x"), pickle.JSONArgsPayload(`{}`), faastype.Failed, "", "defines no 'f'"},
+		{"entrypoint not callable", pickle.SourcePayload("f = 3", "f", "x"), pickle.JSONArgsPayload(`{}`), faastype.Failed, "", "is a int, not a callable"},
+		{"source raises at import", pickle.SourcePayload("raise KeyError('at import')", "f", "x"), pickle.JSONArgsPayload(`{}`), faastype.Failed, "", "KeyError"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := p.Run(context.Background(), Task{FnPayload: tc.fn, ArgsPayload: tc.args, WantJSON: true})
+			res, err := p.Run(context.Background(), faastype.Task{Fn: tc.fn, Args: tc.args, WantJSON: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -329,14 +325,14 @@ func TestPortableFunctions(t *testing.T) {
 			if string(res.JSON) != tc.wantJSON {
 				t.Errorf("json %q, want %q", res.JSON, tc.wantJSON)
 			}
-			if tc.wantInErr != "" && (res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, tc.wantInErr)) {
+			if tc.wantInErr != "" && (res.Error == nil || res.Error.Kind != faastype.KindBadPayload || !strings.Contains(res.Error.Message, tc.wantInErr)) {
 				t.Errorf("error %+v, want BAD_PAYLOAD containing %q", res.Error, tc.wantInErr)
 			}
 		})
 	}
 	// Without WantJSON there is no JSON.
-	res := run(t, p, SourcePayload(src, "area", "g"), JSONArgsPayload(`{"args": [1]}`), Warm)
-	if res.Status != Completed || res.JSON != nil {
+	res := run(t, p, pickle.SourcePayload(src, "area", "g"), pickle.JSONArgsPayload(`{"args": [1]}`), faastype.Warm)
+	if res.Status != faastype.Completed || res.JSON != nil {
 		t.Fatalf("%s %q", res.Status, res.JSON)
 	}
 }
@@ -359,8 +355,8 @@ class Code312:
                 c.co_exceptiontable, (), ()))
 `, "Code310()", "Code312()", "((1,), {})")
 	for i, want := range []string{"pickled by Python 3.10, whose bytecode differs", "pickled by another Python (probably 3.12 or later)"} {
-		res := run(t, p, pk[i], pk[2], Warm)
-		if res.Error == nil || res.Error.Kind != KindBadPayload || !strings.Contains(res.Error.Message, want) ||
+		res := run(t, p, pk[i], pk[2], faastype.Warm)
+		if res.Error == nil || res.Error.Kind != faastype.KindBadPayload || !strings.Contains(res.Error.Message, want) ||
 			!strings.Contains(res.Error.Message, "source text") {
 			t.Fatalf("case %d: %+v", i, res.Error)
 		}
@@ -377,7 +373,7 @@ func TestGuestVersions(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatalf("%v %d %s", err, code, errOut.String())
 	}
-	if got, want := strings.TrimSpace(out.String()), PythonVersion+" "+DillVersion; got != want {
+	if got, want := strings.TrimSpace(out.String()), faastype.PythonVersion+" "+faastype.DillVersion; got != want {
 		t.Fatalf("guest says %q, runtime advertises %q", got, want)
 	}
 }

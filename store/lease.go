@@ -11,7 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 )
 
 // Claim is a task leased to a worker.
@@ -21,7 +22,7 @@ type Claim struct {
 	FnPayload    string // base64 text
 	ParamPayload string // base64 text
 	FnHash       string
-	Isolation    runtime.Isolation
+	Isolation    faastype.Isolation
 	// Attempt is the task's attempt number with this claim (1 on the first
 	// run). A Release gives the attempt back, so two claims can share it.
 	Attempt int
@@ -73,7 +74,7 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 			FnPayload:    str(row[2]),
 			ParamPayload: str(row[3]),
 			FnHash:       str(row[4]),
-			Isolation:    runtime.Isolation(str(row[5])),
+			Isolation:    faastype.Isolation(str(row[5])),
 			Attempt:      int(attempt),
 			Fence:        fence,
 			WantJSON:     str(row[8]) == "1",
@@ -158,12 +159,12 @@ func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64,
 
 // Outcome is what running a task produced.
 type Outcome struct {
-	Status  string // StatusCompleted or StatusFailed
-	Result  string // base64 pickle of the return value or of the exception
-	Error   *runtime.TaskError
+	Status  faastype.Status // Completed or Failed
+	Result  string          // base64 pickle of the return value or of the exception
+	Error   *faastype.TaskError
 	Stdout  string
 	Stderr  string
-	Timings *runtime.Timings
+	Timings *faastype.Timings
 	// ResultJSON is the result as JSON text, for a task that asked for it.
 	ResultJSON string
 }
@@ -175,30 +176,30 @@ type Outcome struct {
 // id on the done channel. It returns false, and no error, for a stale, late
 // or repeated result (a cancelled task's, for example).
 //
-// A FAILED outcome needs Error; if its Result is empty, a pickled built-in
-// exception matching Error.Kind (see runtime.PyExceptionType) is stored so that
-// every FAILED result can be raised by a Python client.
+// A FAILED outcome needs Error; if its Result is empty, the pickled built-in
+// exception it stands for (pickle.FailurePayload: see faastype.Result) is
+// stored, so that every FAILED result can be raised by a Python client.
 func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome) (bool, error) {
 	switch o.Status {
-	case StatusCompleted:
-	case StatusFailed:
+	case faastype.Completed:
+	case faastype.Failed:
 		if o.Error == nil {
 			return false, fmt.Errorf("store: complete task %s: FAILED outcome without Error", id)
 		}
 		if o.Result == "" {
-			o.Result = PickleException(runtime.PyExceptionType(o.Error.Kind), o.Error.Message)
+			o.Result = pickle.EncodeBase64(pickle.FailurePayload(o.Error))
 		}
 	default:
-		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, StatusCompleted, StatusFailed, o.Status)
+		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, faastype.Completed, faastype.Failed, o.Status)
 	}
 	kind := ""
-	if o.Status == StatusFailed {
+	if o.Status == faastype.Failed {
 		kind = string(o.Error.Kind)
 	}
 	now := unixMS(time.Now())
 	args := []any{
-		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), now, s.ttlMS, o.Status, kind,
-		fieldStatus, o.Status,
+		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), now, s.ttlMS, string(o.Status), kind,
+		fieldStatus, string(o.Status),
 		fieldResult, o.Result,
 		fieldStdout, o.Stdout,
 		fieldStderr, o.Stderr,
@@ -288,18 +289,19 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 // workerLost is the result (a pickled RuntimeError) and the error JSON of a
 // task that failed because its worker was lost on its last attempt.
 func (s *Store) workerLost() (result, errJSON string, err error) {
-	return platformFailure(runtime.KindWorkerLost, fmt.Sprintf("the task was lost %d times: its worker died, hung or was cut off "+
+	return platformFailure(faastype.KindWorkerLost, fmt.Sprintf("the task was lost %d times: its worker died, hung or was cut off "+
 		"(it stopped renewing its lease); giving up", s.maxAttempts))
 }
 
-// platformFailure is the result (a pickled built-in exception, see
-// runtime.PyExceptionType) and the error JSON of a task the platform fails.
-func platformFailure(kind runtime.ErrorKind, msg string) (result, errJSON string, err error) {
-	b, err := json.Marshal(&runtime.TaskError{Kind: kind, Message: msg})
+// platformFailure is the result (the pickled built-in exception of kind,
+// see faastype.Result) and the error JSON of a task the platform fails.
+func platformFailure(kind faastype.ErrorKind, msg string) (result, errJSON string, err error) {
+	e := &faastype.TaskError{Kind: kind, Message: msg}
+	b, err := json.Marshal(e)
 	if err != nil {
 		return "", "", fmt.Errorf("encode error: %w", err)
 	}
-	return PickleException(runtime.PyExceptionType(kind), msg), string(b), nil
+	return pickle.EncodeBase64(pickle.FailurePayload(e)), string(b), nil
 }
 
 // Cancellation is what Cancel did.
@@ -310,7 +312,7 @@ type Cancellation struct {
 	// Was is the status the task had: QUEUED or RUNNING when it was
 	// cancelled, COMPLETED or FAILED when it was already final (and left
 	// alone).
-	Was string
+	Was faastype.Status
 }
 
 // Cancel stops a task that is not final yet: it becomes FAILED with kind
@@ -333,11 +335,11 @@ func (s *Store) CancelAs(ctx context.Context, tenant, id string) (Cancellation, 
 }
 
 func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant string) (Cancellation, error) {
-	queued, queuedErr, err := platformFailure(runtime.KindCancelled, "the task was cancelled before it started")
+	queued, queuedErr, err := platformFailure(faastype.KindCancelled, "the task was cancelled before it started")
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	running, runningErr, err := platformFailure(runtime.KindCancelled, "the task was cancelled while it was running")
+	running, runningErr, err := platformFailure(faastype.KindCancelled, "the task was cancelled while it was running")
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
@@ -354,7 +356,7 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	return Cancellation{Cancelled: !IsFinal(was), Was: was}, nil
+	return Cancellation{Cancelled: !faastype.Status(was).Final(), Was: faastype.Status(was)}, nil
 }
 
 func strs(v any) []string {

@@ -7,24 +7,24 @@ import (
 	"sort"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // Node is a dispatcher or worker that runs tasks, as it last described
 // itself. Nodes publish themselves every few seconds; one not seen for
 // NodeStale is considered gone (and dropped after NodeForget).
 type Node struct {
-	Name      string            `json:"name"`
-	Role      string            `json:"role"` // "dispatcher", "push-worker", "pull-worker"
-	Mode      string            `json:"mode,omitempty"`
-	Sandboxes int               `json:"sandboxes"`
-	Busy      int               `json:"busy"`
-	Isolation runtime.Isolation `json:"isolation"`
-	Limits    runtime.Limits    `json:"limits"`
-	Stats     runtime.PoolStats `json:"stats"`
-	StartedAt time.Time         `json:"started_at"`
-	SeenAt    time.Time         `json:"seen_at"`
-	Alive     bool              `json:"alive"` // computed when read
+	Name      string             `json:"name"`
+	Role      string             `json:"role"` // "dispatcher", "push-worker", "pull-worker"
+	Mode      string             `json:"mode,omitempty"`
+	Sandboxes int                `json:"sandboxes"`
+	Busy      int                `json:"busy"`
+	Isolation faastype.Isolation `json:"isolation"`
+	Limits    faastype.Limits    `json:"limits"`
+	Stats     faastype.PoolStats `json:"stats"`
+	StartedAt time.Time          `json:"started_at"`
+	SeenAt    time.Time          `json:"seen_at"`
+	Alive     bool               `json:"alive"` // computed when read
 }
 
 // How old a node's last report may be.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -52,7 +53,7 @@ func TestLargePayloads(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if got.FnPayload != tc.fn || got.ParamPayload != tc.params[i] || got.Status != store.StatusQueued {
+					if got.FnPayload != tc.fn || got.ParamPayload != tc.params[i] || got.Status != faastype.Queued {
 						t.Fatalf("task %s: status %s, payloads of %d and %d bytes, want %d and %d", id, got.Status,
 							len(got.FnPayload), len(got.ParamPayload), len(tc.fn), len(tc.params[i]))
 					}

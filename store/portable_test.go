@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -41,7 +42,7 @@ func TestPortableFields(t *testing.T) {
 			if err != nil || len(cl) != 1 || cl[0].WantJSON != want {
 				t.Fatalf("claim %+v %v, want WantJSON=%v", cl, err, want)
 			}
-			o := store.Outcome{Status: store.StatusCompleted, Result: "gARLKi4="}
+			o := store.Outcome{Status: faastype.Completed, Result: "gARLKi4="}
 			if want {
 				o.ResultJSON = "42"
 			}

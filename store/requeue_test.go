@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -33,7 +33,7 @@ func TestRequeue(t *testing.T) {
 		}
 		// rq-00 completed already, rq-01 is requeued, rq-02 is claimed under
 		// a stale fence (nothing happens), an unknown id is ignored.
-		done := store.Outcome{Status: store.StatusCompleted, Result: "gAR9lC4="}
+		done := store.Outcome{Status: faastype.Completed, Result: "gAR9lC4="}
 		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, done); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
@@ -70,7 +70,7 @@ func TestRequeue(t *testing.T) {
 			t.Fatal("waiter not woken by the WORKER_LOST failure")
 		}
 		task, err := st.GetTask(ctx, cs[1].TaskID)
-		if err != nil || task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindWorkerLost || task.Result == "" {
+		if err != nil || task.Status != faastype.Failed || task.Error == nil || task.Error.Kind != faastype.KindWorkerLost || task.Result == "" {
 			t.Fatalf("task = %+v, %v", task, err)
 		}
 		if rq, fl, err := st.Requeue(ctx, nil); rq != nil || fl != nil || err != nil {

@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // Histogram is one of the histograms the scripts keep in the stats hash.
@@ -44,13 +43,13 @@ type Stats struct {
 	Running   int64 // tasks RUNNING now (requeued ones included)
 	// Finished counts the tasks that became final, by status (COMPLETED and
 	// FAILED are always present).
-	Finished map[string]int64
+	Finished map[faastype.Status]int64
 	// Failed counts the FAILED tasks by error kind.
-	Failed map[string]int64
+	Failed map[faastype.ErrorKind]int64
 	// Latency is the time from submission to the final status, by final
 	// status; Execution the time from the first claim to the final status,
 	// by final status, for tasks that were claimed.
-	Latency, Execution map[string]Histogram
+	Latency, Execution map[faastype.Status]Histogram
 	// QueueLength is the number of ids in the tenants' queues: QUEUED tasks
 	// and requeued ones.
 	QueueLength int64
@@ -71,14 +70,14 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("store: read stats: %w", err)
 	}
 	st := Stats{
-		Finished:    map[string]int64{StatusCompleted: 0, StatusFailed: 0},
-		Failed:      map[string]int64{},
-		Latency:     map[string]Histogram{},
-		Execution:   map[string]Histogram{},
+		Finished:    map[faastype.Status]int64{faastype.Completed: 0, faastype.Failed: 0},
+		Failed:      map[faastype.ErrorKind]int64{},
+		Latency:     map[faastype.Status]Histogram{},
+		Execution:   map[faastype.Status]Histogram{},
 		QueueLength: qlen,
 		Leases:      leases.Val(),
 	}
-	for _, status := range []string{StatusCompleted, StatusFailed} {
+	for _, status := range []faastype.Status{faastype.Completed, faastype.Failed} {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
 		st.Execution[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
 	}
@@ -95,15 +94,16 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		case field == "running":
 			st.Running = max(n, 0)
 		case len(parts) == 2 && parts[0] == "finished":
-			st.Finished[parts[1]] = n
+			st.Finished[faastype.Status(parts[1])] = n
 		case len(parts) == 2 && parts[0] == "failed":
-			st.Failed[parts[1]] = n
+			st.Failed[faastype.ErrorKind(parts[1])] = n
 		case len(parts) == 3 && (parts[0] == "latency" || parts[0] == "execution"):
 			hs := st.Latency
 			if parts[0] == "execution" {
 				hs = st.Execution
 			}
-			h, ok := hs[parts[1]]
+			status := faastype.Status(parts[1])
+			h, ok := hs[status]
 			if !ok {
 				h = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
 			}
@@ -119,7 +119,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 				}
 				h.Counts[i-1] = uint64(max(n, 0))
 			}
-			hs[parts[1]] = h
+			hs[status] = h
 		}
 	}
 	return st, nil
@@ -130,8 +130,8 @@ type TaskBrief struct {
 	ID           string
 	FunctionID   string
 	FunctionName string // "" if the function is gone
-	Status       string
-	ErrorKind    runtime.ErrorKind // for a FAILED task
+	Status       faastype.Status
+	ErrorKind    faastype.ErrorKind // for a FAILED task
 	Attempts     int
 	Worker       string // the worker of the latest claim
 	CreatedAt    time.Time
@@ -177,11 +177,11 @@ func (s *Store) TenantRecentTasks(ctx context.Context, tenant string, n int) ([]
 		if status == "" {
 			continue // expired
 		}
-		t := TaskBrief{ID: ids[i], Status: status, FunctionID: str(v[1]), Worker: str(v[3]),
+		t := TaskBrief{ID: ids[i], Status: faastype.Status(status), FunctionID: str(v[1]), Worker: str(v[3]),
 			CreatedAt: parseMS(str(v[4])), StartedAt: parseMS(str(v[5])), FinishedAt: parseMS(str(v[6]))}
 		t.Attempts, _ = strconv.Atoi(str(v[2]))
 		if e := str(v[7]); e != "" {
-			var te runtime.TaskError
+			var te faastype.TaskError
 			if json.Unmarshal([]byte(e), &te) == nil {
 				t.ErrorKind = te.Kind
 			}

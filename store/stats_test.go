@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -67,17 +67,17 @@ func TestStatsCountEveryTransition(t *testing.T) {
 		if ok, err := st.Complete(ctx, "a", cs[0].Fence, completed("AAAA")); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
-		boom := store.Outcome{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindUserException, Message: "boom"}}
+		boom := store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom"}}
 		if ok, err := st.Complete(ctx, "b", cs[1].Fence, boom); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		if _, failed, err := st.Requeue(ctx, map[string]int64{"c": cs[2].Fence}); err != nil || !slices.Equal(failed, []string{"c"}) {
 			t.Fatalf("Requeue: failed %v, %v", failed, err)
 		}
-		if c, err := st.Cancel(ctx, "d"); err != nil || c.Was != store.StatusRunning {
+		if c, err := st.Cancel(ctx, "d"); err != nil || c.Was != faastype.Running {
 			t.Fatalf("Cancel(running) = %+v, %v", c, err)
 		}
-		if c, err := st.Cancel(ctx, "e"); err != nil || c.Was != store.StatusQueued {
+		if c, err := st.Cancel(ctx, "e"); err != nil || c.Was != faastype.Queued {
 			t.Fatalf("Cancel(queued) = %+v, %v", c, err)
 		}
 		if _, err := st.Claim(ctx, "w", 1, time.Millisecond); err != nil { // drops e, takes f
@@ -94,8 +94,8 @@ func TestStatsCountEveryTransition(t *testing.T) {
 			t.Fatal("cancelled a final task")
 		}
 		check("final", store.Stats{Submitted: 6, QueueLength: 0,
-			Finished: map[string]int64{"COMPLETED": 1, "FAILED": 5},
-			Failed:   map[string]int64{"CANCELLED": 2, "USER_EXCEPTION": 1, "WORKER_LOST": 2}})
+			Finished: map[faastype.Status]int64{"COMPLETED": 1, "FAILED": 5},
+			Failed:   map[faastype.ErrorKind]int64{"CANCELLED": 2, "USER_EXCEPTION": 1, "WORKER_LOST": 2}})
 
 		got, err := st.Stats(ctx)
 		if err != nil {
@@ -333,11 +333,11 @@ func TestRecentTasks(t *testing.T) {
 			}
 		}
 		got, _ := st.RecentTasks(ctx, 2)
-		if got[0].FunctionName != "" || got[0].Status != store.StatusQueued || got[0].CreatedAt.IsZero() {
+		if got[0].FunctionName != "" || got[0].Status != faastype.Queued || got[0].CreatedAt.IsZero() {
 			t.Fatalf("newest = %+v", got[0])
 		}
-		if got[1].FunctionName != "one" || got[1].FunctionID != "fn-1" || got[1].Status != store.StatusFailed ||
-			got[1].ErrorKind != runtime.KindCancelled || got[1].FinishedAt.IsZero() {
+		if got[1].FunctionName != "one" || got[1].FunctionID != "fn-1" || got[1].Status != faastype.Failed ||
+			got[1].ErrorKind != faastype.KindCancelled || got[1].FinishedAt.IsZero() {
 			t.Fatalf("second = %+v", got[1])
 		}
 	})

@@ -38,34 +38,18 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 )
-
-// Task statuses (course protocol). They only move forward:
-// QUEUED -> RUNNING -> COMPLETED|FAILED, and QUEUED -> FAILED on cancel.
-const (
-	StatusQueued    = "QUEUED"
-	StatusRunning   = "RUNNING"
-	StatusCompleted = "COMPLETED"
-	StatusFailed    = "FAILED"
-)
-
-// IsFinal reports whether status is COMPLETED or FAILED.
-func IsFinal(status string) bool { return status == StatusCompleted || status == StatusFailed }
 
 var (
 	// ErrNotFound is returned for an unknown function or task id.
@@ -201,7 +185,7 @@ type Function struct {
 	Name      string
 	Payload   string // base64 text of the dill pickle, as received
 	Hash      string // hex SHA-256 of the decoded pickle bytes
-	Isolation runtime.Isolation
+	Isolation faastype.Isolation
 	CreatedAt time.Time
 	// Source and Entrypoint are set for a function registered as source
 	// text; its Payload is then the pickle that loads it in the sandbox
@@ -223,17 +207,17 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
 	}
 	if f.Isolation == "" {
-		f.Isolation = runtime.Warm
+		f.Isolation = faastype.Warm
 	}
 	if f.CreatedAt.IsZero() {
 		f.CreatedAt = time.Now()
 	}
 	if f.Hash == "" {
-		h, err := PayloadHash(f.Payload)
+		b, err := pickle.DecodeBase64(f.Payload)
 		if err != nil {
 			return fmt.Errorf("store: put function %s: %w", f.ID, err)
 		}
-		f.Hash = h
+		f.Hash = pickle.Hash(b)
 	}
 	args := []any{
 		fieldFnName, f.Name,
@@ -276,19 +260,21 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		Name:       name,
 		Payload:    str(vals[1]),
 		Hash:       str(vals[2]),
-		Isolation:  runtime.Isolation(str(vals[3])),
+		Isolation:  faastype.Isolation(str(vals[3])),
 		CreatedAt:  parseMS(str(vals[4])),
 		Source:     str(vals[5]),
 		Entrypoint: str(vals[6]),
 		Owner:      str(vals[7]),
 	}
 	if f.Isolation == "" {
-		f.Isolation = runtime.Warm
+		f.Isolation = faastype.Warm
 	}
 	if f.Hash == "" {
 		// Written by another tool. A payload that does not decode keeps an
 		// empty hash; the sandbox reports it as a bad payload.
-		f.Hash, _ = PayloadHash(f.Payload)
+		if b, err := pickle.DecodeBase64(f.Payload); err == nil {
+			f.Hash = pickle.Hash(b)
+		}
 	}
 	return f, nil
 }
@@ -300,10 +286,10 @@ type Task struct {
 	FnPayload    string // base64 text
 	ParamPayload string // base64 text
 	FnHash       string
-	Isolation    runtime.Isolation
-	Status       string
+	Isolation    faastype.Isolation
+	Status       faastype.Status
 	Result       string // base64 pickle; "" until the task is final
-	Error        *runtime.TaskError
+	Error        *faastype.TaskError
 	Stdout       string
 	Stderr       string
 	Attempts     int    // claims that counted (a Release does not count)
@@ -312,7 +298,7 @@ type Task struct {
 	CreatedAt    time.Time
 	StartedAt    time.Time // first claim
 	FinishedAt   time.Time
-	Timings      *runtime.Timings
+	Timings      *faastype.Timings
 	WantJSON     bool   // the caller asked for the result as JSON too
 	ResultJSON   string // that JSON, when the value has one ("" otherwise)
 	Owner        string // the tenant the task belongs to ("" the default one)
@@ -366,7 +352,7 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 		tmpl.CreatedAt = time.Now()
 	}
 	if tmpl.Isolation == "" {
-		tmpl.Isolation = runtime.Warm
+		tmpl.Isolation = faastype.Warm
 	}
 	// Large payloads are staged with plain commands, so that the script
 	// does not copy them (see keys.staged); small ones ride in the script's
@@ -377,7 +363,7 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	}
 	staged := total >= stageBytes && total/len(ids) >= stageBytesPerTask
 	shared := []any{
-		fieldStatus, StatusQueued,
+		fieldStatus, string(faastype.Queued),
 		fieldResult, "",
 		fieldFunctionID, tmpl.FunctionID,
 		fieldFnHash, tmpl.FnHash,
@@ -492,7 +478,8 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 			m[f] = v
 		}
 	}
-	status, ok := m[fieldStatus]
+	st, ok := m[fieldStatus]
+	status := faastype.Status(st)
 	if !ok {
 		// Missing, or a hash that is not a task (a function).
 		return Task{}, fmt.Errorf("store: get task %s: %w", id, ErrNotFound)
@@ -503,7 +490,7 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		FnPayload:    m[fieldFnPayload],
 		ParamPayload: m[fieldParamPayload],
 		FnHash:       m[fieldFnHash],
-		Isolation:    runtime.Isolation(m[fieldIsolation]),
+		Isolation:    faastype.Isolation(m[fieldIsolation]),
 		Status:       status,
 		Stdout:       m[fieldStdout],
 		Stderr:       m[fieldStderr],
@@ -514,21 +501,21 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		Owner:        m[fieldOwner],
 	}
 	t.WantJSON = m[fieldWantJSON] == "1"
-	if IsFinal(status) {
+	if status.Final() {
 		t.Result = m[fieldResult]
 		t.ResultJSON = m[fieldResultJSON]
 	}
 	t.Attempts, _ = strconv.Atoi(m[fieldAttempts])
 	t.Fence, _ = strconv.ParseInt(m[fieldFence], 10, 64)
 	if e := m[fieldError]; e != "" {
-		var te runtime.TaskError
+		var te faastype.TaskError
 		if err := json.Unmarshal([]byte(e), &te); err != nil {
 			return Task{}, fmt.Errorf("store: get task %s: decode error field: %w", id, err)
 		}
 		t.Error = &te
 	}
 	if tm := m[fieldTimings]; tm != "" {
-		var ti runtime.Timings
+		var ti faastype.Timings
 		if err := json.Unmarshal([]byte(tm), &ti); err != nil {
 			return Task{}, fmt.Errorf("store: get task %s: decode timings field: %w", id, err)
 		}
@@ -538,7 +525,7 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 }
 
 // Status returns a task's status with one HGET.
-func (s *Store) Status(ctx context.Context, id string) (string, error) {
+func (s *Store) Status(ctx context.Context, id string) (faastype.Status, error) {
 	st, err := s.rdb.HGet(ctx, s.keys.task(id), fieldStatus).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("store: status of task %s: %w", id, ErrNotFound)
@@ -546,20 +533,20 @@ func (s *Store) Status(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("store: status of task %s: %w", id, err)
 	}
-	return st, nil
+	return faastype.Status(st), nil
 }
 
 // TaskStatus returns a task's status and owner with one HMGET.
-func (s *Store) TaskStatus(ctx context.Context, id string) (status, owner string, err error) {
+func (s *Store) TaskStatus(ctx context.Context, id string) (status faastype.Status, owner string, err error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.task(id), fieldStatus, fieldOwner).Result()
 	if err != nil {
 		return "", "", fmt.Errorf("store: status of task %s: %w", id, err)
 	}
-	status, ok := vals[0].(string)
+	st, ok := vals[0].(string)
 	if !ok {
 		return "", "", fmt.Errorf("store: status of task %s: %w", id, ErrNotFound)
 	}
-	return status, str(vals[1]), nil
+	return faastype.Status(st), str(vals[1]), nil
 }
 
 // QueueDepth is the number of ids in all the tenants' queues: QUEUED tasks
@@ -593,40 +580,6 @@ func (s *Store) LeaseCount(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("store: lease count: %w", err)
 	}
 	return n, nil
-}
-
-// PayloadHash is the hex SHA-256 of the bytes a base64 payload encodes.
-// Whitespace (codecs inserts a newline every 76 characters) is ignored.
-func PayloadHash(payload string) (string, error) {
-	b, err := DecodeBase64(payload)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// DecodeBase64 decodes standard base64 the way Python's codecs and base64
-// modules write it: whitespace anywhere is ignored and the padding may be
-// left out.
-func DecodeBase64(s string) ([]byte, error) {
-	// Go's decoder skips \r and \n itself (course clients send a newline
-	// every 76 characters); other white space and missing padding are rare
-	// and take the slow way.
-	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-		return b, nil
-	}
-	clean := strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\n', '\r', '\v', '\f':
-			return -1
-		}
-		return r
-	}, s)
-	if len(clean)%4 != 0 {
-		return base64.RawStdEncoding.DecodeString(strings.TrimRight(clean, "="))
-	}
-	return base64.StdEncoding.DecodeString(clean)
 }
 
 func unixMS(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }

@@ -12,7 +12,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -28,7 +30,7 @@ func newTask(id string) store.Task {
 		FnPayload:    fnPayload,
 		ParamPayload: paramPayload,
 		FnHash:       "hash-" + id,
-		Isolation:    runtime.Fresh,
+		Isolation:    faastype.Fresh,
 	}
 }
 
@@ -53,7 +55,7 @@ func claimIDs(cs []store.Claim) []string {
 	return ids
 }
 
-func mustStatus(t *testing.T, st *store.Store, id, want string) {
+func mustStatus(t *testing.T, st *store.Store, id string, want faastype.Status) {
 	t.Helper()
 	got, err := st.Status(testCtx(t), id)
 	if err != nil {
@@ -69,7 +71,7 @@ func TestFunctions(t *testing.T) {
 		ctx := testCtx(t)
 		id := uuid.NewString()
 		created := time.UnixMilli(1_700_000_000_123)
-		in := store.Function{ID: id, Name: "sqrt", Payload: fnPayload, Isolation: runtime.Fresh, CreatedAt: created}
+		in := store.Function{ID: id, Name: "sqrt", Payload: fnPayload, Isolation: faastype.Fresh, CreatedAt: created}
 		if err := st.PutFunction(ctx, in); err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +79,7 @@ func TestFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantHash, _ := store.PayloadHash(fnPayload)
+		wantHash := payloadHash(t, fnPayload)
 		want := in
 		want.Hash = wantHash
 		if got != want {
@@ -109,7 +111,7 @@ func TestFunctions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cf.Hash != wantHash || cf.Isolation != runtime.Warm || cf.Payload != wrapped {
+		if cf.Hash != wantHash || cf.Isolation != faastype.Warm || cf.Payload != wrapped {
 			t.Fatalf("course function = %+v", cf)
 		}
 
@@ -136,7 +138,7 @@ func TestEnqueue(t *testing.T) {
 		defer stop()
 
 		in := newTask("t1")
-		in.Status = store.StatusCompleted // ignored
+		in.Status = faastype.Completed // ignored
 		in.CreatedAt = time.UnixMilli(1_700_000_000_000)
 		if err := st.Enqueue(ctx, in); err != nil {
 			t.Fatal(err)
@@ -156,7 +158,7 @@ func TestEnqueue(t *testing.T) {
 		}
 		want := store.Task{
 			ID: "t1", FunctionID: "fn-t1", FnPayload: fnPayload, ParamPayload: paramPayload,
-			FnHash: "hash-t1", Isolation: runtime.Fresh, Status: store.StatusQueued,
+			FnHash: "hash-t1", Isolation: faastype.Fresh, Status: faastype.Queued,
 			CreatedAt: in.CreatedAt,
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -166,7 +168,7 @@ func TestEnqueue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sum.FnPayload != "" || sum.ParamPayload != "" || sum.Status != store.StatusQueued || sum.FunctionID != "fn-t1" {
+		if sum.FnPayload != "" || sum.ParamPayload != "" || sum.Status != faastype.Queued || sum.FunctionID != "fn-t1" {
 			t.Fatalf("GetTaskSummary = %+v", sum)
 		}
 		h, err := rdb.HGetAll(ctx, "t1").Result()
@@ -235,7 +237,7 @@ func TestClaimRecordsTheClaim(t *testing.T) {
 		}
 		want := store.Claim{
 			TaskID: "task-00000", FunctionID: "fn-task-00000", FnPayload: fnPayload, ParamPayload: paramPayload,
-			FnHash: "hash-task-00000", Isolation: runtime.Fresh, Attempt: 1, Fence: 1,
+			FnHash: "hash-task-00000", Isolation: faastype.Fresh, Attempt: 1, Fence: 1,
 		}
 		if len(cs) != 1 || cs[0] != want {
 			t.Fatalf("Claim = %+v, want [%+v]", cs, want)
@@ -244,7 +246,7 @@ func TestClaimRecordsTheClaim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task.Status != store.StatusRunning || task.Worker != "w1" || task.Attempts != 1 || task.Fence != 1 ||
+		if task.Status != faastype.Running || task.Worker != "w1" || task.Attempts != 1 || task.Fence != 1 ||
 			task.StartedAt.Before(before) || task.Result != "" {
 			t.Fatalf("task after claim = %+v", task)
 		}
@@ -320,8 +322,8 @@ func TestConcurrentClaimersNeverShareATask(t *testing.T) {
 
 func completed(result string) store.Outcome {
 	return store.Outcome{
-		Status: store.StatusCompleted, Result: result, Stdout: "out\n", Stderr: "err\n",
-		Timings: &runtime.Timings{Run: 0.5, Total: 0.75},
+		Status: faastype.Completed, Result: result, Stdout: "out\n", Stderr: "err\n",
+		Timings: &faastype.Timings{Run: 0.5, Total: 0.75},
 	}
 }
 
@@ -338,7 +340,7 @@ func TestComplete(t *testing.T) {
 		if ok, err := st.Complete(ctx, c.TaskID, c.Fence+1, completed("AAAA")); ok || err != nil {
 			t.Fatalf("Complete with a wrong fence = %v, %v; want false, nil", ok, err)
 		}
-		mustStatus(t, st, c.TaskID, store.StatusRunning)
+		mustStatus(t, st, c.TaskID, faastype.Running)
 
 		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, completed("gANLKi4=")); !ok || err != nil {
 			t.Fatalf("Complete by the holder = %v, %v; want true, nil", ok, err)
@@ -347,7 +349,7 @@ func TestComplete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task.Status != store.StatusCompleted || task.Result != "gANLKi4=" || task.Stdout != "out\n" ||
+		if task.Status != faastype.Completed || task.Result != "gANLKi4=" || task.Stdout != "out\n" ||
 			task.Stderr != "err\n" || task.Timings == nil || task.Timings.Total != 0.75 || task.Error != nil ||
 			task.FinishedAt.IsZero() {
 			t.Fatalf("task after Complete = %+v", task)
@@ -357,12 +359,12 @@ func TestComplete(t *testing.T) {
 		}
 
 		// A second result for the same claim is rejected and changes nothing.
-		failed := store.Outcome{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindTimeout, Message: "x"}}
+		failed := store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindTimeout, Message: "x"}}
 		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, failed); ok || err != nil {
 			t.Fatalf("second Complete = %v, %v; want false, nil", ok, err)
 		}
 		again, _ := st.GetTask(ctx, c.TaskID)
-		if again.Status != store.StatusCompleted || again.Result != "gANLKi4=" {
+		if again.Status != faastype.Completed || again.Result != "gANLKi4=" {
 			t.Fatalf("task changed by a rejected Complete: %+v", again)
 		}
 
@@ -378,15 +380,15 @@ func TestCompleteRejectsInvalidOutcomes(t *testing.T) {
 		enqueueN(t, st, 1)
 		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
 		for _, o := range []store.Outcome{
-			{Status: store.StatusRunning},
+			{Status: faastype.Running},
 			{Status: ""},
-			{Status: store.StatusFailed}, // no Error
+			{Status: faastype.Failed}, // no Error
 		} {
 			if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, o); ok || err == nil {
 				t.Errorf("Complete(%+v) = %v, %v; want an error", o, ok, err)
 			}
 		}
-		mustStatus(t, st, cs[0].TaskID, store.StatusRunning)
+		mustStatus(t, st, cs[0].TaskID, faastype.Running)
 	})
 }
 
@@ -395,12 +397,12 @@ func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 2)
 		cs, _ := st.Claim(ctx, "w1", 2, time.Minute)
-		te := &runtime.TaskError{Kind: runtime.KindTimeout, Message: "task exceeded 30s", Traceback: "tb"}
-		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, store.Outcome{Status: store.StatusFailed, Error: te}); !ok || err != nil {
+		te := &faastype.TaskError{Kind: faastype.KindTimeout, Message: "task exceeded 30s", Traceback: "tb"}
+		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, store.Outcome{Status: faastype.Failed, Error: te}); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
-		own := store.PickleException("ValueError", "the user's own")
-		if ok, err := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, store.Outcome{Status: store.StatusFailed, Error: te, Result: own}); !ok || err != nil {
+		own := pickle.EncodeBase64(pickle.Exception("ValueError", "the user's own"))
+		if ok, err := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, store.Outcome{Status: faastype.Failed, Error: te, Result: own}); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		t0, _ := st.GetTask(ctx, cs[0].TaskID)
@@ -411,7 +413,7 @@ func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
 		if t1.Result != own {
 			t.Fatalf("a given result was replaced: %q", t1.Result)
 		}
-		got := loadExceptions(t, []string{t0.Result})
+		got := pyfixture.LoadExceptions(t, []string{t0.Result})
 		if got[0].Type != "TimeoutError" || got[0].Str != "task exceeded 30s" || !got[0].Raised {
 			t.Fatalf("result loads as %+v", got[0])
 		}
@@ -501,14 +503,14 @@ func TestReapRequeuesThenFails(t *testing.T) {
 			if rq, fl, err := st.ReapExpired(ctx, time.Now().Add(-time.Minute)); err != nil || len(rq)+len(fl) != 0 {
 				t.Fatalf("ReapExpired before expiry = %v, %v, %v", rq, fl, err)
 			}
-			mustStatus(t, st, "task-00000", store.StatusRunning)
+			mustStatus(t, st, "task-00000", faastype.Running)
 			if attempt < 3 {
 				rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Hour))
 				if err != nil || !slices.Equal(rq, []string{"task-00000"}) || len(fl) != 0 {
 					t.Fatalf("attempt %d: ReapExpired = %v, %v, %v", attempt, rq, fl, err)
 				}
 				// Statuses never move backwards: still RUNNING while requeued.
-				mustStatus(t, st, "task-00000", store.StatusRunning)
+				mustStatus(t, st, "task-00000", faastype.Running)
 				// The lost worker's late result is rejected.
 				if ok, err := st.Complete(ctx, "task-00000", cs[0].Fence, completed("AAAA")); ok || err != nil {
 					t.Fatalf("late Complete = %v, %v", ok, err)
@@ -533,14 +535,14 @@ func TestReapRequeuesThenFails(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindWorkerLost ||
+		if task.Status != faastype.Failed || task.Error == nil || task.Error.Kind != faastype.KindWorkerLost ||
 			task.Attempts != 3 || task.FinishedAt.IsZero() {
 			t.Fatalf("task after final reap = %+v", task)
 		}
 		if n, _ := st.LeaseCount(ctx); n != 0 {
 			t.Fatalf("LeaseCount = %d, want 0", n)
 		}
-		got := loadExceptions(t, []string{task.Result})[0]
+		got := pyfixture.LoadExceptions(t, []string{task.Result})[0]
 		if got.Type != "RuntimeError" || got.Module != "builtins" || got.Str != task.Error.Message || !got.Raised {
 			t.Fatalf("WORKER_LOST result loads as %+v", got)
 		}
@@ -594,7 +596,7 @@ func TestRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		task, _ := st.GetTask(ctx, c.TaskID)
-		if task.Status != store.StatusRunning || task.Attempts != 0 {
+		if task.Status != faastype.Running || task.Attempts != 0 {
 			t.Fatalf("task after Release = %+v", task)
 		}
 		if n, _ := st.LeaseCount(ctx); n != 0 {
@@ -632,21 +634,21 @@ func TestCancel(t *testing.T) {
 		published bool   // on the cancel channel
 	}{
 		{name: "queued", prepare: func(t *testing.T, st *store.Store, id string) {},
-			want: store.Cancellation{Cancelled: true, Was: store.StatusQueued}, message: "cancelled before it started"},
+			want: store.Cancellation{Cancelled: true, Was: faastype.Queued}, message: "cancelled before it started"},
 		{name: "running", prepare: func(t *testing.T, st *store.Store, id string) { claimOne(t, st, id) },
-			want: store.Cancellation{Cancelled: true, Was: store.StatusRunning}, message: "cancelled while it was running", published: true},
+			want: store.Cancellation{Cancelled: true, Was: faastype.Running}, message: "cancelled while it was running", published: true},
 		{name: "requeued", prepare: func(t *testing.T, st *store.Store, id string) {
 			c := claimOne(t, st, id)
 			if _, _, err := st.Requeue(testCtx(t), map[string]int64{id: c.Fence}); err != nil {
 				t.Fatal(err)
 			}
-		}, want: store.Cancellation{Cancelled: true, Was: store.StatusRunning}, message: "cancelled while it was running", published: true},
+		}, want: store.Cancellation{Cancelled: true, Was: faastype.Running}, message: "cancelled while it was running", published: true},
 		{name: "completed", prepare: func(t *testing.T, st *store.Store, id string) {
 			c := claimOne(t, st, id)
 			if ok, err := st.Complete(testCtx(t), id, c.Fence, completed("AAAA")); !ok || err != nil {
 				t.Fatalf("Complete = %v, %v", ok, err)
 			}
-		}, want: store.Cancellation{Cancelled: false, Was: store.StatusCompleted}},
+		}, want: store.Cancellation{Cancelled: false, Was: faastype.Completed}},
 	}
 	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
 		ctx := testCtx(t)
@@ -682,11 +684,11 @@ func TestCancel(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatal("waiter not woken by Cancel")
 				}
-				if task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindCancelled ||
+				if task.Status != faastype.Failed || task.Error == nil || task.Error.Kind != faastype.KindCancelled ||
 					!strings.Contains(task.Error.Message, c.message) || task.FinishedAt.IsZero() {
 					t.Fatalf("cancelled task = %+v", task)
 				}
-				exc := loadExceptions(t, []string{task.Result})[0]
+				exc := pyfixture.LoadExceptions(t, []string{task.Result})[0]
 				if exc.Type != "RuntimeError" || !strings.Contains(exc.Str, c.message) || !exc.Raised {
 					t.Fatalf("CANCELLED result loads as %+v", exc)
 				}
@@ -707,10 +709,10 @@ func TestCancel(t *testing.T) {
 					}
 				}
 				// A second cancel finds it final.
-				if again, err := st.Cancel(ctx, id); err != nil || again != (store.Cancellation{Was: store.StatusFailed}) {
+				if again, err := st.Cancel(ctx, id); err != nil || again != (store.Cancellation{Was: faastype.Failed}) {
 					t.Fatalf("second Cancel = %+v, %v", again, err)
 				}
-				if c.want.Was == store.StatusRunning && before.Fence > 0 {
+				if c.want.Was == faastype.Running && before.Fence > 0 {
 					// The holder's late result and renewal are rejected.
 					if ok, err := st.Complete(ctx, id, before.Fence, completed("AAAA")); ok || err != nil {
 						t.Fatalf("Complete after cancel = %v, %v", ok, err)
@@ -753,7 +755,7 @@ func claimOne(t *testing.T, st *store.Store, id string) store.Claim {
 	return cs[0]
 }
 
-var statusRank = map[string]int{store.StatusQueued: 0, store.StatusRunning: 1, store.StatusCompleted: 2, store.StatusFailed: 2}
+var statusRank = map[faastype.Status]int{faastype.Queued: 0, faastype.Running: 1, faastype.Completed: 2, faastype.Failed: 2}
 
 // TestStatusesNeverMoveBackwards drives a few tasks through a long
 // pseudo-random sequence of every operation (including stale ones) and
@@ -763,7 +765,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 6)
-		last := make(map[string]string)
+		last := make(map[string]faastype.Status)
 		var claims []store.Claim
 		seed := uint64(42)
 		next := func(n int) int { // xorshift, deterministic
@@ -788,7 +790,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 					c := claims[next(len(claims))]
 					o := completed("AAAA")
 					if next(2) == 0 {
-						o = store.Outcome{Status: store.StatusFailed, Error: &runtime.TaskError{Kind: runtime.KindUserException, Message: "boom"}}
+						o = store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom"}}
 					}
 					if _, err := st.Complete(ctx, c.TaskID, c.Fence, o); err != nil {
 						t.Fatal(err)
@@ -835,10 +837,10 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 					t.Fatal(err)
 				}
 				prev, seen := last[id]
-				if seen && (statusRank[task.Status] < statusRank[prev] || (store.IsFinal(prev) && task.Status != prev)) {
+				if seen && (statusRank[task.Status] < statusRank[prev] || (prev.Final() && task.Status != prev)) {
 					t.Fatalf("step %d (%s): %s went from %s to %s", step, op, id, prev, task.Status)
 				}
-				if task.Status == store.StatusFailed && (task.Result == "" || task.Error == nil) {
+				if task.Status == faastype.Failed && (task.Result == "" || task.Error == nil) {
 					t.Fatalf("step %d (%s): FAILED task without result or error: %+v", step, op, task)
 				}
 				last[id] = task.Status
@@ -846,7 +848,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 		}
 		final := 0
 		for _, s := range last {
-			if store.IsFinal(s) {
+			if s.Final() {
 				final++
 			}
 		}

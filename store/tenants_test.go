@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -107,7 +108,7 @@ func TestTenantFields(t *testing.T) {
 			}
 			sum, _ := st.GetTaskSummary(ctx, id)
 			status, owner, err := st.TaskStatus(ctx, id)
-			if sum.Owner != want || status != store.StatusQueued || owner != want || err != nil {
+			if sum.Owner != want || status != faastype.Queued || owner != want || err != nil {
 				t.Fatalf("summary owner %q, TaskStatus %q %q %v", sum.Owner, status, owner, err)
 			}
 		}
@@ -425,8 +426,8 @@ func TestCancelAs(t *testing.T) {
 				t.Fatalf("CancelAs(%q, %s): %v, want ErrNotFound", c.tenant, c.id, err)
 			}
 		}
-		mustStatus(t, st, "a-0", store.StatusQueued)
-		mustStatus(t, st, "def-0", store.StatusQueued)
+		mustStatus(t, st, "a-0", faastype.Queued)
+		mustStatus(t, st, "def-0", faastype.Queued)
 		if c, err := st.CancelAs(ctx, "a", "a-0"); err != nil || !c.Cancelled {
 			t.Fatalf("CancelAs(a, a-0): %+v %v", c, err)
 		}
@@ -532,7 +533,7 @@ func TestConcurrentClaimersWithTenants(t *testing.T) {
 						mu.Lock()
 						seen[c.TaskID]++
 						mu.Unlock()
-						if ok, err := st.Complete(ctx, c.TaskID, c.Fence, store.Outcome{Status: store.StatusCompleted, Result: "gAQu"}); !ok || err != nil {
+						if ok, err := st.Complete(ctx, c.TaskID, c.Fence, store.Outcome{Status: faastype.Completed, Result: "gAQu"}); !ok || err != nil {
 							errs <- fmt.Errorf("Complete %s: %v %v", c.TaskID, ok, err)
 							return
 						}
@@ -560,7 +561,7 @@ func TestConcurrentClaimersWithTenants(t *testing.T) {
 			t.Fatalf("QueueDepth = %d", n)
 		}
 		stats, _ := st.Stats(ctx)
-		if stats.Finished[store.StatusCompleted] != int64(len(all)) || stats.Running != 0 || stats.Queued != 0 {
+		if stats.Finished[faastype.Completed] != int64(len(all)) || stats.Running != 0 || stats.Queued != 0 {
 			t.Fatalf("stats %+v", stats)
 		}
 	})

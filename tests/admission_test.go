@@ -1,6 +1,6 @@
 package tests
 
-// Worker admission with the real binaries (see dispatch/wire.go): workers
+// Worker admission with the real binaries (see wire/message.go): workers
 // without the dispatcher's worker secret get nothing and post nothing,
 // forged and replayed messages are refused, and a worker with a secret
 // refuses a dispatcher that cannot prove it.
@@ -21,10 +21,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-
-	"github.com/wasmfaas/wasmfaas/dispatch"
-	"github.com/wasmfaas/wasmfaas/runtime"
-	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 var remoteModes = []string{"push", "pull"}
@@ -52,7 +50,7 @@ func rawSocket(t *testing.T, mode, addr string) zmq4.Socket {
 
 // exchange sends frame and returns the decoded answer, or nil if none came
 // within d.
-func exchange(t *testing.T, s zmq4.Socket, frame []byte, d time.Duration) *dispatch.Message {
+func exchange(t *testing.T, s zmq4.Socket, frame []byte, d time.Duration) *wire.Message {
 	t.Helper()
 	if err := s.Send(zmq4.NewMsg(frame)); err != nil {
 		t.Fatal(err)
@@ -61,7 +59,7 @@ func exchange(t *testing.T, s zmq4.Socket, frame []byte, d time.Duration) *dispa
 	if !ok {
 		return nil
 	}
-	msg, err := dispatch.Decode(m.Frames[len(m.Frames)-1])
+	msg, err := wire.Decode(m.Frames[len(m.Frames)-1])
 	if err != nil {
 		t.Fatalf("undecodable answer: %v", err)
 	}
@@ -70,19 +68,19 @@ func exchange(t *testing.T, s zmq4.Socket, frame []byte, d time.Duration) *dispa
 
 // handshake says HELLO as name on s and opens the channel the CHALLENGE
 // offers, with key material secret (nil: the public one of open admission).
-func handshake(t *testing.T, s zmq4.Socket, name string, secret []byte) *dispatch.Channel {
+func handshake(t *testing.T, s zmq4.Socket, name string, secret []byte) *wire.Channel {
 	t.Helper()
-	hello := &dispatch.Message{Type: dispatch.MsgHello, Name: name, Session: dispatch.NewID16(), Nonce: dispatch.NewNonce()}
+	hello := &wire.Message{Type: wire.MsgHello, Name: name, Session: wire.NewID16(), Nonce: wire.NewNonce()}
 	ch := exchange(t, s, hello.Encode(nil), 5*time.Second)
-	if ch == nil || ch.Type != dispatch.MsgChallenge || !ch.Secured {
+	if ch == nil || ch.Type != wire.MsgChallenge || !ch.Secured {
 		t.Fatalf("answer to HELLO: %+v", ch)
 	}
-	return dispatch.WorkerChannel(secret, hello, ch)
+	return wire.WorkerChannel(secret, hello, ch)
 }
 
-func wantError(t *testing.T, what string, m *dispatch.Message, code int) {
+func wantError(t *testing.T, what string, m *wire.Message, code int) {
 	t.Helper()
-	if m == nil || m.Type != dispatch.MsgError || m.Code != code {
+	if m == nil || m.Type != wire.MsgError || m.Code != code {
 		t.Errorf("%s: answer %+v, want ERROR %d", what, m, code)
 	}
 }
@@ -162,25 +160,25 @@ func TestForgedResult(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			forged := []dispatch.WireResult{{ID: ids[0], Fence: task.Fence,
-				Result: &runtime.Result{Status: runtime.Completed, Payload: []byte("\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00\x8c\x06FORGED\x94.")}}}
-			forgedMsg := func() *dispatch.Message {
+			forged := []wire.Result{{ID: ids[0], Fence: task.Fence,
+				Result: &faastype.Result{Status: faastype.Completed, Payload: []byte("\x80\x04\x95\x0a\x00\x00\x00\x00\x00\x00\x00\x8c\x06FORGED\x94.")}}}
+			forgedMsg := func() *wire.Message {
 				if mode == "push" {
-					return &dispatch.Message{Type: dispatch.MsgResult, Results: forged}
+					return &wire.Message{Type: wire.MsgResult, Results: forged}
 				}
-				return &dispatch.Message{Type: dispatch.MsgPull, Free: 4, Results: forged}
+				return &wire.Message{Type: wire.MsgPull, Free: 4, Results: forged}
 			}
 
 			// On no channel at all.
 			s := rawSocket(t, mode, c.addr())
-			wantError(t, "forged result on no channel", exchange(t, s, sealedForNobody(forgedMsg()), 5*time.Second), dispatch.ErrCodeUnknownSession)
+			wantError(t, "forged result on no channel", exchange(t, s, sealedForNobody(forgedMsg()), 5*time.Second), wire.ErrCodeUnknownSession)
 			// Unsealed (as version 2 never sends it).
 			if mode == "push" {
 				if m := exchange(t, s, forgedMsg().Encode(nil), time.Second); m != nil {
 					t.Errorf("answer to an unsealed RESULT: %+v", m)
 				}
 			} else {
-				wantError(t, "unsealed PULL", exchange(t, rawSocket(t, mode, c.addr()), forgedMsg().Encode(nil), 5*time.Second), dispatch.ErrCodeMalformed)
+				wantError(t, "unsealed PULL", exchange(t, rawSocket(t, mode, c.addr()), forgedMsg().Encode(nil), 5*time.Second), wire.ErrCodeMalformed)
 			}
 			// On a channel of its own, keyed without the secret (the public
 			// key of open admission, or another secret), pretending to be the
@@ -189,21 +187,21 @@ func TestForgedResult(t *testing.T) {
 				s := rawSocket(t, mode, c.addr())
 				ch := handshake(t, s, "w1", key)
 				if mode == "push" {
-					wantError(t, "forged registration", exchange(t, s, ch.Seal(&dispatch.Message{Type: dispatch.MsgRegister, Capacity: 4}), 5*time.Second),
-						dispatch.ErrCodeUnauthorized)
+					wantError(t, "forged registration", exchange(t, s, ch.Seal(&wire.Message{Type: wire.MsgRegister, Capacity: 4}), 5*time.Second),
+						wire.ErrCodeUnauthorized)
 					s.Send(zmq4.NewMsg(ch.Seal(forgedMsg())))
-					s.Send(zmq4.NewMsg(ch.Seal(&dispatch.Message{Type: dispatch.MsgHeartbeat, Free: 4})))
+					s.Send(zmq4.NewMsg(ch.Seal(&wire.Message{Type: wire.MsgHeartbeat, Free: 4})))
 					if m, ok := recvWithin(s, 2*time.Second); ok {
-						msg, _ := dispatch.Decode(m.Frames[0])
-						if msg == nil || msg.Type != dispatch.MsgError {
+						msg, _ := wire.Decode(m.Frames[0])
+						if msg == nil || msg.Type != wire.MsgError {
 							t.Errorf("the forger got %+v", msg)
 						}
 					}
 				} else {
-					wantError(t, "forged PULL", exchange(t, s, ch.Seal(forgedMsg()), 5*time.Second), dispatch.ErrCodeUnauthorized)
+					wantError(t, "forged PULL", exchange(t, s, ch.Seal(forgedMsg()), 5*time.Second), wire.ErrCodeUnauthorized)
 					// The channel is gone after the failed proof.
 					s2 := rawSocket(t, mode, c.addr())
-					wantError(t, "second forged PULL", exchange(t, s2, ch.Seal(forgedMsg()), 5*time.Second), dispatch.ErrCodeUnknownSession)
+					wantError(t, "second forged PULL", exchange(t, s2, ch.Seal(forgedMsg()), 5*time.Second), wire.ErrCodeUnknownSession)
 				}
 			}
 			d.waitLog("refused a worker that failed authentication", 1, 10*time.Second)
@@ -330,21 +328,21 @@ func TestReplay(t *testing.T) {
 			done := countDone(t, c.rdb)
 			d := c.dispatcher("d1")
 			var mu sync.Mutex
-			captured := map[dispatch.MsgType][][]byte{}
+			captured := map[wire.MsgType][][]byte{}
 			proxy := startMITM(t, c.addr(), func(body []byte) bool {
-				m, err := dispatch.Decode(body)
+				m, err := wire.Decode(body)
 				if err != nil {
 					return false
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				if m.Type == dispatch.MsgPull && len(m.Results) == 0 && len(captured[m.Type]) > 0 {
+				if m.Type == wire.MsgPull && len(m.Results) == 0 && len(captured[m.Type]) > 0 {
 					return false // keep the first PULL and those with results
 				}
 				if len(captured[m.Type]) < 100 {
 					captured[m.Type] = append(captured[m.Type], append([]byte(nil), body...))
 				}
-				return m.Type == dispatch.MsgResult
+				return m.Type == wire.MsgResult
 			})
 			w := c.workerTo(proxy.url(), nil, "w1", 2)
 			d.waitLog(c.joined(), 1, 60*time.Second)
@@ -359,7 +357,7 @@ func TestReplay(t *testing.T) {
 				}
 			}
 			mu.Lock()
-			results, registers, pulls := captured[dispatch.MsgResult], captured[dispatch.MsgRegister], captured[dispatch.MsgPull]
+			results, registers, pulls := captured[wire.MsgResult], captured[wire.MsgRegister], captured[wire.MsgPull]
 			mu.Unlock()
 			if mode == "push" {
 				if len(results) == 0 || len(registers) == 0 {
@@ -372,16 +370,16 @@ func TestReplay(t *testing.T) {
 					t.Error("the dispatcher did not log the dropped replay")
 				}
 				wantError(t, "a RESULT replayed on another connection", exchange(t, rawSocket(t, mode, c.addr()), results[0], 5*time.Second),
-					dispatch.ErrCodeUnknownSession)
+					wire.ErrCodeUnknownSession)
 				// A REGISTER replayed after a HELLO of its own.
 				s := rawSocket(t, mode, c.addr())
 				handshake(t, s, "w1", nil)
 				wantError(t, "a REGISTER replayed on a new channel", exchange(t, s, registers[0], 5*time.Second),
-					dispatch.ErrCodeUnauthorized)
+					wire.ErrCodeUnauthorized)
 			} else {
 				withResults := 0
 				for _, p := range pulls {
-					if m, _ := dispatch.Decode(p); len(m.Results) > 0 {
+					if m, _ := wire.Decode(p); len(m.Results) > 0 {
 						withResults++
 					}
 				}
@@ -394,11 +392,11 @@ func TestReplay(t *testing.T) {
 				more := c.enqueue(fn, args[:1])
 				for i, p := range pulls {
 					wantError(t, fmt.Sprintf("replayed PULL %d", i), exchange(t, rawSocket(t, mode, c.addr()), p, 5*time.Second),
-						dispatch.ErrCodeUnauthorized)
+						wire.ErrCodeUnauthorized)
 				}
 				d.waitLog("refused a request that failed authentication", 1, 10*time.Second)
 				time.Sleep(500 * time.Millisecond)
-				if task, err := c.st.GetTask(context.Background(), more[0]); err != nil || task.Status != store.StatusQueued {
+				if task, err := c.st.GetTask(context.Background(), more[0]); err != nil || task.Status != faastype.Queued {
 					t.Errorf("the task enqueued after the worker left: %s %v", task.Status, err)
 				}
 			}
@@ -425,7 +423,7 @@ func TestWorkerRefusesDispatcherWithoutSecret(t *testing.T) {
 			ids := c.enqueue(fn, args)
 			time.Sleep(1500 * time.Millisecond)
 			for _, id := range ids {
-				if task, _ := c.st.GetTask(context.Background(), id); task.Status != store.StatusQueued {
+				if task, _ := c.st.GetTask(context.Background(), id); task.Status != faastype.Queued {
 					t.Errorf("task %s is %s", id, task.Status)
 				}
 			}
@@ -471,7 +469,7 @@ func TestWorkerRefusesRogueDispatcher(t *testing.T) {
 				if kind == "rogue" {
 					w.waitLog("refusing the dispatcher: its answer failed authentication", 1, 30*time.Second)
 				} else {
-					w.waitLog("the dispatcher speaks wire version 1 and this worker version 2", 1, 30*time.Second)
+					w.waitLog("the dispatcher speaks wire version 1 and this worker version "+strconv.Itoa(int(wire.WireVersion)), 1, 30*time.Second)
 				}
 				time.Sleep(500 * time.Millisecond)
 				if n := w.count("task started"); n != 0 {
@@ -490,9 +488,9 @@ func TestWorkerRefusesRogueDispatcher(t *testing.T) {
 // tasks) or as one of wire version 1 (kind "v1": every frame of this
 // version is an ERROR to it).
 func fakeDispatcher(mode, kind string, sock zmq4.Socket) {
-	task := dispatch.WireTask{ID: "rogue-task", Fence: 1, Attempt: 1, Isolation: runtime.Warm, Timeout: time.Second,
-		Fn: []byte("fn"), Args: []byte("args")}
-	chans := map[string]*dispatch.Channel{}
+	task := wire.Task{Task: faastype.Task{ID: "rogue-task", Isolation: faastype.Warm, Timeout: time.Second,
+		Fn: []byte("fn"), Args: []byte("args")}, Fence: 1, Attempt: 1}
+	chans := map[string]*wire.Channel{}
 	for {
 		msg, err := sock.Recv()
 		if err != nil {
@@ -503,28 +501,28 @@ func fakeDispatcher(mode, kind string, sock zmq4.Socket) {
 			rid = msg.Frames[0]
 		}
 		var replies [][]byte
-		m, err := dispatch.Decode(msg.Frames[len(msg.Frames)-1])
+		m, err := wire.Decode(msg.Frames[len(msg.Frames)-1])
 		switch {
 		case kind == "v1":
 			text := "wire: unsupported version 2 (this side speaks 1)"
-			replies = append(replies, append([]byte{1, byte(dispatch.MsgError), 1, byte(len(text))}, text...))
+			replies = append(replies, append([]byte{1, byte(wire.MsgError), 1, byte(len(text))}, text...))
 		case err != nil:
-		case m.Type == dispatch.MsgHello:
-			id, nonce := dispatch.NewID16(), dispatch.NewNonce()
-			ch := dispatch.DispatcherChannel([]byte(wrongSecret), m, id, nonce)
+		case m.Type == wire.MsgHello:
+			id, nonce := wire.NewID16(), wire.NewNonce()
+			ch := wire.DispatcherChannel([]byte(wrongSecret), m, id, nonce)
 			chans[string(rid)], chans[string(id[:])] = ch, ch
-			replies = append(replies, (&dispatch.Message{Type: dispatch.MsgChallenge, Channel: id, Nonce: nonce, Secured: true}).Encode(nil))
-		case m.Type == dispatch.MsgRegister && chans[string(rid)] != nil:
+			replies = append(replies, (&wire.Message{Type: wire.MsgChallenge, Channel: id, Nonce: nonce, Secured: true}).Encode(nil))
+		case m.Type == wire.MsgRegister && chans[string(rid)] != nil:
 			ch := chans[string(rid)]
-			replies = append(replies, ch.Seal(&dispatch.Message{Type: dispatch.MsgWelcome, Incarnation: dispatch.ID16{1},
+			replies = append(replies, ch.Seal(&wire.Message{Type: wire.MsgWelcome, Incarnation: wire.ID16{1},
 				Heartbeat: 200 * time.Millisecond, Misses: 10, Timeout: time.Second}))
-			replies = append(replies, ch.Seal(&dispatch.Message{Type: dispatch.MsgTask, Tasks: []dispatch.WireTask{task}}))
-		case m.Type == dispatch.MsgPull && chans[string(m.Channel[:])] != nil:
-			replies = append(replies, chans[string(m.Channel[:])].SealAs(&dispatch.Message{Type: dispatch.MsgWork,
-				Incarnation: dispatch.ID16{1}, WorkSeq: 1, Tasks: []dispatch.WireTask{task}}, m.Seq))
+			replies = append(replies, ch.Seal(&wire.Message{Type: wire.MsgTask, Tasks: []wire.Task{task}}))
+		case m.Type == wire.MsgPull && chans[string(m.Channel[:])] != nil:
+			replies = append(replies, chans[string(m.Channel[:])].SealAs(&wire.Message{Type: wire.MsgWork,
+				Incarnation: wire.ID16{1}, WorkSeq: 1, Tasks: []wire.Task{task}}, m.Seq))
 		}
 		if mode == "pull" && len(replies) == 0 {
-			replies = append(replies, (&dispatch.Message{Type: dispatch.MsgError, Code: dispatch.ErrCodeUnexpected}).Encode(nil))
+			replies = append(replies, (&wire.Message{Type: wire.MsgError, Code: wire.ErrCodeUnexpected}).Encode(nil))
 		}
 		for _, r := range replies {
 			if mode == "push" {

@@ -14,6 +14,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -43,7 +45,7 @@ func BenchmarkModes(b *testing.B) {
 	url := "redis://" + rdb.Options().Addr + "/0"
 	st := store.New(rdb, store.Options{})
 	fn, args := payloads(b, 0, seq(n))
-	hash, _ := store.PayloadHash(fn)
+	hash, _ := pickle.HashBase64(fn)
 	modes := []string{"local", "push", "pull"}
 	rates := map[string][]float64{}
 	for i := 0; i < b.N; i++ {
@@ -162,7 +164,7 @@ func benchRound(b *testing.B, mode string, rdb *redis.Client, st *store.Store, u
 	wg.Wait()
 	// Every task must really be COMPLETED (not failed fast).
 	for _, id := range ids[:10] {
-		if task, err := st.GetTask(ctx, id); err != nil || task.Status != store.StatusCompleted {
+		if task, err := st.GetTask(ctx, id); err != nil || task.Status != faastype.Completed {
 			b.Fatalf("%s: task %s: %s %+v %v", mode, id, task.Status, task.Error, err)
 		}
 	}
@@ -175,7 +177,7 @@ func waitDone(b *testing.B, st *store.Store, ids []string, within time.Duration)
 	for _, id := range ids {
 		for {
 			task, err := st.GetTask(context.Background(), id)
-			if err == nil && store.IsFinal(task.Status) {
+			if err == nil && task.Status.Final() {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-
-	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 // zmtpGreeting is a ZMTP 3.0 NULL greeting.
@@ -77,18 +76,18 @@ func garbageFrames(maxMessage int) [][]byte {
 	for i := range random {
 		random[i] = byte(rand.IntN(256))
 	}
-	hello := (&dispatch.Message{Type: dispatch.MsgHello, Name: "x", Session: dispatch.ID16{1}, Nonce: dispatch.NewNonce()}).Encode(nil)
-	v := dispatch.WireVersion
+	hello := (&wire.Message{Type: wire.MsgHello, Name: "x", Session: wire.ID16{1}, Nonce: wire.NewNonce()}).Encode(nil)
+	v := wire.WireVersion
 	return [][]byte{
 		random,
 		{},
-		{v + 1, byte(dispatch.MsgHeartbeat), 0, 0}, // a future version
-		{v, 0x7f, 0},         // an unknown type
-		hello[:len(hello)-3], // truncated
-		(&dispatch.Message{Type: dispatch.MsgChallenge, Channel: dispatch.ID16{1}, Nonce: dispatch.NewNonce()}).Encode(nil), // a dispatcher's message
-		(&dispatch.Message{Type: dispatch.MsgRegister, Capacity: 2}).Encode(nil),                                            // unsealed
-		(&dispatch.Message{Type: dispatch.MsgHello, Nonce: dispatch.NewNonce()}).Encode(nil),                                // no name, no session
-		bytes.Repeat([]byte{1}, maxMessage+1),                                                                               // over the limit
+		{v + 1, byte(wire.MsgHeartbeat), 0, 0}, // a future version
+		{v, 0x7f, 0},                           // an unknown type
+		hello[:len(hello)-3],                   // truncated
+		(&wire.Message{Type: wire.MsgChallenge, Channel: wire.ID16{1}, Nonce: wire.NewNonce()}).Encode(nil), // a dispatcher's message
+		(&wire.Message{Type: wire.MsgRegister, Capacity: 2}).Encode(nil),                                    // unsealed
+		(&wire.Message{Type: wire.MsgHello, Nonce: wire.NewNonce()}).Encode(nil),                            // no name, no session
+		bytes.Repeat([]byte{1}, maxMessage+1),                                                               // over the limit
 	}
 }
 
@@ -99,13 +98,13 @@ var v1Frame = []byte{1, 0x01, 3, 'o', 'l', 'd', 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1
 // isV1VersionError reports whether b is an ERROR code VERSION laid out in
 // wire version 1 (what a worker of the previous release can read).
 func isV1VersionError(b []byte) bool {
-	return len(b) > 3 && b[0] == 1 && b[1] == byte(dispatch.MsgError) && b[2] == dispatch.ErrCodeVersion
+	return len(b) > 3 && b[0] == 1 && b[1] == byte(wire.MsgError) && b[2] == wire.ErrCodeVersion
 }
 
 // sealedForNobody is a sealed message on a channel the dispatcher never
 // opened (with a mac of zeros).
-func sealedForNobody(m *dispatch.Message) []byte {
-	m.Sealed, m.Channel, m.Seq = true, dispatch.NewID16(), 1
+func sealedForNobody(m *wire.Message) []byte {
+	m.Sealed, m.Channel, m.Seq = true, wire.NewID16(), 1
 	return m.Encode(nil)
 }
 
@@ -166,8 +165,8 @@ func TestGarbageOnDispatcherPort(t *testing.T) {
 				peer.Send(zmq4.NewMsgFrom([]byte("two"), []byte("frames")))
 				// A result from a peer that never said HELLO: ignored, and
 				// the peer is told to start over.
-				peer.Send(zmq4.NewMsg(sealedForNobody(&dispatch.Message{Type: dispatch.MsgResult,
-					Results: []dispatch.WireResult{{ID: ids[0], Fence: 1, Result: nil}}})))
+				peer.Send(zmq4.NewMsg(sealedForNobody(&wire.Message{Type: wire.MsgResult,
+					Results: []wire.Result{{ID: ids[0], Fence: 1, Result: nil}}})))
 				// A worker of the previous release.
 				peer.Send(zmq4.NewMsg(v1Frame))
 				got := map[int]bool{}
@@ -178,11 +177,11 @@ func TestGarbageOnDispatcherPort(t *testing.T) {
 						break
 					}
 					v1 = v1 || isV1VersionError(m.Frames[0])
-					if msg, err := dispatch.Decode(m.Frames[0]); err == nil && msg.Type == dispatch.MsgError {
+					if msg, err := wire.Decode(m.Frames[0]); err == nil && msg.Type == wire.MsgError {
 						got[msg.Code] = true
 					}
 				}
-				if !got[dispatch.ErrCodeVersion] || !got[dispatch.ErrCodeUnknownSession] || !got[dispatch.ErrCodeMalformed] || !v1 {
+				if !got[wire.ErrCodeVersion] || !got[wire.ErrCodeUnknownSession] || !got[wire.ErrCodeMalformed] || !v1 {
 					t.Errorf("ERROR replies to the garbage: %v (version 1 one: %v)", got, v1)
 				}
 			} else {
@@ -201,13 +200,13 @@ func TestGarbageOnDispatcherPort(t *testing.T) {
 					}
 					// (zmq4's REP takes an empty request frame for part of
 					// the envelope and echoes it: the answer is the last.)
-					if msg, err := dispatch.Decode(m.Frames[len(m.Frames)-1]); err != nil || msg.Type != dispatch.MsgError {
+					if msg, err := wire.Decode(m.Frames[len(m.Frames)-1]); err != nil || msg.Type != wire.MsgError {
 						t.Errorf("reply to garbage: %v %v", msg, err)
 					}
 				}
 				// A request on a channel never opened, and a worker of the
 				// previous release.
-				for _, f := range [][]byte{sealedForNobody(&dispatch.Message{Type: dispatch.MsgPull, Free: 2}), v1Frame} {
+				for _, f := range [][]byte{sealedForNobody(&wire.Message{Type: wire.MsgPull, Free: 2}), v1Frame} {
 					peer := zmq4.NewReq(ctx)
 					if err := peer.Dial("tcp://" + addr); err != nil {
 						t.Fatal(err)
@@ -223,7 +222,7 @@ func TestGarbageOnDispatcherPort(t *testing.T) {
 						if !isV1VersionError(b) {
 							t.Errorf("reply to a version-1 request: % x", b)
 						}
-					} else if msg, err := dispatch.Decode(b); err != nil || msg.Code != dispatch.ErrCodeUnknownSession {
+					} else if msg, err := wire.Decode(b); err != nil || msg.Code != wire.ErrCodeUnknownSession {
 						t.Errorf("reply to a request on no channel: %+v %v", msg, err)
 					}
 				}

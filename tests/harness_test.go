@@ -10,8 +10,6 @@ package tests
 import (
 	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +26,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
@@ -57,14 +58,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needImage skips a test when the guest image has not been built.
+// needImage fails a test when the guest image has not been built or
+// python3 is missing: under `make test` a missing prerequisite is an error,
+// never a skip.
 func needImage(t testing.TB) {
 	t.Helper()
 	if _, err := runtime.LoadImage(runtime.DefaultImageDir()); err != nil {
-		t.Skipf("the guest image is not built (run runtime/pybuild/build.sh): %v", err)
+		t.Fatalf("the guest image is not built (run make image, or runtime/pybuild/build.sh): %v", err)
 	}
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("/usr/bin/python3 (with python3-dill) is needed to make payloads")
+		t.Fatal("/usr/bin/python3 (with python3-dill) is needed to make payloads: run make deps-test")
 	}
 }
 
@@ -224,7 +227,7 @@ type ownRedis struct {
 func startOwnRedis(t testing.TB) *ownRedis {
 	t.Helper()
 	if _, err := os.Stat(redistest.ServerPath); err != nil {
-		t.Skipf("%s is not installed", redistest.ServerPath)
+		t.Fatalf("%s is not installed: run make deps-test", redistest.ServerPath)
 	}
 	r := &ownRedis{t: t, port: freePort(t), dir: t.TempDir()}
 	r.start()
@@ -380,26 +383,8 @@ out += [base64.b64encode(dill.dumps(((x, secs), {}))).decode() for x in xs]
 print(json.dumps(out))
 `
 	var out []string
-	runPython(t, prog, []any{secs, xs}, &out)
+	pyfixture.Run(t, prog, []any{secs, xs}, &out)
 	return out[0], out[1:]
-}
-
-func runPython(t testing.TB, prog string, in, out any) {
-	t.Helper()
-	b, _ := json.Marshal(in)
-	cmd := exec.Command("/usr/bin/python3", "-I", "-c", prog)
-	cmd.Stdin = strings.NewReader(string(b))
-	res, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("python3: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(res, out); err != nil {
-		t.Fatalf("python3 output %q: %v", res, err)
-	}
 }
 
 // values unpickles results with python3 (the host never unpickles).
@@ -410,13 +395,13 @@ import base64, dill, json, sys
 print(json.dumps([dill.loads(base64.b64decode(s)) for s in json.load(sys.stdin)]))
 `
 	var out []any
-	runPython(t, prog, results, &out)
+	pyfixture.Run(t, prog, results, &out)
 	return out
 }
 
 func (c *cluster) enqueue(fn string, args []string) []string {
 	c.t.Helper()
-	hash, err := store.PayloadHash(fn)
+	hash, err := pickle.HashBase64(fn)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -453,7 +438,7 @@ func (c *cluster) waitFinal(ids []string, within time.Duration) map[string]store
 				continue
 			}
 			task, err := c.st.GetTask(context.Background(), id)
-			if err == nil && store.IsFinal(task.Status) {
+			if err == nil && task.Status.Final() {
 				out[id] = task
 			}
 		}
@@ -468,7 +453,7 @@ func (c *cluster) checkResults(ids []string, xs []int, tasks map[string]store.Ta
 	results := make([]string, len(ids))
 	for i, id := range ids {
 		task := tasks[id]
-		if task.Status != store.StatusCompleted {
+		if task.Status != faastype.Completed {
 			c.t.Fatalf("task %d (%s): %s %+v", i, id, task.Status, task.Error)
 		}
 		results[i] = task.Result
@@ -489,7 +474,7 @@ func (c *cluster) waitRunningOn(name string, ids []string, within time.Duration)
 		var on []string
 		for _, id := range ids {
 			task, err := c.st.GetTask(context.Background(), id)
-			if err == nil && task.Status == store.StatusRunning && strings.HasPrefix(task.Worker, name+"/") {
+			if err == nil && task.Status == faastype.Running && strings.HasPrefix(task.Worker, name+"/") {
 				on = append(on, id)
 			}
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // A Ctrl-C in a terminal sends SIGINT to the whole foreground process
@@ -67,7 +67,7 @@ func TestCtrlCDrainsRunningTasks(t *testing.T) {
 func allRunning(c *cluster, ids []string) bool {
 	for _, id := range ids {
 		task, err := c.st.GetTask(context.Background(), id)
-		if err != nil || task.Status != store.StatusRunning {
+		if err != nil || task.Status != faastype.Running {
 			return false
 		}
 	}

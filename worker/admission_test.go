@@ -2,7 +2,7 @@ package worker_test
 
 // Worker admission in process: workers without the dispatcher's secret get
 // nothing, and a worker with a secret works for no dispatcher that cannot
-// prove it (see dispatch/wire.go).
+// prove it (see wire/message.go).
 
 import (
 	"bytes"
@@ -16,9 +16,11 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
+	"github.com/wasmfaas/wasmfaas/store/storetest"
+	"github.com/wasmfaas/wasmfaas/wire"
 	"github.com/wasmfaas/wasmfaas/worker"
 )
 
@@ -77,7 +79,7 @@ func TestAdmission(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			good := newEcho(2, 10*time.Millisecond)
 			startWorker(t, mode, url, "good", good, time.Second, func(c *worker.Config) { c.Secret = testSecret })
-			tasks := waitFinal(t, st, ids, 30*time.Second)
+			tasks := storetest.WaitFinal(t, st, ids, 30*time.Second)
 			check(t, ids, args, tasks, 1)
 			for _, id := range ids {
 				if w := tasks[id].Worker; !strings.HasPrefix(w, "good/") {
@@ -114,7 +116,7 @@ func TestWorkerRefusesOpenDispatcher(t *testing.T) {
 				t.Fatalf("the worker with a secret ran %d tasks of an open dispatcher", careful.ran())
 			}
 			startWorker(t, mode, url, "open", newEcho(2, 0), time.Second)
-			check(t, ids, args, waitFinal(t, st, ids, 30*time.Second), 1)
+			check(t, ids, args, storetest.WaitFinal(t, st, ids, 30*time.Second), 1)
 			if careful.ran() != 0 {
 				t.Fatalf("the worker with a secret ran %d tasks of an open dispatcher", careful.ran())
 			}
@@ -130,10 +132,10 @@ func TestRogueDispatcher(t *testing.T) {
 			url := freeURL(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			o := dispatch.WireOptions{Logger: logger()}
-			listen := dispatch.ListenRouter
+			o := wire.Options{Logger: logger()}
+			listen := wire.ListenRouter
 			if mode == "pull" {
-				listen = dispatch.ListenRep
+				listen = wire.ListenRep
 			}
 			sock, err := listen(ctx, url, o)
 			if err != nil {
@@ -159,9 +161,9 @@ func TestRogueDispatcher(t *testing.T) {
 
 // rogue plays a dispatcher that has the wrong secret but pretends.
 func rogue(mode string, sock zmq4.Socket) {
-	task := dispatch.WireTask{ID: "rogue-task", Fence: 1, Attempt: 1, Isolation: runtime.Warm, Timeout: time.Second,
-		Fn: []byte("fn"), Args: []byte("args")}
-	chans := map[string]*dispatch.Channel{}
+	task := wire.Task{Task: faastype.Task{ID: "rogue-task", Isolation: faastype.Warm, Timeout: time.Second,
+		Fn: []byte("fn"), Args: []byte("args")}, Fence: 1, Attempt: 1}
+	chans := map[string]*wire.Channel{}
 	for {
 		msg, err := sock.Recv()
 		if err != nil {
@@ -172,32 +174,32 @@ func rogue(mode string, sock zmq4.Socket) {
 		if mode == "push" {
 			rid = msg.Frames[0]
 		}
-		m, err := dispatch.Decode(frame)
+		m, err := wire.Decode(frame)
 		var replies [][]byte
 		switch {
 		case err != nil:
-			replies = append(replies, (&dispatch.Message{Type: dispatch.MsgError, Code: dispatch.ErrCodeMalformed}).Encode(nil))
-		case m.Type == dispatch.MsgHello:
-			id, nonce := dispatch.NewID16(), dispatch.NewNonce()
-			chans[string(rid)] = dispatch.DispatcherChannel(otherSecret, m, id, nonce)
+			replies = append(replies, (&wire.Message{Type: wire.MsgError, Code: wire.ErrCodeMalformed}).Encode(nil))
+		case m.Type == wire.MsgHello:
+			id, nonce := wire.NewID16(), wire.NewNonce()
+			chans[string(rid)] = wire.DispatcherChannel(otherSecret, m, id, nonce)
 			chans[string(id[:])] = chans[string(rid)]
-			replies = append(replies, (&dispatch.Message{Type: dispatch.MsgChallenge, Channel: id, Nonce: nonce, Secured: true}).Encode(nil))
-		case m.Type == dispatch.MsgRegister:
+			replies = append(replies, (&wire.Message{Type: wire.MsgChallenge, Channel: id, Nonce: nonce, Secured: true}).Encode(nil))
+		case m.Type == wire.MsgRegister:
 			ch := chans[string(rid)]
-			replies = append(replies, ch.Seal(&dispatch.Message{Type: dispatch.MsgWelcome, Incarnation: dispatch.ID16{1},
+			replies = append(replies, ch.Seal(&wire.Message{Type: wire.MsgWelcome, Incarnation: wire.ID16{1},
 				Heartbeat: 50 * time.Millisecond, Misses: 4, Timeout: time.Second}))
-			replies = append(replies, ch.Seal(&dispatch.Message{Type: dispatch.MsgTask, Tasks: []dispatch.WireTask{task}}))
-		case m.Type == dispatch.MsgPull:
+			replies = append(replies, ch.Seal(&wire.Message{Type: wire.MsgTask, Tasks: []wire.Task{task}}))
+		case m.Type == wire.MsgPull:
 			ch := chans[string(m.Channel[:])]
 			if ch == nil {
-				replies = append(replies, (&dispatch.Message{Type: dispatch.MsgError, Code: dispatch.ErrCodeUnknownSession}).Encode(nil))
+				replies = append(replies, (&wire.Message{Type: wire.MsgError, Code: wire.ErrCodeUnknownSession}).Encode(nil))
 				break
 			}
-			replies = append(replies, ch.SealAs(&dispatch.Message{Type: dispatch.MsgWork, Incarnation: dispatch.ID16{1}, WorkSeq: 1,
-				Tasks: []dispatch.WireTask{task}}, m.Seq))
+			replies = append(replies, ch.SealAs(&wire.Message{Type: wire.MsgWork, Incarnation: wire.ID16{1}, WorkSeq: 1,
+				Tasks: []wire.Task{task}}, m.Seq))
 		default:
 			if mode == "pull" {
-				replies = append(replies, (&dispatch.Message{Type: dispatch.MsgError, Code: dispatch.ErrCodeUnexpected}).Encode(nil))
+				replies = append(replies, (&wire.Message{Type: wire.MsgError, Code: wire.ErrCodeUnexpected}).Encode(nil))
 			}
 		}
 		for _, r := range replies {

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
@@ -31,12 +31,12 @@ func TestMain(m *testing.M) {
 // dispatcher, the wire and Redis.
 type instantRunner struct{ n int }
 
-func (r instantRunner) Size() int                    { return r.n }
-func (r instantRunner) Limits() runtime.Limits       { return runtime.DefaultLimits }
-func (r instantRunner) Isolation() runtime.Isolation { return runtime.Warm }
-func (r instantRunner) Stats() runtime.PoolStats     { return runtime.PoolStats{Size: r.n} }
-func (r instantRunner) Run(ctx context.Context, t runtime.Task) (*runtime.Result, error) {
-	return &runtime.Result{Status: runtime.Completed, Payload: []byte("\x80\x04K\x51.")}, nil
+func (r instantRunner) Size() int                     { return r.n }
+func (r instantRunner) Limits() faastype.Limits       { return faastype.DefaultLimits }
+func (r instantRunner) Isolation() faastype.Isolation { return faastype.Warm }
+func (r instantRunner) Stats() faastype.PoolStats     { return faastype.PoolStats{Size: r.n} }
+func (r instantRunner) Run(ctx context.Context, t faastype.Task) (*faastype.Result, error) {
+	return &faastype.Result{Status: faastype.Completed, Payload: []byte("\x80\x04K\x51.")}, nil
 }
 
 // BenchmarkOverhead is the throughput of push, pull and local mode in one
@@ -52,14 +52,8 @@ func BenchmarkOverhead(b *testing.B) {
 	fn, args := "gAR9lC4=", "gAR9lC4="
 	real := os.Getenv("FAAS_BENCH_SANDBOX") != ""
 	if real {
-		out, err := exec.Command("/usr/bin/python3", "-c", `import base64, dill
-def noop(x): return x
-print(base64.b64encode(dill.dumps(noop)).decode(), base64.b64encode(dill.dumps(((1,), {}))).decode())`).Output()
-		if err != nil {
-			b.Fatal(err)
-		}
-		f := strings.Fields(string(out))
-		fn, args = f[0], f[1]
+		p := pyfixture.Pickles(b, "def noop(x): return x", "noop", "((1,), {})")
+		fn, args = p[0], p[1]
 	}
 	for _, mode := range []string{"local", "push", "pull"} {
 		b.Run(mode, func(b *testing.B) {
@@ -133,7 +127,7 @@ func waitAllDone(b *testing.B, st *store.Store, ids []string) {
 	for _, id := range ids {
 		for {
 			t, err := st.GetTask(context.Background(), id)
-			if err == nil && store.IsFinal(t.Status) {
+			if err == nil && t.Status.Final() {
 				break
 			}
 			if time.Now().After(deadline) {

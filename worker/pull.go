@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-
-	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 // RunPull is a pull worker: it asks the dispatcher at cfg.URL for work for
@@ -24,7 +23,7 @@ func RunPull(ctx context.Context, cfg Config, pool Runner) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	session := dispatch.NewID16()
+	session := wire.NewID16()
 	log := cfg.Logger.With("mode", "pull", "worker", cfg.Name)
 	log.Info("pull worker starting", "dispatcher", cfg.URL, "sandboxes", pool.Size(), "session", session.String())
 	go func() {
@@ -32,7 +31,7 @@ func RunPull(ctx context.Context, cfg Config, pool Runner) error {
 		log.Info("pull worker stopping", "drain", cfg.Drain)
 	}()
 	var wg sync.WaitGroup
-	errs := &errLog{log: log}
+	errs := newErrLog(log)
 	for lane := range pool.Size() {
 		w := &pullWorker{cfg: cfg, session: session, lane: lane, log: log.With("lane", lane), errs: errs}
 		w.ts = newTasks(oneSandbox{pool}, w.log, cfg.Wire.MaxMessage)
@@ -55,21 +54,21 @@ const minBackoff = 2 * time.Millisecond
 type pullWorker struct {
 	cfg     Config
 	log     *slog.Logger
-	session dispatch.ID16
+	session wire.ID16
 	lane    int
 	ts      *tasks
 	timeout time.Duration // for a reply
 	errs    *errLog
 
-	ch     *dispatch.Channel // of the current socket
-	proved bool              // the dispatcher answered on ch
+	ch     *wire.Channel // of the current socket
+	proved bool          // the dispatcher answered on ch
 
 	gen      int           // socket generation
-	inc      dispatch.ID16 // dispatcher incarnation of the last reply
+	inc      wire.ID16     // dispatcher incarnation of the last reply
 	gotSeq   uint64        // seq of the reply to the previous request, 0 if none
 	backoff  time.Duration // current wait while there is no work
 	retryMax time.Duration
-	released []dispatch.Ref
+	released []wire.Ref
 
 	stopping bool
 	drainEnd time.Time
@@ -81,7 +80,7 @@ func (w *pullWorker) run(ctx context.Context) {
 	reconnect := 100 * time.Millisecond
 	for !w.done() {
 		sctx, cancel := context.WithCancel(context.Background())
-		sock, err := dispatch.DialReq(sctx, w.cfg.URL, w.cfg.Wire)
+		sock, err := wire.DialReq(sctx, w.cfg.URL, w.cfg.Wire)
 		if err != nil {
 			cancel()
 			w.log.Debug("dispatcher not reachable; retrying", "err", err, "retry_in", reconnect)
@@ -195,7 +194,7 @@ func (w *pullWorker) serve(ctx context.Context, sock zmq4.Socket) (n int, err er
 // CHALLENGE offers.
 func (w *pullWorker) handshake(sock zmq4.Socket) error {
 	w.ch, w.proved = nil, false
-	hello := &dispatch.Message{Type: dispatch.MsgHello, Name: w.cfg.Name, Session: w.session, Lane: w.lane, Nonce: dispatch.NewNonce()}
+	hello := &wire.Message{Type: wire.MsgHello, Name: w.cfg.Name, Session: w.session, Lane: w.lane, Nonce: wire.NewNonce()}
 	if err := sock.Send(zmq4.NewMsg(hello.Encode(nil))); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
@@ -204,8 +203,8 @@ func (w *pullWorker) handshake(sock zmq4.Socket) error {
 		return err
 	}
 	switch {
-	case m.Type == dispatch.MsgChallenge:
-	case m.Type == dispatch.MsgError && !m.Sealed:
+	case m.Type == wire.MsgChallenge:
+	case m.Type == wire.MsgError && !m.Sealed:
 		return refusal(m)
 	default:
 		return fmt.Errorf("unexpected %s in answer to HELLO", m.Type)
@@ -213,7 +212,7 @@ func (w *pullWorker) handshake(sock zmq4.Socket) error {
 	if err := checkChallenge(w.cfg.Secret, m); err != nil {
 		return err
 	}
-	w.ch = dispatch.WorkerChannel(w.cfg.Secret, hello, m)
+	w.ch = wire.WorkerChannel(w.cfg.Secret, hello, m)
 	return nil
 }
 
@@ -256,7 +255,7 @@ func (w *pullWorker) waitFor(lastAsk time.Time) time.Duration {
 
 // exchange sends one PULL and handles the reply.
 func (w *pullWorker) exchange(sock zmq4.Socket) error {
-	req := &dispatch.Message{Type: dispatch.MsgPull, Incarnation: w.inc, GotSeq: w.gotSeq, Draining: w.stopping,
+	req := &wire.Message{Type: wire.MsgPull, Incarnation: w.inc, GotSeq: w.gotSeq, Draining: w.stopping,
 		Held: w.ts.held(), Released: w.released, MaxMessage: w.cfg.Wire.MaxMessage}
 	if !w.stopping {
 		req.Free = w.ts.free()
@@ -305,8 +304,8 @@ func (w *pullWorker) exchange(sock zmq4.Socket) error {
 		// still stands. Start over on a new socket.
 		lost()
 		w.gotSeq = prevSeq
-		if m.Type == dispatch.MsgError {
-			if !w.proved || m.Code != dispatch.ErrCodeUnauthorized {
+		if m.Type == wire.MsgError {
+			if !w.proved || m.Code != wire.ErrCodeUnauthorized {
 				return refusal(m)
 			}
 			return fmt.Errorf("the dispatcher refused a request: %s", m.Text)
@@ -323,8 +322,8 @@ func (w *pullWorker) exchange(sock zmq4.Socket) error {
 	}
 	w.proved = true
 	switch m.Type {
-	case dispatch.MsgWork:
-	case dispatch.MsgError:
+	case wire.MsgWork:
+	case wire.MsgError:
 		// Refused before it was looked at: the previous reply still
 		// stands.
 		w.log.Warn("the dispatcher refused a request", "code", m.Code, "text", m.Text)
@@ -360,7 +359,7 @@ func (w *pullWorker) exchange(sock zmq4.Socket) error {
 	}
 	for _, t := range m.Tasks {
 		if w.stopping {
-			w.released = append(w.released, dispatch.Ref{ID: t.ID, Fence: t.Fence})
+			w.released = append(w.released, wire.Ref{ID: t.ID, Fence: t.Fence})
 			continue
 		}
 		w.ts.start(t)
@@ -388,7 +387,7 @@ func contains(rs []*result, u *result) bool {
 
 // recv waits for the reply; a REQ socket whose reply does not come is
 // useless, so on timeout the caller makes a new one.
-func (w *pullWorker) recv(sock zmq4.Socket) (*dispatch.Message, error) {
+func (w *pullWorker) recv(sock zmq4.Socket) (*wire.Message, error) {
 	type res struct {
 		m   zmq4.Msg
 		err error

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-
-	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/internal/ratelog"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 // RunPush is a push worker: it serves the dispatcher at cfg.URL with pool
@@ -18,9 +18,10 @@ func RunPush(ctx context.Context, cfg Config, pool Runner) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	w := &pushWorker{cfg: cfg, session: dispatch.NewID16()}
+	w := &pushWorker{cfg: cfg, session: wire.NewID16()}
 	w.log = cfg.Logger.With("mode", "push", "worker", cfg.Name)
-	w.errs = &errLog{log: w.log}
+	w.errs = newErrLog(w.log)
+	w.drops = ratelog.New(w.log, 10*time.Second)
 	w.ts = newTasks(pool, w.log, cfg.Wire.MaxMessage)
 	return w.run(ctx)
 }
@@ -28,22 +29,22 @@ func RunPush(ctx context.Context, cfg Config, pool Runner) error {
 type pushWorker struct {
 	cfg     Config
 	log     *slog.Logger
-	session dispatch.ID16
+	session wire.ID16
 	ts      *tasks
 	gen     int
-	ch      *dispatch.Channel // of the current connection, once challenged
+	ch      *wire.Channel // of the current connection, once challenged
 	errs    *errLog
-	drops   rateWarn
+	drops   *ratelog.Logger
 
 	stopping   bool
 	drainEnd   time.Time // when running tasks are stopped
 	giveUpAt   time.Time // when the worker leaves even without acknowledgements
 	drainTimer <-chan time.Time
-	released   []dispatch.Ref
+	released   []wire.Ref
 }
 
 type recvd struct {
-	m   *dispatch.Message
+	m   *wire.Message
 	err error
 }
 
@@ -58,7 +59,7 @@ func (w *pushWorker) run(ctx context.Context) error {
 		if w.stopping {
 			sctx, cancel = context.WithDeadline(context.Background(), w.giveUpAt)
 		}
-		sock, err := dispatch.DialDealer(sctx, w.cfg.URL, w.cfg.Wire)
+		sock, err := wire.DialDealer(sctx, w.cfg.URL, w.cfg.Wire)
 		if err != nil {
 			cancel()
 			if w.stopping && time.Now().After(w.giveUpAt) {
@@ -156,20 +157,20 @@ func (w *pushWorker) finishTask(f finished, sock zmq4.Socket) {
 		w.sendResult(sock, res)
 	}
 	if len(w.released) > 0 {
-		w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgRelease, Released: w.released})
+		w.sendMsg(sock, &wire.Message{Type: wire.MsgRelease, Released: w.released})
 		w.released = nil
 	}
 }
 
 func (w *pushWorker) sendResult(sock zmq4.Socket, res *result) {
 	res.sent = w.gen
-	w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgResult, Results: []dispatch.WireResult{w.ts.fit(res)}})
+	w.sendMsg(sock, &wire.Message{Type: wire.MsgResult, Results: []wire.Result{w.ts.fit(res)}})
 }
 
 // sendMsg sends m, sealed on the connection's channel (HELLO goes open).
-func (w *pushWorker) sendMsg(sock zmq4.Socket, m *dispatch.Message) {
+func (w *pushWorker) sendMsg(sock zmq4.Socket, m *wire.Message) {
 	var frame []byte
-	if m.Type == dispatch.MsgHello {
+	if m.Type == wire.MsgHello {
 		frame = m.Encode(nil)
 	} else if w.ch != nil {
 		frame = w.ch.Seal(m)
@@ -199,7 +200,7 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 				var ae *admissionError
 				if !errors.As(r.err, &ae) {
 					// A frame we cannot read is dropped, not fatal.
-					w.drops.warn(w.log, "malformed", "dropped a malformed message from the dispatcher", "err", r.err)
+					w.drops.Warn("malformed", "dropped a malformed message from the dispatcher", "err", r.err)
 					continue
 				}
 			}
@@ -216,25 +217,25 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 
 	// HELLO, then REGISTER on the channel the CHALLENGE opens.
 	w.ch = nil
-	hello := &dispatch.Message{Type: dispatch.MsgHello, Name: w.cfg.Name, Session: w.session, Nonce: dispatch.NewNonce()}
+	hello := &wire.Message{Type: wire.MsgHello, Name: w.cfg.Name, Session: w.session, Nonce: wire.NewNonce()}
 	w.sendMsg(sock, hello)
 	interval := w.cfg.Heartbeat
 	silent := time.Duration(w.cfg.Misses) * interval
 	lastHeard := time.Now()
 	hb := time.NewTicker(interval)
 	defer hb.Stop()
-	var inc dispatch.ID16
+	var inc wire.ID16
 
 	for {
 		if w.stopping && len(w.ts.running) == 0 && len(w.ts.unacked) == 0 && len(w.released) == 0 {
 			if welcomed {
-				w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgBye})
+				w.sendMsg(sock, &wire.Message{Type: wire.MsgBye})
 			}
 			return welcomed, errStopped
 		}
 		if w.stopping && time.Now().After(w.giveUpAt) {
 			if welcomed {
-				w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgBye})
+				w.sendMsg(sock, &wire.Message{Type: wire.MsgBye})
 			}
 			return welcomed, errStopped
 		}
@@ -253,38 +254,38 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 			m := r.m
 			if !m.Sealed {
 				switch {
-				case m.Type == dispatch.MsgChallenge && w.ch == nil:
+				case m.Type == wire.MsgChallenge && w.ch == nil:
 					if err := checkChallenge(w.cfg.Secret, m); err != nil {
 						return false, err
 					}
-					w.ch = dispatch.WorkerChannel(w.cfg.Secret, hello, m)
-					w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgRegister, Capacity: w.ts.pool.Size(), Held: w.ts.held(),
+					w.ch = wire.WorkerChannel(w.cfg.Secret, hello, m)
+					w.sendMsg(sock, &wire.Message{Type: wire.MsgRegister, Capacity: w.ts.pool.Size(), Held: w.ts.held(),
 						MaxMessage: w.cfg.Wire.MaxMessage})
-				case m.Type == dispatch.MsgError && !welcomed:
+				case m.Type == wire.MsgError && !welcomed:
 					return false, refusal(m)
 				default:
-					w.drops.warn(w.log, "open", "dropped an unauthenticated message from the dispatcher", "type", m.Type)
+					w.drops.Warn("open", "dropped an unauthenticated message from the dispatcher", "type", m.Type)
 				}
 				continue
 			}
 			if w.ch == nil {
-				w.drops.warn(w.log, "open", "dropped a message from the dispatcher before its CHALLENGE", "type", m.Type)
+				w.drops.Warn("open", "dropped a message from the dispatcher before its CHALLENGE", "type", m.Type)
 				continue
 			}
 			if err := w.ch.Open(m); err != nil {
 				if !welcomed {
 					return false, errRefusedDispatcher
 				}
-				w.drops.warn(w.log, "auth", "dropped a message from the dispatcher that failed authentication (forged, replayed or corrupted)",
+				w.drops.Warn("auth", "dropped a message from the dispatcher that failed authentication (forged, replayed or corrupted)",
 					"type", m.Type, "err", err)
 				continue
 			}
 			lastHeard = time.Now()
-			if !welcomed && m.Type != dispatch.MsgWelcome && m.Type != dispatch.MsgError && m.Type != dispatch.MsgBye {
+			if !welcomed && m.Type != wire.MsgWelcome && m.Type != wire.MsgError && m.Type != wire.MsgBye {
 				continue // left over from before the registration
 			}
 			switch m.Type {
-			case dispatch.MsgWelcome:
+			case wire.MsgWelcome:
 				if welcomed {
 					continue
 				}
@@ -302,32 +303,32 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 					w.sendResult(sock, u)
 				}
 				if len(w.released) > 0 {
-					w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgRelease, Released: w.released})
+					w.sendMsg(sock, &wire.Message{Type: wire.MsgRelease, Released: w.released})
 					w.released = nil
 				}
 				if w.stopping {
-					w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgDrain})
+					w.sendMsg(sock, &wire.Message{Type: wire.MsgDrain})
 				}
-			case dispatch.MsgTask:
+			case wire.MsgTask:
 				t := m.Tasks[0]
 				if w.stopping {
-					w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgRelease, Released: []dispatch.Ref{{ID: t.ID, Fence: t.Fence}}})
+					w.sendMsg(sock, &wire.Message{Type: wire.MsgRelease, Released: []wire.Ref{{ID: t.ID, Fence: t.Fence}}})
 					continue
 				}
 				w.ts.start(t)
-			case dispatch.MsgAck:
+			case wire.MsgAck:
 				for _, a := range m.Acks {
 					w.ts.ack(a)
 				}
-			case dispatch.MsgCancel:
+			case wire.MsgCancel:
 				for _, ref := range m.Cancels {
 					w.ts.cancel(ref)
 				}
-			case dispatch.MsgHeartbeat:
-			case dispatch.MsgBye:
+			case wire.MsgHeartbeat:
+			case wire.MsgBye:
 				return welcomed, fmt.Errorf("the dispatcher is leaving")
-			case dispatch.MsgError:
-				if m.Code == dispatch.ErrCodeUnknownSession {
+			case wire.MsgError:
+				if m.Code == wire.ErrCodeUnknownSession {
 					return welcomed, fmt.Errorf("the dispatcher does not know this session (declared dead?)")
 				}
 				w.log.Warn("the dispatcher reports an error", "code", m.Code, "text", m.Text)
@@ -348,7 +349,7 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 				return welcomed, fmt.Errorf("no word from the dispatcher for %s", time.Since(lastHeard).Round(time.Millisecond))
 			}
 			if welcomed {
-				w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgHeartbeat, Free: w.ts.free()})
+				w.sendMsg(sock, &wire.Message{Type: wire.MsgHeartbeat, Free: w.ts.free()})
 			}
 		case <-w.drainTimer:
 			w.drainTimer = nil
@@ -356,7 +357,7 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 		case <-ctxDone(ctx, w.stopping):
 			w.beginStop()
 			if welcomed {
-				w.sendMsg(sock, &dispatch.Message{Type: dispatch.MsgDrain})
+				w.sendMsg(sock, &wire.Message{Type: wire.MsgDrain})
 			}
 		}
 	}

@@ -28,9 +28,10 @@
 // only for a dispatcher without one. Refusals and a wire version mismatch
 // are logged as errors, and the worker keeps retrying with back-off.
 //
-// The wire format and the checked ZeroMQ sockets are the dispatch package's
-// (see dispatch/wire.go); the dispatcher records results in Redis, a worker
-// never talks to Redis.
+// The wire format and the checked ZeroMQ sockets are the wire package's; the
+// dispatcher records results in Redis. A worker links no Redis client: it
+// imports wire, runtime and faastype, never store or dispatch (a test
+// checks the import graph).
 package worker
 
 import (
@@ -42,13 +43,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/dispatch"
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/ratelog"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 // Runner runs tasks on sandboxes; *runtime.Pool is one.
 type Runner interface {
-	Run(ctx context.Context, t runtime.Task) (*runtime.Result, error)
+	Run(ctx context.Context, t faastype.Task) (*faastype.Result, error)
 	Size() int
 }
 
@@ -71,20 +73,20 @@ type Config struct {
 	// are stopped and handed back. Default 5s.
 	Drain time.Duration
 	// Secret is the worker secret shared with the dispatcher (see
-	// dispatch.ParseSecret); empty for a dispatcher without one.
+	// wire.ParseSecret); empty for a dispatcher without one.
 	Secret []byte
 	// Limits of the pool; used to derive the message size limit.
-	Limits runtime.Limits
+	Limits faastype.Limits
 	// Wire configures the socket; MaxMessage defaults from Limits.
-	Wire   dispatch.WireOptions
+	Wire   wire.Options
 	Logger *slog.Logger
 }
 
 func (c *Config) defaults() error {
-	if err := dispatch.CheckURL(c.URL); err != nil {
+	if err := wire.CheckURL(c.URL); err != nil {
 		return fmt.Errorf("worker: dispatcher address %w", err)
 	}
-	if err := dispatch.CheckSecret(c.Secret); err != nil {
+	if err := wire.CheckSecret(c.Secret); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	if c.Name == "" {
@@ -104,7 +106,7 @@ func (c *Config) defaults() error {
 		c.Logger = slog.Default()
 	}
 	if c.Wire.MaxMessage <= 0 {
-		c.Wire.MaxMessage = dispatch.DefaultMaxMessage(c.Limits)
+		c.Wire.MaxMessage = wire.DefaultMaxMessage(c.Limits)
 	}
 	if c.Wire.Logger == nil {
 		c.Wire.Logger = c.Logger
@@ -118,7 +120,7 @@ func (c *Config) defaults() error {
 // ---- tasks ----
 
 type running struct {
-	ref     dispatch.Ref
+	ref     wire.Ref
 	cancel  context.CancelFunc
 	started time.Time
 	// why it was stopped: "" (it was not), "cancel" (the dispatcher said
@@ -127,13 +129,13 @@ type running struct {
 }
 
 type finished struct {
-	ref     dispatch.Ref
-	res     *runtime.Result
+	ref     wire.Ref
+	res     *faastype.Result
 	stopped string
 }
 
 type result struct {
-	r    dispatch.WireResult
+	r    wire.Result
 	sent int // connection generation it was last sent on; 0 = never
 }
 
@@ -158,8 +160,8 @@ func newTasks(pool Runner, log *slog.Logger, maxMsg int) *tasks {
 func (ts *tasks) free() int { return max(0, ts.pool.Size()-len(ts.running)) }
 
 // start runs t in the background; its outcome arrives on done.
-func (ts *tasks) start(t dispatch.WireTask) {
-	ref := dispatch.Ref{ID: t.ID, Fence: t.Fence}
+func (ts *tasks) start(t wire.Task) {
+	ref := wire.Ref{ID: t.ID, Fence: t.Fence}
 	if old := ts.running[t.ID]; old != nil {
 		if old.ref.Fence == t.Fence {
 			return // a duplicate
@@ -177,7 +179,7 @@ func (ts *tasks) start(t dispatch.WireTask) {
 	go func() {
 		defer ts.wg.Done()
 		defer cancel()
-		res, err := ts.pool.Run(ctx, t.RuntimeTask())
+		res, err := ts.pool.Run(ctx, t.Task)
 		f := finished{ref: ref, res: res}
 		if err != nil || ctx.Err() != nil {
 			f.res = nil // stopped: not an outcome of the task
@@ -203,7 +205,7 @@ func (ts *tasks) finish(f finished) (res *result, release bool) {
 	case f.res == nil:
 		return nil, true // stopped by shutdown, or the pool is gone
 	}
-	wr := dispatch.WireResult{ID: f.ref.ID, Fence: f.ref.Fence, Result: f.res}
+	wr := wire.Result{ID: f.ref.ID, Fence: f.ref.Fence, Result: f.res}
 	res = &result{r: wr}
 	ts.unacked[f.ref.ID] = res
 	return res, false
@@ -211,7 +213,7 @@ func (ts *tasks) finish(f finished) (res *result, release bool) {
 
 // cancel stops a task the dispatcher no longer wants (its lease is gone) and
 // forgets its result if it already finished.
-func (ts *tasks) cancel(ref dispatch.Ref) {
+func (ts *tasks) cancel(ref wire.Ref) {
 	if r := ts.running[ref.ID]; r != nil && r.ref.Fence == ref.Fence && r.stopped == "" {
 		ts.log.Warn("stopping a task: the dispatcher took it back", "task", ref.ID, "fence", ref.Fence)
 		r.stopped = "cancel"
@@ -223,7 +225,7 @@ func (ts *tasks) cancel(ref dispatch.Ref) {
 	}
 }
 
-func (ts *tasks) ack(a dispatch.Ack) {
+func (ts *tasks) ack(a wire.Ack) {
 	if u := ts.unacked[a.ID]; u != nil && u.r.Fence == a.Fence {
 		delete(ts.unacked, a.ID)
 		if !a.Recorded {
@@ -244,16 +246,16 @@ func (ts *tasks) stopAll() {
 }
 
 // held lists running tasks and unacknowledged results.
-func (ts *tasks) held() []dispatch.Held {
+func (ts *tasks) held() []wire.Held {
 	now := time.Now()
-	out := make([]dispatch.Held, 0, len(ts.running)+len(ts.unacked))
+	out := make([]wire.Held, 0, len(ts.running)+len(ts.unacked))
 	for _, r := range ts.running {
 		if r.stopped == "" {
-			out = append(out, dispatch.Held{ID: r.ref.ID, Fence: r.ref.Fence, Elapsed: now.Sub(r.started)})
+			out = append(out, wire.Held{ID: r.ref.ID, Fence: r.ref.Fence, Elapsed: now.Sub(r.started)})
 		}
 	}
 	for _, u := range ts.unacked {
-		out = append(out, dispatch.Held{ID: u.r.ID, Fence: u.r.Fence, Done: true})
+		out = append(out, wire.Held{ID: u.r.ID, Fence: u.r.Fence, Done: true})
 	}
 	return out
 }
@@ -267,16 +269,16 @@ func (ts *tasks) limit(dispatcherMax int) {
 }
 
 // fit makes an unacknowledged result fit the current limit.
-func (ts *tasks) fit(u *result) dispatch.WireResult {
+func (ts *tasks) fit(u *result) wire.Result {
 	u.r.Result = fitResult(u.r.Result, ts.maxMsg)
 	return u.r
 }
 
 // fitResult makes sure a result fits in one message: output is cut first,
 // then the result becomes a RESULT_TOO_LARGE failure.
-func fitResult(res *runtime.Result, maxMsg int) *runtime.Result {
+func fitResult(res *faastype.Result, maxMsg int) *faastype.Result {
 	budget := maxMsg - 128<<10
-	size := func(r *runtime.Result) int {
+	size := func(r *faastype.Result) int {
 		n := len(r.Payload) + len(r.Stdout) + len(r.Stderr)
 		if r.Error != nil {
 			n += len(r.Error.Message) + len(r.Error.Traceback)
@@ -302,8 +304,9 @@ func fitResult(res *runtime.Result, maxMsg int) *runtime.Result {
 		return &c
 	}
 	msg := fmt.Sprintf("the result (%d bytes) does not fit in a %d-byte message to the dispatcher", len(res.Payload), maxMsg)
-	return &runtime.Result{Status: runtime.Failed, Error: &runtime.TaskError{Kind: runtime.KindResultTooLarge, Message: msg},
-		Payload: runtime.PickleException("ValueError", msg), Timings: res.Timings}
+	f := faastype.Failure(faastype.KindResultTooLarge, msg)
+	f.Timings = res.Timings
+	return f
 }
 
 // ---- admission ----
@@ -326,7 +329,7 @@ var errRefusedDispatcher = &admissionError{"refusing the dispatcher: its answer 
 // checkChallenge says whether the worker goes on with a dispatcher that
 // answered its HELLO with m. The dispatcher's "secured" is a hint (the
 // proof comes with its first sealed answer), used for clear messages.
-func checkChallenge(secret []byte, m *dispatch.Message) error {
+func checkChallenge(secret []byte, m *wire.Message) error {
 	switch {
 	case len(secret) > 0 && !m.Secured:
 		return admissionErr("refusing the dispatcher: it has no worker secret and this worker has one " +
@@ -340,11 +343,11 @@ func checkChallenge(secret []byte, m *dispatch.Message) error {
 
 // refusal is the error for an ERROR the dispatcher answered with before
 // this worker was admitted.
-func refusal(m *dispatch.Message) error {
+func refusal(m *wire.Message) error {
 	switch m.Code {
-	case dispatch.ErrCodeUnauthorized:
+	case wire.ErrCodeUnauthorized:
 		return admissionErr("the dispatcher refused this worker: %s", m.Text)
-	case dispatch.ErrCodeVersion:
+	case wire.ErrCodeVersion:
 		return admissionErr("the dispatcher refused this worker's wire version: %s", m.Text)
 	}
 	return fmt.Errorf("the dispatcher refused this worker: %s", m.Text)
@@ -352,11 +355,11 @@ func refusal(m *dispatch.Message) error {
 
 // decodeFrame decodes a frame from the dispatcher; a frame of another wire
 // version is an admissionError.
-func decodeFrame(b []byte) (*dispatch.Message, error) {
-	m, err := dispatch.Decode(b)
-	if errors.Is(err, dispatch.ErrWireVersion) {
+func decodeFrame(b []byte) (*wire.Message, error) {
+	m, err := wire.Decode(b)
+	if errors.Is(err, wire.ErrWireVersion) {
 		return nil, admissionErr("the dispatcher speaks wire version %d and this worker version %d: run the same faas release on both",
-			dispatch.FrameVersion(b), dispatch.WireVersion)
+			wire.FrameVersion(b), wire.WireVersion)
 	}
 	return m, err
 }
@@ -364,11 +367,12 @@ func decodeFrame(b []byte) (*dispatch.Message, error) {
 // errLog logs connection failures: admission failures as errors, at most
 // one a minute per distinct message, others as warnings.
 type errLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last string
-	at   time.Time
-	n    int
+	log *slog.Logger
+	rl  *ratelog.Logger
+}
+
+func newErrLog(log *slog.Logger) *errLog {
+	return &errLog{log: log, rl: ratelog.New(log, time.Minute)}
 }
 
 func (l *errLog) report(err error) {
@@ -377,41 +381,7 @@ func (l *errLog) report(err error) {
 		l.log.Warn("lost the dispatcher; reconnecting", "err", err)
 		return
 	}
-	l.mu.Lock()
-	msg := ae.msg
-	if msg == l.last && time.Since(l.at) < time.Minute {
-		l.n++
-		l.mu.Unlock()
-		return
-	}
-	n := l.n
-	l.last, l.at, l.n = msg, time.Now(), 0
-	l.mu.Unlock()
-	args := []any{"err", msg}
-	if n > 0 {
-		args = append(args, "suppressed_since_last", n)
-	}
-	l.log.Error("cannot work for this dispatcher; retrying", args...)
-}
-
-// rateWarn logs a warning at most once per interval per key.
-type rateWarn struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-func (r *rateWarn) warn(log *slog.Logger, key, msg string, args ...any) {
-	r.mu.Lock()
-	if r.last == nil {
-		r.last = map[string]time.Time{}
-	}
-	if t, ok := r.last[key]; ok && time.Since(t) < 10*time.Second {
-		r.mu.Unlock()
-		return
-	}
-	r.last[key] = time.Now()
-	r.mu.Unlock()
-	log.Warn(msg, args...)
+	l.rl.Error(ae.msg, "cannot work for this dispatcher; retrying", "err", ae.msg)
 }
 
 // ---- helpers ----

@@ -21,9 +21,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
+	"github.com/wasmfaas/wasmfaas/store/storetest"
 	"github.com/wasmfaas/wasmfaas/worker"
 )
 
@@ -41,15 +42,15 @@ func newEcho(n int, delay time.Duration) *echoRunner {
 
 func (r *echoRunner) Size() int { return r.n }
 
-func (r *echoRunner) Run(ctx context.Context, t runtime.Task) (*runtime.Result, error) {
+func (r *echoRunner) Run(ctx context.Context, t faastype.Task) (*faastype.Result, error) {
 	r.mu.Lock()
 	r.runs[t.ID]++
 	r.mu.Unlock()
 	select {
 	case <-time.After(r.delay):
-		return &runtime.Result{Status: runtime.Completed, Payload: t.ArgsPayload}, nil
+		return &faastype.Result{Status: faastype.Completed, Payload: t.Args}, nil
 	case <-ctx.Done():
-		return &runtime.Result{Status: runtime.Failed, Error: &runtime.TaskError{Kind: runtime.KindCancelled, Message: "cancelled"}}, nil
+		return &faastype.Result{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindCancelled, Message: "cancelled"}}, nil
 	}
 }
 
@@ -108,7 +109,7 @@ func startDispatcher(t *testing.T, mode string, st *store.Store, url string, opt
 		Listen:    url,
 		Heartbeat: 50 * time.Millisecond,
 		Misses:    4,
-		Limits:    runtime.Limits{Timeout: 2 * time.Second},
+		Limits:    faastype.Limits{Timeout: 2 * time.Second},
 		Grace:     time.Second,
 	}
 	for _, o := range opts {
@@ -143,32 +144,11 @@ func enqueue(t *testing.T, st *store.Store, n int) ([]string, []string) {
 	return ids, args
 }
 
-func waitFinal(t *testing.T, st *store.Store, ids []string, within time.Duration) map[string]store.Task {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	out := map[string]store.Task{}
-	for len(out) < len(ids) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d tasks final after %s", len(out), len(ids), within)
-		}
-		for _, id := range ids {
-			if _, ok := out[id]; ok {
-				continue
-			}
-			if task, err := st.GetTask(context.Background(), id); err == nil && store.IsFinal(task.Status) {
-				out[id] = task
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return out
-}
-
 func check(t *testing.T, ids, args []string, tasks map[string]store.Task, attempts int) {
 	t.Helper()
 	for i, id := range ids {
 		task := tasks[id]
-		if task.Status != store.StatusCompleted || task.Result != args[i] {
+		if task.Status != faastype.Completed || task.Result != args[i] {
 			t.Errorf("task %d: %s %q %+v", i, task.Status, task.Result, task.Error)
 		}
 		if attempts > 0 && task.Attempts != attempts {
@@ -208,7 +188,7 @@ func testRun(t *testing.T, mode string, secret []byte) {
 	startWorker(t, mode, url, "a", a, time.Second, wopt)
 	startWorker(t, mode, url, "b", b, time.Second, wopt)
 	ids, args := enqueue(t, st, 60)
-	check(t, ids, args, waitFinal(t, st, ids, 30*time.Second), 1)
+	check(t, ids, args, storetest.WaitFinal(t, st, ids, 30*time.Second), 1)
 	if a.ran() == 0 || b.ran() == 0 || a.ran()+b.ran() != len(ids) {
 		t.Errorf("runs: a %d, b %d, tasks %d", a.ran(), b.ran(), len(ids))
 	}
@@ -234,7 +214,7 @@ func TestWorkerStopHandsBack(t *testing.T) {
 			}
 			wa.stop()
 			startWorker(t, mode, url, "b", newEcho(2, 10*time.Millisecond), time.Second)
-			check(t, ids, args, waitFinal(t, st, ids, 30*time.Second), 1)
+			check(t, ids, args, storetest.WaitFinal(t, st, ids, 30*time.Second), 1)
 		})
 	}
 }
@@ -262,7 +242,7 @@ func TestDispatcherRestart(t *testing.T) {
 			d.stop()
 			time.Sleep(100 * time.Millisecond)
 			startDispatcher(t, mode, st, url, dopt)
-			check(t, ids, args, waitFinal(t, st, ids, 30*time.Second), 0)
+			check(t, ids, args, storetest.WaitFinal(t, st, ids, 30*time.Second), 0)
 		})
 	}
 }
@@ -277,7 +257,7 @@ func TestWorkerFirst(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			startDispatcher(t, mode, st, url)
 			ids, args := enqueue(t, st, 5)
-			check(t, ids, args, waitFinal(t, st, ids, 30*time.Second), 1)
+			check(t, ids, args, storetest.WaitFinal(t, st, ids, 30*time.Second), 1)
 		})
 	}
 }
@@ -318,11 +298,11 @@ func TestResultLargerThanTheDispatcherTakes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tasks := waitFinal(t, st, ids, 30*time.Second)
-			if task := tasks[ids[0]]; task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindResultTooLarge || task.Attempts != 1 {
+			tasks := storetest.WaitFinal(t, st, ids, 30*time.Second)
+			if task := tasks[ids[0]]; task.Status != faastype.Failed || task.Error == nil || task.Error.Kind != faastype.KindResultTooLarge || task.Attempts != 1 {
 				t.Errorf("big result: %s %+v attempts %d", task.Status, task.Error, task.Attempts)
 			}
-			if task := tasks[ids[1]]; task.Status != store.StatusCompleted || task.Result != small {
+			if task := tasks[ids[1]]; task.Status != faastype.Completed || task.Result != small {
 				t.Errorf("small result: %s %q", task.Status, task.Result)
 			}
 		})
@@ -346,11 +326,11 @@ func TestTaskLargerThanTheWorkerTakes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tasks := waitFinal(t, st, ids, 30*time.Second)
-			if task := tasks[ids[0]]; task.Status != store.StatusFailed || task.Error == nil || task.Error.Kind != runtime.KindPayloadTooLarge || task.Attempts != 1 {
+			tasks := storetest.WaitFinal(t, st, ids, 30*time.Second)
+			if task := tasks[ids[0]]; task.Status != faastype.Failed || task.Error == nil || task.Error.Kind != faastype.KindPayloadTooLarge || task.Attempts != 1 {
 				t.Errorf("big task: %s %+v attempts %d", task.Status, task.Error, task.Attempts)
 			}
-			if task := tasks[ids[1]]; task.Status != store.StatusCompleted || task.Result != small {
+			if task := tasks[ids[1]]; task.Status != faastype.Completed || task.Result != small {
 				t.Errorf("small task: %s %q", task.Status, task.Result)
 			}
 		})

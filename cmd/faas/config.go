@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // envNames are the variables of flags whose names are too short to make a
@@ -158,7 +158,7 @@ type limitFlags struct {
 }
 
 func addLimitFlags(fs *flag.FlagSet) *limitFlags {
-	d := runtime.DefaultLimits
+	d := faastype.DefaultLimits
 	l := &limitFlags{timeout: d.Timeout, memory: int64(d.MemoryBytes), output: int64(d.OutputBytes),
 		result: int64(d.ResultBytes), args: int64(d.ArgBytes), tmpSize: int64(d.TmpBytes)}
 	fs.DurationVar(&l.timeout, "timeout", l.timeout, "wall-clock limit per task")
@@ -170,18 +170,18 @@ func addLimitFlags(fs *flag.FlagSet) *limitFlags {
 	return l
 }
 
-func (l *limitFlags) limits() runtime.Limits {
-	return runtime.Limits{Timeout: l.timeout, MemoryBytes: uint64(l.memory), OutputBytes: int(l.output),
+func (l *limitFlags) limits() faastype.Limits {
+	return faastype.Limits{Timeout: l.timeout, MemoryBytes: uint64(l.memory), OutputBytes: int(l.output),
 		ResultBytes: int(l.result), ArgBytes: int(l.args), TmpBytes: int(l.tmpSize)}
 }
 
 // limitsFromEnv reads the limit variables only (for faas python, whose
 // arguments all belong to the interpreter).
-func limitsFromEnv() (runtime.Limits, error) {
+func limitsFromEnv() (faastype.Limits, error) {
 	fs := flag.NewFlagSet("limits", flag.ContinueOnError)
 	l := addLimitFlags(fs)
 	if err := applyEnv(fs, nil); err != nil {
-		return runtime.Limits{}, err
+		return faastype.Limits{}, err
 	}
 	return l.limits(), nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store"
 )
@@ -78,7 +79,7 @@ func addSandboxFlags(fs *flagSet) *sandboxFlags {
 }
 
 func (s *sandboxFlags) pool(ctx context.Context, n int, log *slog.Logger) (*runtime.Pool, error) {
-	iso, err := runtime.ParseIsolation(s.isolation)
+	iso, err := faastype.ParseIsolation(s.isolation)
 	if err != nil {
 		return nil, fmt.Errorf("--isolation: %w", err)
 	}

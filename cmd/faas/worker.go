@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
+	"github.com/wasmfaas/wasmfaas/wire"
 	"github.com/wasmfaas/wasmfaas/worker"
 )
 
@@ -43,7 +44,7 @@ func addRemoteFlags(fs *flagSet, dispatcher bool) *remoteFlags {
 }
 
 // addWorkerSecretFlag registers --worker-secret-file, the secret that
-// admits workers to a push/pull dispatcher (see dispatch/wire.go).
+// admits workers to a push/pull dispatcher (see wire/message.go).
 func addWorkerSecretFlag(fs *flagSet, path *string, dispatcher bool) {
 	const about = "`path` of a file holding the worker secret shared by the dispatcher and its workers (at least 32 random bytes, " +
 		"e.g. the output of 'openssl rand -hex 32'; surrounding white space is ignored), or put the secret itself in " + secretEnv
@@ -65,7 +66,7 @@ func (r *remoteFlags) secret(log *slog.Logger) ([]byte, error) {
 	case r.secretFile != "" && inEnv:
 		return nil, fmt.Errorf("both --worker-secret-file and %s are set: use one", secretEnv)
 	case inEnv:
-		s, err := dispatch.ParseSecret([]byte(env))
+		s, err := wire.ParseSecret([]byte(env))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", secretEnv, err)
 		}
@@ -85,15 +86,15 @@ func (r *remoteFlags) secret(log *slog.Logger) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--worker-secret-file: %w", err)
 	}
-	s, err := dispatch.ParseSecret(text)
+	s, err := wire.ParseSecret(text)
 	if err != nil {
 		return nil, fmt.Errorf("--worker-secret-file %s: %w", r.secretFile, err)
 	}
 	return s, nil
 }
 
-func (r *remoteFlags) wire(log *slog.Logger) dispatch.WireOptions {
-	return dispatch.WireOptions{MaxMessage: int(r.maxMessage), Logger: log}
+func (r *remoteFlags) wire(log *slog.Logger) wire.Options {
+	return wire.Options{MaxMessage: int(r.maxMessage), Logger: log}
 }
 
 // runRemote is the push and pull case of `faas dispatcher`.
@@ -178,7 +179,7 @@ Example: faas `+name+` 2 tcp://127.0.0.1:5555`)
 		return fail(name, fmt.Errorf("<num_sandboxes> must be a positive number, not %q", pos[0]))
 	}
 	url := pos[1]
-	if err := dispatch.CheckURL(url); err != nil {
+	if err := wire.CheckURL(url); err != nil {
 		return fail(name, fmt.Errorf("<dispatcher url> %w (example: tcp://127.0.0.1:5555)", err))
 	}
 	if rf.heartbeat <= 0 || rf.misses < 1 {

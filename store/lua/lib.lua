@@ -147,3 +147,21 @@ local function faas_queue_next(tenant, id)
   redis.call('RPUSH', faas_queue(tenant), id)
   faas_ring_join(tenant)
 end
+
+-- faas_requeue_or_lose handles a RUNNING task whose worker is gone and
+-- whose lease was just removed (reap, requeue): with attempts left it goes
+-- back to the consumer end of its tenant's queue and stays RUNNING (the
+-- attempt stays counted); without, it becomes FAILED with WORKER_LOST and
+-- is announced on the done channel. lost = {max attempts, now (unix ms),
+-- result (pickled exception), error JSON, result TTL (ms), done channel}.
+-- Returns true if the task was requeued.
+local function faas_requeue_or_lose(stats, id, attempts, tenant, lost)
+  faas_lease_dropped(tenant)
+  if (tonumber(attempts) or 0) < lost.max then
+    faas_queue_next(tenant, id)
+    return true
+  end
+  redis.call('HSET', id, 'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now)
+  faas_final(stats, id, 'RUNNING', 'FAILED', 'WORKER_LOST', lost.now, lost.ttl, lost.done)
+  return false
+end

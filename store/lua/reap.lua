@@ -14,23 +14,19 @@ for _, tenant in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   faas_unpark(tenant)
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-local max = tonumber(ARGV[2])
+local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[5], err = ARGV[6], ttl = ARGV[7], done = ARGV[4]}
 local requeued, failed = {}, {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[5], id)
   local h = redis.call('HMGET', id, 'status', 'attempts', 'owner')
-  if h[1] then
-    faas_lease_dropped(h[3])
-  end
   if h[1] == 'RUNNING' then
-    if (tonumber(h[2]) or 0) < max then
-      faas_queue_next(h[3], id)
+    if faas_requeue_or_lose(KEYS[6], id, h[2], h[3], lost) then
       requeued[#requeued + 1] = id
     else
-      redis.call('HSET', id, 'status', 'FAILED', 'result', ARGV[5], 'error', ARGV[6], 'finished_at', ARGV[1])
-      faas_final(KEYS[6], id, 'RUNNING', 'FAILED', 'WORKER_LOST', ARGV[1], ARGV[7], ARGV[4])
       failed[#failed + 1] = id
     end
+  elseif h[1] then
+    faas_lease_dropped(h[3])
   end
 end
 return {requeued, failed, #ids}

@@ -12,20 +12,16 @@
 -- counted); one without becomes FAILED (WORKER_LOST) and is announced on
 -- the done channel.
 -- Returns {requeued ids, failed ids}.
-local max = tonumber(ARGV[2])
+local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[4], err = ARGV[5], ttl = ARGV[6], done = ARGV[3]}
 local requeued, failed = {}, {}
 for i = 7, #ARGV, 2 do
   local id = ARGV[i]
   local h = redis.call('HMGET', id, 'status', 'fence', 'attempts', 'owner')
   if h[1] == 'RUNNING' and h[2] == ARGV[i + 1] and redis.call('ZSCORE', KEYS[5], id) then
     redis.call('ZREM', KEYS[5], id)
-    faas_lease_dropped(h[4])
-    if (tonumber(h[3]) or 0) < max then
-      faas_queue_next(h[4], id)
+    if faas_requeue_or_lose(KEYS[6], id, h[3], h[4], lost) then
       requeued[#requeued + 1] = id
     else
-      redis.call('HSET', id, 'status', 'FAILED', 'result', ARGV[4], 'error', ARGV[5], 'finished_at', ARGV[1])
-      faas_final(KEYS[6], id, 'RUNNING', 'FAILED', 'WORKER_LOST', ARGV[1], ARGV[6], ARGV[3])
       failed[#failed + 1] = id
     end
   end

@@ -1,6 +1,6 @@
 """Hostile pickles aimed at the HOST, and malformed pickles.
 
-The API checks payloads structurally (api/pickle.go) and never unpickles;
+The API checks payloads structurally (pickle/pickle.go) and never unpickles;
 only a sandbox does. So a payload whose __reduce__ would run os.system,
 subprocess or eval "in whatever unpickles it" either gets a 400 or becomes
 a task that fails inside the sandbox -- and the marker file its command

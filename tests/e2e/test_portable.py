@@ -1,8 +1,20 @@
 """Portable functions: source text and JSON, for clients on any Python
-version and for non-Python clients (here: plain JSON over HTTP)."""
+version and for non-Python clients (here: plain JSON over HTTP).
+
+Every test runs on every deployment: faas up, API + local dispatcher, and a
+push and a pull dispatcher with a remote worker (a JSON call must come back
+as JSON wherever it ran: the wire carries the want-JSON flag and the JSON
+result)."""
+import time
+
 import pytest
 
-from conftest import client_payloads, deserialize, serialize
+from conftest import _deployment, client_payloads, deserialize, serialize
+
+
+@pytest.fixture(scope="module", params=["up", "split", "push", "pull"])
+def server(request):
+    yield from _deployment(request, request.param)
 
 AREA = """
 import math
@@ -30,6 +42,22 @@ def test_source_function_with_dill_arguments(server):
     body = server.wait_result(server.execute(fid, serialize(((1,), {}))))
     assert deserialize(body["result"]) == {"area": 3.142, "unit": "m2"}
     assert "result_json" not in body  # only calls made with JSON get JSON back
+
+
+def test_json_call_answers_json(server):
+    """The call of issue 10: on push and pull it answered result_json null."""
+    r = server.post("/register_function", {"name": "inc", "source": "def inc(x): return x + 1"})
+    fid = r.json()["function_id"]
+    r = server.post("/execute_function", {"function_id": fid, "args": [41]})
+    assert r.status_code == 200, r.text
+    body = server.wait_result(r.json()["task_id"])
+    assert body["status"] == "COMPLETED", body
+    assert body["result_json"] == 42
+    assert deserialize(body["result"]) == 42
+    # The same function called with a dill payload answers no JSON.
+    body = server.wait_result(server.execute(fid, serialize(((1,), {}))))
+    assert deserialize(body["result"]) == 2
+    assert "result_json" not in body
 
 
 def test_json_arguments_to_a_dill_function(server):
@@ -103,11 +131,18 @@ class Fn:
 
 
 def test_runtime_info(server):
-    r = server.get("/runtime")
-    assert r.status_code == 200
-    info = r.json()
+    # A push or pull dispatcher counts its workers' sandboxes once they
+    # have connected and it has reported.
+    deadline = time.time() + 60
+    while True:
+        r = server.get("/runtime")
+        assert r.status_code == 200
+        info = r.json()
+        if any(n["alive"] and n["sandboxes"] == 2 for n in info["nodes"]) or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert info["python"] == "3.11.2" and info["dill"] == "0.3.6"
-    assert info["limits"]["timeout_seconds"] == 3  # the servers run with --timeout 3s
+    assert info["limits"]["timeout_seconds"] == 3, info  # the servers run with --timeout 3s
     assert info["limits_source"] == "nodes"
     assert info["limits"]["memory_bytes"] == 256 << 20
     assert any(n["alive"] and n["sandboxes"] == 2 for n in info["nodes"])

@@ -1,28 +1,33 @@
-package runtime
+package pickle
+
+// The writer: the few pickles the host makes itself. The course protocol
+// wants the result of a FAILED task to be a pickled exception instance, so
+// that a Python client can `raise deserialize(result)`; for failures the
+// platform detects (timeout, crash, worker lost, ...) the pickle is written
+// here, byte for byte what pickletools.optimize(pickle.dumps(exc, 3))
+// produces for an exception with one string argument:
+//
+//	PROTO 3, GLOBAL "<module>\n<name>\n", BINUNICODE message, TUPLE1, REDUCE, STOP
+//
+// A function registered as source text and arguments sent as JSON travel
+// as pickles of calls into pyshim, made the same way.
 
 import (
 	"encoding/binary"
 	"regexp"
 	"strings"
-)
 
-// The course protocol wants the result of a FAILED task to be a pickled
-// exception instance, so that a Python client can `raise deserialize(result)`.
-// The host never runs Python; for failures it detects itself (timeout,
-// crash, worker lost, ...) the pickle is written here, byte for byte what
-// pickletools.optimize(pickle.dumps(exc, 3)) produces for an exception with
-// one string argument:
-//
-//	PROTO 3, GLOBAL "<module>\n<name>\n", BINUNICODE message, TUPLE1, REDUCE, STOP
+	"github.com/wasmfaas/wasmfaas/faastype"
+)
 
 var pyIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
-// PickleException returns a pickle equivalent to pickle.dumps(<pyType>(message)).
+// Exception returns a pickle equivalent to pickle.dumps(<pyType>(message)).
 // pyType is a built-in exception name such as "TimeoutError", or a dotted
 // "module.Name" for a class outside builtins; anything that is not a dotted
 // Python identifier becomes RuntimeError. Invalid UTF-8 in message is
 // replaced by U+FFFD.
-func PickleException(pyType, message string) []byte {
+func Exception(pyType, message string) []byte {
 	if !pyIdent.MatchString(pyType) {
 		pyType = "RuntimeError"
 	}
@@ -30,14 +35,24 @@ func PickleException(pyType, message string) []byte {
 	if i := strings.LastIndexByte(pyType, '.'); i >= 0 {
 		module, name = pyType[:i], pyType[i+1:]
 	}
-	return PickleCall(module, name, message)
+	return Call(module, name, message)
 }
 
-// PickleCall returns a pickle that loads as module.name(*args) with string
+// FailurePayload is the pickle a FAILED result stands for when its own
+// payload is empty (see faastype.Result): the built-in exception of its
+// error kind, with its message.
+func FailurePayload(e *faastype.TaskError) []byte {
+	if e == nil {
+		return Exception("RuntimeError", "the task failed")
+	}
+	return Exception(e.Kind.PythonException(), e.Message)
+}
+
+// Call returns a pickle that loads as module.name(*args) with string
 // arguments: PROTO 3, GLOBAL, one BINUNICODE per argument, TUPLE1..3 (or
 // MARK ... TUPLE), REDUCE, STOP, as CPython writes it. Invalid UTF-8 in an
 // argument is replaced by U+FFFD.
-func PickleCall(module, name string, args ...string) []byte {
+func Call(module, name string, args ...string) []byte {
 	n := 16 + len(module) + len(name)
 	for _, a := range args {
 		n += 5 + len(a)
@@ -70,39 +85,11 @@ func PickleCall(module, name string, args ...string) []byte {
 // text: loading it in the sandbox runs source as the function's __main__ and
 // returns entrypoint (pyshim._from_source). name labels tracebacks.
 func SourcePayload(source, entrypoint, name string) []byte {
-	return PickleCall("pyshim", "_from_source", source, entrypoint, name)
+	return Call("pyshim", "_from_source", source, entrypoint, name)
 }
 
 // JSONArgsPayload is the arguments payload of a call made with JSON
 // arguments: text is {"args": [...], "kwargs": {...}} (pyshim._json_args).
 func JSONArgsPayload(text string) []byte {
-	return PickleCall("pyshim", "_json_args", text)
-}
-
-// PyExceptionType is the built-in exception a platform failure of the given
-// kind is reported as.
-func PyExceptionType(k ErrorKind) string {
-	switch k {
-	case KindTimeout:
-		return "TimeoutError"
-	case KindMemoryLimit:
-		return "MemoryError"
-	case KindBadPayload, KindPayloadTooLarge, KindResultTooLarge:
-		return "ValueError"
-	case KindUnpicklable:
-		return "TypeError"
-	default:
-		// WORKER_LOST, CANCELLED, SANDBOX_CRASH, USER_EXIT, and a
-		// USER_EXCEPTION whose own pickle was lost.
-		return "RuntimeError"
-	}
-}
-
-// platformFailure is a FAILED result for a failure the host detected.
-func platformFailure(kind ErrorKind, message string) *Result {
-	return &Result{
-		Status:  Failed,
-		Payload: PickleException(PyExceptionType(kind), message),
-		Error:   &TaskError{Kind: kind, Message: message},
-	}
+	return Call("pyshim", "_json_args", text)
 }

@@ -1,4 +1,4 @@
-package dispatch
+package wire
 
 // A checked TCP transport for zmq4.
 //
@@ -53,10 +53,12 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/transport"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/ratelog"
 )
 
-// WireOptions configure the sockets of the dispatcher and the workers.
-type WireOptions struct {
+// Options configure the sockets of the dispatcher and the workers.
+type Options struct {
 	// MaxMessage is the largest message accepted, all frames together;
 	// default DefaultMaxMessage of the default limits.
 	MaxMessage int
@@ -70,9 +72,9 @@ type WireOptions struct {
 	Logger *slog.Logger
 }
 
-func (o WireOptions) withDefaults() WireOptions {
+func (o Options) WithDefaults() Options {
 	if o.MaxMessage <= 0 {
-		o.MaxMessage = DefaultMaxMessage(defaultLimits())
+		o.MaxMessage = DefaultMaxMessage(faastype.DefaultLimits)
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 5 * time.Second
@@ -177,7 +179,7 @@ func checkReady(body []byte, peers []string) error {
 // ---- transport registration ----
 
 type transportKey struct {
-	opts  WireOptions
+	opts  Options
 	peers string
 }
 
@@ -188,7 +190,7 @@ var (
 
 // scheme registers (once per distinct options) a zmq4 transport and returns
 // its scheme name.
-func scheme(o WireOptions, peers []string) string {
+func scheme(o Options, peers []string) string {
 	k := transportKey{opts: o, peers: strings.Join(peers, ",")}
 	transportsMu.Lock()
 	defer transportsMu.Unlock()
@@ -196,7 +198,7 @@ func scheme(o WireOptions, peers []string) string {
 		return s
 	}
 	s := fmt.Sprintf("faas-tcp-%d", len(transports)+1)
-	t := &wireTransport{opts: o, peers: peers, rlog: newRateLog(o.Logger, 10*time.Second)}
+	t := &wireTransport{opts: o, peers: peers, rlog: ratelog.New(o.Logger, 10*time.Second)}
 	if err := zmq4.RegisterTransport(s, t); err != nil {
 		panic(err) // names are unique
 	}
@@ -206,7 +208,7 @@ func scheme(o WireOptions, peers []string) string {
 
 // endpoint turns a tcp://host:port URL (host may be * when listening) into
 // the endpoint of the checked transport.
-func endpoint(url string, o WireOptions, peers []string) (string, error) {
+func endpoint(url string, o Options, peers []string) (string, error) {
 	rest, ok := strings.CutPrefix(url, "tcp://")
 	if !ok {
 		return "", fmt.Errorf("dispatcher address %q: only tcp://host:port is supported", url)
@@ -218,9 +220,9 @@ func endpoint(url string, o WireOptions, peers []string) (string, error) {
 }
 
 type wireTransport struct {
-	opts  WireOptions
+	opts  Options
 	peers []string
-	rlog  *rateLog
+	rlog  *ratelog.Logger
 }
 
 var _ transport.Transport = (*wireTransport)(nil)
@@ -749,8 +751,8 @@ func (c *wireConn) writeOut(b []byte) error {
 // ---- sockets ----
 
 // zmqLogger routes zmq4's own log lines to slog, rate-limited.
-func zmqLogger(o WireOptions) *log.Logger {
-	rl := newRateLog(o.Logger, 10*time.Second)
+func zmqLogger(o Options) *log.Logger {
+	rl := ratelog.New(o.Logger, 10*time.Second)
 	return log.New(writerFunc(func(p []byte) (int, error) {
 		rl.Warn("zmq4", "zmq4: "+strings.TrimSpace(string(p)))
 		return len(p), nil
@@ -761,7 +763,7 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
-func socketOptions(o WireOptions) []zmq4.Option {
+func socketOptions(o Options) []zmq4.Option {
 	return []zmq4.Option{
 		zmq4.WithLogger(zmqLogger(o)),
 		zmq4.WithTimeout(o.WriteTimeout + time.Duration(o.MaxMessage)*time.Second/minWriteRate),
@@ -771,16 +773,16 @@ func socketOptions(o WireOptions) []zmq4.Option {
 }
 
 // ListenRouter binds the push-mode ROUTER socket on url (tcp://host:port).
-func ListenRouter(ctx context.Context, url string, o WireOptions) (zmq4.Socket, error) {
-	return listen(ctx, url, o.withDefaults(), zmq4.NewRouter, []string{"DEALER"})
+func ListenRouter(ctx context.Context, url string, o Options) (zmq4.Socket, error) {
+	return listen(ctx, url, o.WithDefaults(), zmq4.NewRouter, []string{"DEALER"})
 }
 
 // ListenRep binds the pull-mode REP socket on url (tcp://host:port).
-func ListenRep(ctx context.Context, url string, o WireOptions) (zmq4.Socket, error) {
-	return listen(ctx, url, o.withDefaults(), zmq4.NewRep, []string{"REQ", "DEALER"})
+func ListenRep(ctx context.Context, url string, o Options) (zmq4.Socket, error) {
+	return listen(ctx, url, o.WithDefaults(), zmq4.NewRep, []string{"REQ", "DEALER"})
 }
 
-func listen(ctx context.Context, url string, o WireOptions, mk func(context.Context, ...zmq4.Option) zmq4.Socket, peers []string) (zmq4.Socket, error) {
+func listen(ctx context.Context, url string, o Options, mk func(context.Context, ...zmq4.Option) zmq4.Socket, peers []string) (zmq4.Socket, error) {
 	ep, err := endpoint(url, o, peers)
 	if err != nil {
 		return nil, err
@@ -794,16 +796,16 @@ func listen(ctx context.Context, url string, o WireOptions, mk func(context.Cont
 }
 
 // DialDealer connects a push worker's DEALER socket to url once (no retry).
-func DialDealer(ctx context.Context, url string, o WireOptions) (zmq4.Socket, error) {
-	return dial(ctx, url, o.withDefaults(), zmq4.NewDealer)
+func DialDealer(ctx context.Context, url string, o Options) (zmq4.Socket, error) {
+	return dial(ctx, url, o.WithDefaults(), zmq4.NewDealer)
 }
 
 // DialReq connects a pull worker's REQ socket to url once (no retry).
-func DialReq(ctx context.Context, url string, o WireOptions) (zmq4.Socket, error) {
-	return dial(ctx, url, o.withDefaults(), zmq4.NewReq)
+func DialReq(ctx context.Context, url string, o Options) (zmq4.Socket, error) {
+	return dial(ctx, url, o.WithDefaults(), zmq4.NewReq)
 }
 
-func dial(ctx context.Context, url string, o WireOptions, mk func(context.Context, ...zmq4.Option) zmq4.Socket) (zmq4.Socket, error) {
+func dial(ctx context.Context, url string, o Options, mk func(context.Context, ...zmq4.Option) zmq4.Socket) (zmq4.Socket, error) {
 	ep, err := endpoint(url, o, nil)
 	if err != nil {
 		return nil, err
@@ -826,59 +828,4 @@ func CheckURL(url string) error {
 		return fmt.Errorf("%q: %v", url, err)
 	}
 	return nil
-}
-
-// ---- rate-limited logging ----
-
-// rateLog logs at most one line per key and interval, and says how many
-// were suppressed in between.
-type rateLog struct {
-	log   *slog.Logger
-	every time.Duration
-	mu    sync.Mutex
-	keys  map[string]*rateEntry
-}
-
-type rateEntry struct {
-	last       time.Time
-	suppressed int
-}
-
-func newRateLog(l *slog.Logger, every time.Duration) *rateLog {
-	if l == nil {
-		l = slog.Default()
-	}
-	return &rateLog{log: l, every: every, keys: map[string]*rateEntry{}}
-}
-
-// Warn logs msg unless a line with the same key was logged less than the
-// interval ago.
-func (r *rateLog) Warn(key, msg string, args ...any) { r.logAt(slog.LevelWarn, key, msg, args...) }
-
-// Error is Warn at the error level.
-func (r *rateLog) Error(key, msg string, args ...any) { r.logAt(slog.LevelError, key, msg, args...) }
-
-func (r *rateLog) logAt(level slog.Level, key, msg string, args ...any) {
-	r.mu.Lock()
-	e := r.keys[key]
-	if e == nil {
-		if len(r.keys) > 1000 {
-			clear(r.keys)
-		}
-		e = &rateEntry{}
-		r.keys[key] = e
-	}
-	now := time.Now()
-	if !e.last.IsZero() && now.Sub(e.last) < r.every {
-		e.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := e.suppressed
-	e.last, e.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed_since_last", n)
-	}
-	r.log.Log(context.Background(), level, msg, args...)
 }

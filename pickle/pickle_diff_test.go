@@ -1,6 +1,8 @@
-package api
+package pickle
 
 import (
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+
 	"encoding/base64"
 	"math/rand/v2"
 	"slices"
@@ -24,10 +26,10 @@ func TestInspectorAgreesWithCPython(t *testing.T) {
 		t.Skip("differential test against CPython skipped in -short mode")
 	}
 	var seeds [][]byte
-	for name := range allFixtures(t) {
+	for name := range pyfixture.All(t) {
 		if strings.HasPrefix(name, "data_") || strings.HasPrefix(name, "args_simple") ||
 			name == "args_empty" || name == "args_list" || name == "args_nested" {
-			seeds = append(seeds, fixtureBytes(t, name))
+			seeds = append(seeds, pyfixture.Bytes(t, name))
 		}
 	}
 	slices.SortFunc(seeds, func(a, b []byte) int { return strings.Compare(string(a), string(b)) })
@@ -76,7 +78,7 @@ for b in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 `
 	var verdicts []string
-	runPython(t, oracle, in, &verdicts)
+	pyfixture.Run(t, oracle, in, &verdicts)
 	if len(verdicts) != len(cases) {
 		t.Fatalf("%d verdicts for %d cases", len(verdicts), len(cases))
 	}

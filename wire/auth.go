@@ -1,4 +1,4 @@
-package dispatch
+package wire
 
 // Worker admission: the worker secret, the keys of a channel, and sealing
 // and opening messages with them. The scheme, and what it protects against
@@ -112,6 +112,15 @@ func secretBytes(s []byte) (int, string) {
 func periodic(s []byte) bool {
 	ss := append(bytes.Clone(s), s...)
 	return bytes.Contains(ss[1:len(ss)-1], s)
+}
+
+// NewID16 returns a random identifier.
+func NewID16() ID16 {
+	var id ID16
+	if _, err := rand.Read(id[:]); err != nil {
+		panic(err)
+	}
+	return id
 }
 
 // NewNonce returns NonceSize fresh random bytes.
@@ -257,15 +266,15 @@ func CheckHello(m *Message) error {
 		return errors.New("the worker name must be 1 to 256 bytes")
 	case m.Session.IsZero():
 		return errors.New("no session")
-	case m.Lane > maxCapacity:
+	case m.Lane > MaxCapacity:
 		return fmt.Errorf("lane %d", m.Lane)
 	}
 	return nil
 }
 
-// isLoopback reports whether a listening address is reachable from this
+// IsLoopback reports whether a listening address is reachable from this
 // host only.
-func isLoopback(a net.Addr) bool {
+func IsLoopback(a net.Addr) bool {
 	if a == nil {
 		return false
 	}

@@ -1,12 +1,13 @@
-package store_test
+package pickle_test
 
 import (
 	"encoding/base64"
 	"strings"
 	"testing"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
-	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/pickle"
 )
 
 func TestPickleExceptionLoadsInPython(t *testing.T) {
@@ -29,9 +30,9 @@ func TestPickleExceptionLoadsInPython(t *testing.T) {
 	}
 	payloads := make([]string, len(cases))
 	for i, c := range cases {
-		payloads[i] = store.PickleException(c.pyType, c.message)
+		payloads[i] = pickle.EncodeBase64(pickle.Exception(c.pyType, c.message))
 	}
-	got := loadExceptions(t, payloads)
+	got := pyfixture.LoadExceptions(t, payloads)
 	for i, c := range cases {
 		g := got[i]
 		if g.LoadErr != "" {
@@ -61,9 +62,9 @@ for typ, msg in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 `
 	var want []string
-	runPython(t, prog, cases, &want)
+	pyfixture.Run(t, prog, cases, &want)
 	for i, c := range cases {
-		got := store.PickleException(c[0], c[1])
+		got := pickle.EncodeBase64(pickle.Exception(c[0], c[1]))
 		if got != want[i] {
 			g, _ := base64.StdEncoding.DecodeString(got)
 			w, _ := base64.StdEncoding.DecodeString(want[i])
@@ -72,21 +73,21 @@ json.dump(out, sys.stdout)
 	}
 }
 
-func TestPyExceptionType(t *testing.T) {
+func TestPythonException(t *testing.T) {
 	for _, c := range []struct {
-		kind runtime.ErrorKind
+		kind faastype.ErrorKind
 		want string
 	}{
-		{runtime.KindTimeout, "TimeoutError"},
-		{runtime.KindMemoryLimit, "MemoryError"},
-		{runtime.KindBadPayload, "ValueError"},
-		{runtime.KindUnpicklable, "TypeError"},
-		{runtime.KindWorkerLost, "RuntimeError"},
-		{runtime.KindCancelled, "RuntimeError"},
+		{faastype.KindTimeout, "TimeoutError"},
+		{faastype.KindMemoryLimit, "MemoryError"},
+		{faastype.KindBadPayload, "ValueError"},
+		{faastype.KindUnpicklable, "TypeError"},
+		{faastype.KindWorkerLost, "RuntimeError"},
+		{faastype.KindCancelled, "RuntimeError"},
 		{"SOMETHING_NEW", "RuntimeError"},
 	} {
-		if got := runtime.PyExceptionType(c.kind); got != c.want {
-			t.Errorf("PyExceptionType(%s) = %s, want %s", c.kind, got, c.want)
+		if got := c.kind.PythonException(); got != c.want {
+			t.Errorf("PythonException(%s) = %s, want %s", c.kind, got, c.want)
 		}
 	}
 }
@@ -114,7 +115,7 @@ func TestDecodeBase64(t *testing.T) {
 		{"padding in the middle", "aG=Vs", "", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := store.DecodeBase64(c.in)
+			got, err := pickle.DecodeBase64(c.in)
 			if (err == nil) != c.ok {
 				t.Fatalf("DecodeBase64(%q) err = %v, want ok=%v", c.in, err, c.ok)
 			}

@@ -1,4 +1,13 @@
-package dispatch
+// Package wire is the dispatcher-worker protocol of push and pull mode:
+// the message format and its codec (this file), worker admission and
+// message sealing (auth.go: Channel, Gate), and the checked ZeroMQ
+// transport (conn.go). It owns no Redis client and no sandbox: a worker
+// binary links wire, faastype and runtime, never the store.
+//
+// The task and result items inside messages are faastype's binary form of
+// faastype.Task and faastype.Result, the very encoding the sandbox pipes
+// use, so a field of either travels both ways or neither.
+package wire
 
 // The dispatcher <-> worker wire format (push and pull modes).
 //
@@ -7,16 +16,16 @@ package dispatch
 // pull workers. ZeroMQ's own envelope frames (the ROUTER identity, the
 // REQ/REP empty delimiter) are handled by the sockets; after them every
 // message is exactly one frame, laid out as below. The frame stream is
-// checked before the ZeroMQ library sees it (see wire_conn.go): a peer that
+// checked before the ZeroMQ library sees it (see conn.go): a peer that
 // does not speak ZMTP 3 with the NULL mechanism is disconnected during the
 // handshake, ZMTP commands after the handshake are dropped, and a message
 // larger than the configured maximum (MaxMessage, derived from the task
 // limits) is skipped without being buffered and arrives as an empty frame,
 // which the decoder rejects.
 //
-// Frame layout (version 2):
+// Frame layout (version 3):
 //
-//	byte 0   version, WireVersion (2)
+//	byte 0   version, WireVersion (3)
 //	byte 1   message type (below)
 //	byte 2   seal: 0 open, 1 sealed (see Authentication)
 //	sealed:  channel id16 (not zero), seq uint (at least 1)
@@ -36,13 +45,16 @@ package dispatch
 //
 // Shared item layouts:
 //
-//	Task   = id str, fence uint, attempt uint, isolation str, fn_hash bytes
-//	         (0 or 32), timeout_ms uint, fn bytes, args bytes
-//	Result = id str, fence uint, status byte (1 COMPLETED, 2 FAILED),
-//	         payload bytes, has_error bool [, kind str, message str,
-//	         traceback str], stdout bytes, stderr bytes, flags byte (bit 0
-//	         output truncated, bit 1 warm), timings 6 f64 (queue, boot,
-//	         deserialize, run, serialize, total; seconds)
+//	Task   = fence uint, attempt uint, then a faastype Task: id str
+//	         (not empty), function str (the warm-reuse key: the function
+//	         id), isolation str, timeout_ms uint, want_json bool, fn bytes,
+//	         args bytes
+//	Result = id str, fence uint, then a faastype Result: status str,
+//	         kind str, message str, traceback str, payload bytes, stdout
+//	         bytes, stderr bytes, flags byte (bit 0 output truncated, bit 1
+//	         warm), timings 6 f64 (queue, boot, deserialize, run,
+//	         serialize, total; seconds), json bytes
+//	(faastype/codec.go is the reference for the two faastype items)
 //	Ref    = id str, fence uint
 //	Ack    = id str, fence uint, recorded bool
 //	Held   = id str, fence uint, elapsed_ms uint, done bool (the task
@@ -103,7 +115,10 @@ package dispatch
 // anything is allocated, and payloads are sub-slices of the frame.
 //
 // Versions. Version 1 had no HELLO, CHALLENGE or seal byte (REGISTER and
-// PULL carried a name, a session and an unused token). A frame of another
+// PULL carried a name, a session and an unused token). Version 2 had a
+// task and result layout of its own that carried neither want_json nor the
+// result's JSON form (so a call with JSON arguments lost its result_json in
+// push and pull mode), and keyed warm reuse by a payload hash. A frame of another
 // version is a clear error on both sides: the dispatcher logs it
 // (rate-limited) and answers ERROR code VERSION, laid out in version 1 for
 // a version-1 peer so that it can read it; a worker logs both versions and
@@ -181,17 +196,16 @@ package dispatch
 // secret is cannot be measured: ParseSecret only catches mistakes.
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // WireVersion is the version byte of every message this build sends.
-const WireVersion byte = 2
+const WireVersion byte = 3
 
 // MsgType is the second byte of a message.
 type MsgType byte
@@ -228,23 +242,24 @@ func (t MsgType) String() string {
 	return fmt.Sprintf("0x%02x", byte(t))
 }
 
-// sealing says how a message type travels.
-type sealing int
+// Sealing says how a message type travels.
+type Sealing int
 
 const (
-	openOnly sealing = iota
-	sealedOnly
-	eitherSeal
+	OpenOnly   Sealing = iota // HELLO, CHALLENGE: never sealed
+	SealedOnly                // every message on an established channel
+	EitherSeal                // ERROR: sealed once its sender has the channel's key
 )
 
-func (t MsgType) sealing() sealing {
+// Sealing says how messages of type t travel.
+func (t MsgType) Sealing() Sealing {
 	switch t {
 	case MsgHello, MsgChallenge:
-		return openOnly
+		return OpenOnly
 	case MsgError:
-		return eitherSeal
+		return EitherSeal
 	}
-	return sealedOnly
+	return SealedOnly
 }
 
 // ERROR codes.
@@ -272,27 +287,20 @@ func (id ID16) IsZero() bool { return id == ID16{} }
 
 func (id ID16) String() string { return fmt.Sprintf("%x", id[:4]) }
 
-// WireTask is a task sent to a worker.
-type WireTask struct {
-	ID        string
-	Fence     int64
-	Attempt   int
-	Isolation runtime.Isolation
-	FnHash    [32]byte // zero if unknown
-	Timeout   time.Duration
-	Fn, Args  []byte // raw pickles
+// Task is a task sent to a worker: the sandbox task (in faastype's binary
+// form) with the claim it runs under.
+type Task struct {
+	faastype.Task
+	Fence   int64
+	Attempt int
 }
 
-// RuntimeTask is the sandbox task to run.
-func (t *WireTask) RuntimeTask() runtime.Task {
-	return runtime.Task{ID: t.ID, FnHash: t.FnHash, FnPayload: t.Fn, ArgsPayload: t.Args, Isolation: t.Isolation, Timeout: t.Timeout}
-}
-
-// WireResult is a task's outcome sent back by a worker.
-type WireResult struct {
+// Result is a task's outcome sent back by a worker, for the claim it ran
+// under.
+type Result struct {
 	ID     string
 	Fence  int64
-	Result *runtime.Result
+	Result *faastype.Result
 }
 
 // Ref names one claim of a task.
@@ -362,13 +370,13 @@ type Message struct {
 	// PULL
 	GotSeq   uint64
 	Draining bool
-	Results  []WireResult
+	Results  []Result
 	Released []Ref
 
 	// WORK
 	WorkSeq    uint64
 	RetryAfter time.Duration
-	Tasks      []WireTask
+	Tasks      []Task
 	Acks       []Ack
 	Cancels    []Ref
 
@@ -384,44 +392,44 @@ type Message struct {
 // message gets its header and its MAC as they are in m: use Channel.Seal to
 // make one that verifies.
 func (m *Message) Encode(b []byte) []byte {
-	e := wenc{b: append(b, WireVersion, byte(m.Type))}
+	e := wenc{faastype.Encoder{B: append(b, WireVersion, byte(m.Type))}}
 	if m.Sealed {
-		e.b = append(e.b, 1)
+		e.B = append(e.B, 1)
 		e.id16(m.Channel)
-		e.uint(m.Seq)
+		e.Uint(m.Seq)
 	} else {
-		e.b = append(e.b, 0)
+		e.B = append(e.B, 0)
 	}
 	switch m.Type {
 	case MsgHello:
-		e.str(m.Name)
+		e.Str(m.Name)
 		e.id16(m.Session)
-		e.uint(uint64(max(m.Lane, 0)))
-		e.bytes(m.Nonce)
+		e.Uint(uint64(max(m.Lane, 0)))
+		e.Bytes(m.Nonce)
 	case MsgChallenge:
 		e.id16(m.Channel)
-		e.bytes(m.Nonce)
-		e.bool(m.Secured)
+		e.Bytes(m.Nonce)
+		e.Bool(m.Secured)
 	case MsgRegister:
-		e.uint(uint64(max(m.Capacity, 0)))
+		e.Uint(uint64(max(m.Capacity, 0)))
 		e.helds(m.Held)
-		e.uint(uint64(max(m.MaxMessage, 0)))
+		e.Uint(uint64(max(m.MaxMessage, 0)))
 	case MsgWelcome:
 		e.id16(m.Incarnation)
 		e.dur(m.Heartbeat)
-		e.uint(uint64(max(m.Misses, 0)))
+		e.Uint(uint64(max(m.Misses, 0)))
 		e.dur(m.Timeout)
-		e.uint(uint64(max(m.MaxMessage, 0)))
+		e.Uint(uint64(max(m.MaxMessage, 0)))
 	case MsgHeartbeat:
-		e.uint(uint64(max(m.Free, 0)))
+		e.Uint(uint64(max(m.Free, 0)))
 	case MsgTask:
-		var t WireTask
+		var t Task
 		if len(m.Tasks) > 0 {
 			t = m.Tasks[0]
 		}
 		e.task(&t)
 	case MsgResult:
-		var r WireResult
+		var r Result
 		if len(m.Results) > 0 {
 			r = m.Results[0]
 		}
@@ -434,36 +442,36 @@ func (m *Message) Encode(b []byte) []byte {
 		e.refs(m.Released)
 	case MsgDrain, MsgBye:
 	case MsgError:
-		e.uint(uint64(max(m.Code, 0)))
-		e.str(m.Text)
+		e.Uint(uint64(max(m.Code, 0)))
+		e.Str(m.Text)
 	case MsgPull:
 		e.id16(m.Incarnation)
-		e.uint(m.GotSeq)
-		e.uint(uint64(max(m.Free, 0)))
-		e.bool(m.Draining)
+		e.Uint(m.GotSeq)
+		e.Uint(uint64(max(m.Free, 0)))
+		e.Bool(m.Draining)
 		e.helds(m.Held)
-		e.uint(uint64(len(m.Results)))
+		e.Uint(uint64(len(m.Results)))
 		for i := range m.Results {
 			e.result(&m.Results[i])
 		}
 		e.refs(m.Released)
-		e.uint(uint64(max(m.MaxMessage, 0)))
+		e.Uint(uint64(max(m.MaxMessage, 0)))
 	case MsgWork:
 		e.id16(m.Incarnation)
-		e.uint(m.WorkSeq)
+		e.Uint(m.WorkSeq)
 		e.dur(m.RetryAfter)
-		e.uint(uint64(len(m.Tasks)))
+		e.Uint(uint64(len(m.Tasks)))
 		for i := range m.Tasks {
 			e.task(&m.Tasks[i])
 		}
 		e.acks(m.Acks)
 		e.refs(m.Cancels)
-		e.uint(uint64(max(m.MaxMessage, 0)))
+		e.Uint(uint64(max(m.MaxMessage, 0)))
 	}
 	if m.Sealed {
-		e.b = append(e.b, m.MAC[:]...)
+		e.B = append(e.B, m.MAC[:]...)
 	}
-	return e.b
+	return e.B
 }
 
 // Decode parses one frame. Byte slices in the result (payloads, nonces)
@@ -482,7 +490,7 @@ func Decode(b []byte) (*Message, error) {
 	if _, ok := msgNames[m.Type]; !ok {
 		return nil, fmt.Errorf("%w %s", ErrWireType, m.Type)
 	}
-	d := wdec{b: b[3:]}
+	d := wdec{faastype.Decoder{B: b[3:]}}
 	switch b[2] {
 	case 0:
 	case 1:
@@ -492,33 +500,33 @@ func Decode(b []byte) (*Message, error) {
 		m.Sealed = true
 		m.signed = b[: len(b)-MACSize : len(b)-MACSize]
 		copy(m.MAC[:], b[len(b)-MACSize:])
-		d.b = b[3 : len(b)-MACSize]
+		d.B = b[3 : len(b)-MACSize]
 		m.Channel = d.id16()
-		m.Seq = d.uint()
-		if d.err == nil && (m.Channel.IsZero() || m.Seq == 0) {
-			d.fail("sealed without a channel or a sequence number")
+		m.Seq = d.Uint()
+		if d.Err == nil && (m.Channel.IsZero() || m.Seq == 0) {
+			d.Fail("sealed without a channel or a sequence number")
 		}
 	default:
 		return nil, fmt.Errorf("%w: %s: seal byte %d", ErrWireFormat, m.Type, b[2])
 	}
-	switch s := m.Type.sealing(); {
-	case s == openOnly && m.Sealed:
+	switch s := m.Type.Sealing(); {
+	case s == OpenOnly && m.Sealed:
 		return nil, fmt.Errorf("%w: a sealed %s", ErrWireFormat, m.Type)
-	case s == sealedOnly && !m.Sealed:
+	case s == SealedOnly && !m.Sealed:
 		return nil, fmt.Errorf("%w: an unsealed %s (every %s is sealed since wire version 2)", ErrWireFormat, m.Type, m.Type)
 	}
 	switch m.Type {
 	case MsgHello:
-		m.Name = d.str()
+		m.Name = d.Str()
 		m.Session = d.id16()
 		m.Lane = d.int()
 		m.Nonce = d.nonce()
 	case MsgChallenge:
 		m.Channel = d.id16()
 		m.Nonce = d.nonce()
-		m.Secured = d.bool()
-		if d.err == nil && m.Channel.IsZero() {
-			d.fail("no channel")
+		m.Secured = d.Bool()
+		if d.Err == nil && m.Channel.IsZero() {
+			d.Fail("no channel")
 		}
 	case MsgRegister:
 		m.Capacity = d.int()
@@ -533,9 +541,9 @@ func Decode(b []byte) (*Message, error) {
 	case MsgHeartbeat:
 		m.Free = d.int()
 	case MsgTask:
-		m.Tasks = []WireTask{d.task()}
+		m.Tasks = []Task{d.task()}
 	case MsgResult:
-		m.Results = []WireResult{d.result()}
+		m.Results = []Result{d.result()}
 	case MsgAck:
 		m.Acks = d.acks()
 	case MsgCancel:
@@ -545,33 +553,33 @@ func Decode(b []byte) (*Message, error) {
 	case MsgDrain, MsgBye:
 	case MsgError:
 		m.Code = d.int()
-		m.Text = d.str()
+		m.Text = d.Str()
 	case MsgPull:
 		m.Incarnation = d.id16()
-		m.GotSeq = d.uint()
+		m.GotSeq = d.Uint()
 		m.Free = d.int()
-		m.Draining = d.bool()
+		m.Draining = d.Bool()
 		m.Held = d.helds()
 		n := d.count(8)
-		for i := 0; i < n && d.err == nil; i++ {
+		for i := 0; i < n && d.Err == nil; i++ {
 			m.Results = append(m.Results, d.result())
 		}
 		m.Released = d.refs()
 		m.MaxMessage = d.int()
 	case MsgWork:
 		m.Incarnation = d.id16()
-		m.WorkSeq = d.uint()
+		m.WorkSeq = d.Uint()
 		m.RetryAfter = d.dur()
 		n := d.count(8)
-		for i := 0; i < n && d.err == nil; i++ {
+		for i := 0; i < n && d.Err == nil; i++ {
 			m.Tasks = append(m.Tasks, d.task())
 		}
 		m.Acks = d.acks()
 		m.Cancels = d.refs()
 		m.MaxMessage = d.int()
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrWireFormat, m.Type, d.err)
+	if d.Err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrWireFormat, m.Type, d.Err)
 	}
 	return m, nil
 }
@@ -591,344 +599,176 @@ func FrameVersion(b []byte) byte {
 func VersionError(peer byte) []byte {
 	text := fmt.Sprintf("wire version %d is not supported: this side speaks version %d (run the same faas release on the dispatcher and its workers)", peer, WireVersion)
 	if peer == 1 {
-		e := wenc{b: []byte{1, byte(MsgError)}}
-		e.uint(ErrCodeVersion)
-		e.str(text)
-		return e.b
+		e := wenc{faastype.Encoder{B: []byte{1, byte(MsgError)}}}
+		e.Uint(ErrCodeVersion)
+		e.Str(text)
+		return e.B
 	}
 	return (&Message{Type: MsgError, Code: ErrCodeVersion, Text: text}).Encode(nil)
 }
 
 // DefaultMaxMessage is the largest message a side accepts when it runs
 // tasks under limits l: a task with both payloads at their cap, or a result
-// at its cap with both outputs at theirs, plus room for ids, tracebacks and
-// envelopes.
-func DefaultMaxMessage(l runtime.Limits) int {
+// and its JSON form at their cap with both outputs at theirs, plus room for
+// ids, tracebacks and envelopes.
+func DefaultMaxMessage(l faastype.Limits) int {
 	l = l.WithDefaults()
-	return max(2*l.ArgBytes, l.ResultBytes+2*l.OutputBytes) + 1<<20
+	return max(2*l.ArgBytes, 2*l.ResultBytes+2*l.OutputBytes) + 1<<20
 }
 
 // ---- encoding ----
 
-type wenc struct{ b []byte }
+// wenc and wdec add the wire's own fields to the encodings of faastype
+// (the same varints, byte strings and numbers the Task and Result codec
+// uses).
+type wenc struct{ faastype.Encoder }
 
-func (e *wenc) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *wenc) bytes(v []byte) {
-	e.uint(uint64(len(v)))
-	e.b = append(e.b, v...)
-}
-func (e *wenc) str(v string) {
-	e.uint(uint64(len(v)))
-	e.b = append(e.b, v...)
-}
-func (e *wenc) bool(v bool) {
-	if v {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 0)
-	}
-}
-func (e *wenc) f64(v float64) { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(v)) }
-func (e *wenc) dur(d time.Duration) {
-	e.uint(uint64(max(d, 0) / time.Millisecond))
-}
+func (e *wenc) dur(d time.Duration) { e.Uint(uint64(max(d, 0) / time.Millisecond)) }
 func (e *wenc) id16(id ID16) {
 	if id.IsZero() {
-		e.uint(0)
+		e.Uint(0)
 		return
 	}
-	e.bytes(id[:])
+	e.Bytes(id[:])
 }
-func (e *wenc) fence(f int64) { e.uint(uint64(max(f, 0))) }
+func (e *wenc) fence(f int64) { e.Uint(uint64(max(f, 0))) }
 
-func (e *wenc) task(t *WireTask) {
-	e.str(t.ID)
+func (e *wenc) task(t *Task) {
 	e.fence(t.Fence)
-	e.uint(uint64(max(t.Attempt, 0)))
-	e.str(string(t.Isolation))
-	if t.FnHash == ([32]byte{}) {
-		e.uint(0)
-	} else {
-		e.bytes(t.FnHash[:])
-	}
-	e.dur(t.Timeout)
-	e.bytes(t.Fn)
-	e.bytes(t.Args)
+	e.Uint(uint64(max(t.Attempt, 0)))
+	e.Task(&t.Task)
 }
 
-func (e *wenc) result(r *WireResult) {
-	e.str(r.ID)
+func (e *wenc) result(r *Result) {
+	e.Str(r.ID)
 	e.fence(r.Fence)
 	res := r.Result
 	if res == nil {
-		res = &runtime.Result{Status: runtime.Failed, Error: &runtime.TaskError{Kind: runtime.KindSandboxCrash, Message: "no result"}}
+		res = faastype.Failure(faastype.KindSandboxCrash, "no result")
 	}
-	if res.Status == runtime.Completed {
-		e.b = append(e.b, 1)
-	} else {
-		e.b = append(e.b, 2)
-	}
-	e.bytes(res.Payload)
-	e.bool(res.Error != nil)
-	if res.Error != nil {
-		e.str(string(res.Error.Kind))
-		e.str(res.Error.Message)
-		e.str(res.Error.Traceback)
-	}
-	e.bytes(res.Stdout)
-	e.bytes(res.Stderr)
-	var flags byte
-	if res.OutputTruncated {
-		flags |= 1
-	}
-	if res.Warm {
-		flags |= 2
-	}
-	e.b = append(e.b, flags)
-	t := res.Timings
-	for _, v := range []float64{t.Queue, t.Boot, t.Deserialize, t.Run, t.Serialize, t.Total} {
-		e.f64(v)
-	}
+	e.Result(res)
 }
 
 func (e *wenc) refs(rs []Ref) {
-	e.uint(uint64(len(rs)))
+	e.Uint(uint64(len(rs)))
 	for _, r := range rs {
-		e.str(r.ID)
+		e.Str(r.ID)
 		e.fence(r.Fence)
 	}
 }
 
 func (e *wenc) acks(as []Ack) {
-	e.uint(uint64(len(as)))
+	e.Uint(uint64(len(as)))
 	for _, a := range as {
-		e.str(a.ID)
+		e.Str(a.ID)
 		e.fence(a.Fence)
-		e.bool(a.Recorded)
+		e.Bool(a.Recorded)
 	}
 }
 
 func (e *wenc) helds(hs []Held) {
-	e.uint(uint64(len(hs)))
+	e.Uint(uint64(len(hs)))
 	for _, h := range hs {
-		e.str(h.ID)
+		e.Str(h.ID)
 		e.fence(h.Fence)
 		e.dur(h.Elapsed)
-		e.bool(h.Done)
+		e.Bool(h.Done)
 	}
 }
 
 // ---- decoding ----
 
 // wdec reads fields; after the first error every read returns a zero value
-// and err stays set.
-type wdec struct {
-	b   []byte
-	err error
-}
-
-func (d *wdec) fail(what string) {
-	if d.err == nil {
-		d.err = errors.New(what)
-	}
-	d.b = nil
-}
-
-func (d *wdec) uint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+// and Err stays set.
+type wdec struct{ faastype.Decoder }
 
 // int reads a uint that must fit an int32 (counts, sizes, capacities).
 func (d *wdec) int() int {
-	v := d.uint()
+	v := d.Uint()
 	if v > math.MaxInt32 {
-		d.fail("number out of range")
+		d.Fail("number out of range")
 		return 0
 	}
 	return int(v)
 }
 
 func (d *wdec) fence() int64 {
-	v := d.uint()
+	v := d.Uint()
 	if v > math.MaxInt64 {
-		d.fail("fence out of range")
+		d.Fail("fence out of range")
 		return 0
 	}
 	return int64(v)
 }
 
 func (d *wdec) dur() time.Duration {
-	v := d.uint()
+	v := d.Uint()
 	if v > uint64(math.MaxInt64/int64(time.Millisecond)) {
-		d.fail("duration out of range")
+		d.Fail("duration out of range")
 		return 0
 	}
 	return time.Duration(v) * time.Millisecond
 }
 
-func (d *wdec) bytes() []byte {
-	n := d.uint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.fail(fmt.Sprintf("a %d-byte field in %d bytes", n, len(d.b)))
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *wdec) str() string { return string(d.bytes()) }
-
 func (d *wdec) id16() ID16 {
-	b := d.bytes()
+	b := d.Bytes()
 	var id ID16
 	switch len(b) {
 	case 0:
 	case 16:
 		copy(id[:], b)
 	default:
-		d.fail("identifier is not 16 bytes")
+		d.Fail("identifier is not 16 bytes")
 	}
 	return id
-}
-
-func (d *wdec) byte1() byte {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) < 1 {
-		d.fail("truncated")
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *wdec) bool() bool {
-	switch d.byte1() {
-	case 0:
-		return false
-	case 1:
-		return true
-	}
-	d.fail("bad bool")
-	return false
-}
-
-func (d *wdec) f64() float64 {
-	if d.err != nil {
-		return 0
-	}
-	if len(d.b) < 8 {
-		d.fail("truncated")
-		return 0
-	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
-	d.b = d.b[8:]
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		d.fail("number is not finite")
-		return 0
-	}
-	return v
 }
 
 // count reads a list length; every item takes at least minItem bytes, so a
 // count the rest of the frame cannot hold is an error (and nothing is
 // allocated for it).
 func (d *wdec) count(minItem int) int {
-	n := d.uint()
-	if d.err != nil {
+	n := d.Uint()
+	if d.Err != nil {
 		return 0
 	}
-	if n > uint64(len(d.b)/minItem) {
-		d.fail("list longer than the frame")
+	if n > uint64(len(d.B)/minItem) {
+		d.Fail("list longer than the frame")
 		return 0
 	}
 	return int(n)
 }
 
 func (d *wdec) id() string {
-	s := d.str()
-	if d.err == nil && (s == "" || len(s) > 256) {
-		d.fail("bad task id")
+	s := d.Str()
+	if d.Err == nil && (s == "" || len(s) > 256) {
+		d.Fail("bad task id")
 	}
 	return s
 }
 
-func (d *wdec) task() WireTask {
-	var t WireTask
-	t.ID = d.id()
+func (d *wdec) task() Task {
+	var t Task
 	t.Fence = d.fence()
 	t.Attempt = d.int()
-	iso := d.str()
-	if d.err == nil {
-		var err error
-		if t.Isolation, err = runtime.ParseIsolation(iso); err != nil {
-			d.fail(err.Error())
-		}
+	t.Task = d.Task()
+	if d.Err == nil && t.ID == "" {
+		d.Fail("bad task id")
 	}
-	switch h := d.bytes(); len(h) {
-	case 0:
-	case 32:
-		copy(t.FnHash[:], h)
-	default:
-		d.fail("fn_hash is not 32 bytes")
-	}
-	t.Timeout = d.dur()
-	t.Fn = d.bytes()
-	t.Args = d.bytes()
 	return t
 }
 
-func (d *wdec) result() WireResult {
-	r := WireResult{Result: &runtime.Result{}}
+func (d *wdec) result() Result {
+	var r Result
 	r.ID = d.id()
 	r.Fence = d.fence()
-	res := r.Result
-	switch d.byte1() {
-	case 1:
-		res.Status = runtime.Completed
-	case 2:
-		res.Status = runtime.Failed
-	default:
-		d.fail("bad status")
-	}
-	res.Payload = d.bytes()
-	if d.bool() {
-		res.Error = &runtime.TaskError{Kind: runtime.ErrorKind(d.str()), Message: d.str(), Traceback: d.str()}
-	}
-	if d.err == nil && res.Status == runtime.Failed && res.Error == nil {
-		d.fail("FAILED result without an error")
-	}
-	res.Stdout = d.bytes()
-	res.Stderr = d.bytes()
-	flags := d.byte1()
-	res.OutputTruncated = flags&1 != 0
-	res.Warm = flags&2 != 0
-	t := &res.Timings
-	for _, p := range []*float64{&t.Queue, &t.Boot, &t.Deserialize, &t.Run, &t.Serialize, &t.Total} {
-		*p = d.f64()
-	}
+	r.Result = d.Result()
 	return r
 }
 
 func (d *wdec) refs() []Ref {
 	n := d.count(2)
 	var out []Ref
-	for i := 0; i < n && d.err == nil; i++ {
+	for i := 0; i < n && d.Err == nil; i++ {
 		out = append(out, Ref{ID: d.id(), Fence: d.fence()})
 	}
 	return out
@@ -937,8 +777,8 @@ func (d *wdec) refs() []Ref {
 func (d *wdec) acks() []Ack {
 	n := d.count(3)
 	var out []Ack
-	for i := 0; i < n && d.err == nil; i++ {
-		out = append(out, Ack{ID: d.id(), Fence: d.fence(), Recorded: d.bool()})
+	for i := 0; i < n && d.Err == nil; i++ {
+		out = append(out, Ack{ID: d.id(), Fence: d.fence(), Recorded: d.Bool()})
 	}
 	return out
 }
@@ -946,18 +786,20 @@ func (d *wdec) acks() []Ack {
 func (d *wdec) helds() []Held {
 	n := d.count(4)
 	var out []Held
-	for i := 0; i < n && d.err == nil; i++ {
-		out = append(out, Held{ID: d.id(), Fence: d.fence(), Elapsed: d.dur(), Done: d.bool()})
+	for i := 0; i < n && d.Err == nil; i++ {
+		out = append(out, Held{ID: d.id(), Fence: d.fence(), Elapsed: d.dur(), Done: d.Bool()})
 	}
 	return out
 }
 
-func defaultLimits() runtime.Limits { return runtime.DefaultLimits }
-
 func (d *wdec) nonce() []byte {
-	b := d.bytes()
-	if d.err == nil && len(b) != NonceSize {
-		d.fail(fmt.Sprintf("a %d-byte nonce (want %d)", len(b), NonceSize))
+	b := d.Bytes()
+	if d.Err == nil && len(b) != NonceSize {
+		d.Fail(fmt.Sprintf("a %d-byte nonce (want %d)", len(b), NonceSize))
 	}
 	return b
 }
+
+// MaxCapacity bounds the sandboxes one worker may announce (REGISTER's
+// capacity, PULL's free count and HELLO's lane).
+const MaxCapacity = 4096

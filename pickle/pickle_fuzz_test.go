@@ -1,8 +1,9 @@
-package api
+package pickle
 
 import (
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+
 	"encoding/base64"
-	"os"
 	"testing"
 )
 
@@ -17,11 +18,9 @@ func FuzzInspectPickle(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	if _, err := os.Stat(python); err == nil {
-		for _, b64 := range allFixtures(f) {
-			if b, err := base64.StdEncoding.DecodeString(b64); err == nil && len(b) < 4096 {
-				f.Add(b)
-			}
+	for _, b64 := range pyfixture.All(f) {
+		if b, err := base64.StdEncoding.DecodeString(b64); err == nil && len(b) < 4096 {
+			f.Add(b)
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -32,7 +31,7 @@ func FuzzInspectPickle(f *testing.F) {
 		if err != nil && info != nil {
 			t.Fatal("returned both an error and a result")
 		}
-		_ = checkFunctionPickle(data)
-		_ = checkArgsPickle(data)
+		_ = CheckFunction(data)
+		_ = CheckArgs(data)
 	})
 }

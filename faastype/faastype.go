@@ -1,16 +1,42 @@
-package runtime
+// Package faastype is the task model every part of WasmFaaS shares: task
+// statuses, isolation levels, limits, error kinds, timings, the task a
+// sandbox runs and the result it produces, and the statistics of a sandbox
+// pool. It also owns the one binary form of a task and a result (codec.go),
+// which the sandbox pipes and the dispatcher-worker wire both carry, so that
+// a field cannot travel one way and be dropped the other.
+//
+// It imports nothing of the project's and nothing outside the standard
+// library: storage (store), the HTTP API (api), the sandbox host (runtime),
+// the wire protocol (wire), the dispatcher and the workers all depend on it,
+// and it depends on none of them. Like river's rivertype, it is the leaf of
+// the dependency graph.
+package faastype
 
 import (
 	"fmt"
 	"time"
 )
 
+// Status is a task's status (course protocol). Statuses only move forward:
+// QUEUED -> RUNNING -> COMPLETED|FAILED, and QUEUED -> FAILED on cancel.
+type Status string
+
+const (
+	Queued    Status = "QUEUED"
+	Running   Status = "RUNNING"
+	Completed Status = "COMPLETED"
+	Failed    Status = "FAILED"
+)
+
+// Final reports whether s is COMPLETED or FAILED.
+func (s Status) Final() bool { return s == Completed || s == Failed }
+
 // Isolation says when a sandbox instance may be reused.
 type Isolation string
 
 const (
-	// Warm reuses an instance only for tasks of the same function (keyed by
-	// the SHA-256 of the function payload), never across functions.
+	// Warm reuses an instance only for tasks of the same registered
+	// function (Task.Function), never across functions.
 	Warm Isolation = "warm"
 	// Fresh gives every task a pristine interpreter restored from the
 	// snapshot.
@@ -29,7 +55,8 @@ func ParseIsolation(s string) (Isolation, error) {
 }
 
 // The guest's versions: a function pickled by this Python with this dill
-// runs unchanged (TestGuestVersions checks them against the image).
+// runs unchanged (runtime's TestGuestVersions checks them against the
+// image).
 const (
 	PythonVersion = "3.11.2"
 	DillVersion   = "0.3.6"
@@ -84,28 +111,22 @@ func (l Limits) WithDefaults() Limits {
 // pickles (already base64-decoded).
 type Task struct {
 	ID string
-	// FnHash keys warm reuse: an interpreter only ever runs tasks with the
-	// FnHash of its first task. Run uses SHA-256 of FnPayload when it is
-	// zero; dispatchers derive it from the function id (dispatch.Task), so
-	// two registrations of the same bytes never share an interpreter.
-	FnHash      [32]byte
-	FnPayload   []byte
-	ArgsPayload []byte
-	Isolation   Isolation
+	// Function keys warm reuse: an interpreter only ever runs tasks whose
+	// Function is that of its first task. Dispatchers set it to the
+	// registered function's id, so two registrations never share an
+	// interpreter even when they send the same bytes. Empty means a
+	// function of its own: the task never runs on an interpreter that ran
+	// something else, nor leaves one for another task.
+	Function  string
+	Isolation Isolation
 	// Timeout overrides the pool's timeout for this task when positive and
 	// smaller.
 	Timeout time.Duration
 	// WantJSON asks for the return value as JSON too (Result.JSON).
 	WantJSON bool
+	Fn       []byte // the pickled function
+	Args     []byte // the pickled (args, kwargs)
 }
-
-// Status is the outcome of a task.
-type Status string
-
-const (
-	Completed Status = "COMPLETED"
-	Failed    Status = "FAILED"
-)
 
 // ErrorKind classifies a FAILED task. The strings are part of the HTTP API.
 type ErrorKind string
@@ -123,6 +144,32 @@ const (
 	KindWorkerLost      ErrorKind = "WORKER_LOST" // set by the store when attempts run out
 	KindCancelled       ErrorKind = "CANCELLED"
 )
+
+// ErrorKinds lists every kind, in the order the API documents them.
+var ErrorKinds = []ErrorKind{
+	KindUserException, KindUserExit, KindTimeout, KindMemoryLimit, KindSandboxCrash, KindBadPayload,
+	KindResultTooLarge, KindUnpicklable, KindPayloadTooLarge, KindWorkerLost, KindCancelled,
+}
+
+// PythonException is the built-in exception a failure of this kind is
+// reported as when the platform, not the function, decided it (the
+// result of such a task unpickles to PythonException()(message)).
+func (k ErrorKind) PythonException() string {
+	switch k {
+	case KindTimeout:
+		return "TimeoutError"
+	case KindMemoryLimit:
+		return "MemoryError"
+	case KindBadPayload, KindPayloadTooLarge, KindResultTooLarge:
+		return "ValueError"
+	case KindUnpicklable:
+		return "TypeError"
+	default:
+		// WORKER_LOST, CANCELLED, SANDBOX_CRASH, USER_EXIT, and a
+		// USER_EXCEPTION whose own pickle was lost.
+		return "RuntimeError"
+	}
+}
 
 // TaskError describes why a task FAILED, in plain text.
 type TaskError struct {
@@ -145,9 +192,11 @@ type Timings struct {
 
 // Result is what running a task produced. For COMPLETED, Payload is the
 // pickled return value. For FAILED it is a pickled exception instance the
-// client can raise (user exceptions as raised, with the traceback attached
-// as a note; platform failures as built-in exceptions); it may be empty if
-// not even that could be made, and Error always says what happened.
+// client can raise: a user exception as raised, with the traceback attached
+// as a note. A FAILED result with an empty Payload stands for the built-in
+// exception of its kind (Error.Kind.PythonException()(Error.Message));
+// the store writes that pickle when it records the outcome. Error always
+// says what happened.
 type Result struct {
 	Status          Status
 	Payload         []byte
@@ -160,4 +209,26 @@ type Result struct {
 	// JSON is the return value as JSON text, when the task asked for it and
 	// JSON can represent the value exactly (nil otherwise).
 	JSON []byte
+}
+
+// Failure is the FAILED result of a failure the platform detected (a
+// timeout, a crash, a lost worker, a payload that cannot be loaded): its
+// Payload is left empty, standing for the built-in exception of kind (see
+// Result).
+func Failure(kind ErrorKind, message string) *Result {
+	return &Result{Status: Failed, Error: &TaskError{Kind: kind, Message: message}}
+}
+
+// PoolStats are counters of a sandbox pool since it started.
+type PoolStats struct {
+	Size         int    `json:"size"`
+	Ready        int    `json:"ready"`
+	Busy         int    `json:"busy"`
+	Tasks        uint64 `json:"tasks"`
+	WarmRuns     uint64 `json:"warm_runs"`
+	ColdRuns     uint64 `json:"cold_runs"`
+	Timeouts     uint64 `json:"timeouts"`
+	Crashes      uint64 `json:"crashes"`
+	Restarts     uint64 `json:"restarts"`
+	WaitingTasks int    `json:"waiting_tasks"`
 }

@@ -1,6 +1,8 @@
-package api
+package pickle
 
 import (
+	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+
 	"bytes"
 	"fmt"
 	"strings"
@@ -15,7 +17,7 @@ func TestFunctionPicklesAccepted(t *testing.T) {
 		"partial", "callable_instance", "class_by_value", "stdlib_class",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := checkFunctionPickle(fixtureBytes(t, name)); err != nil {
+			if err := CheckFunction(pyfixture.Bytes(t, name)); err != nil {
 				t.Fatalf("rejected: %v", err)
 			}
 		})
@@ -37,7 +39,7 @@ func TestFunctionPicklesRejected(t *testing.T) {
 		{"left_out_stdlib", []string{`payload refers to _sqlite3.connect from module "_sqlite3"`, "left out of the sandbox"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkFunctionPickle(fixtureBytes(t, c.name))
+			err := CheckFunction(pyfixture.Bytes(t, c.name))
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -60,7 +62,7 @@ func TestPlainDataIsNotAFunction(t *testing.T) {
 		for _, p := range []int{0, 2, 4, 5} {
 			fx := fmt.Sprintf("data_%s_p%d", name, p)
 			t.Run(fx, func(t *testing.T) {
-				err := checkFunctionPickle(fixtureBytes(t, fx))
+				err := CheckFunction(pyfixture.Bytes(t, fx))
 				want := "payload is a pickled " + kind + ", not a function"
 				if err == nil || err.Error() != want {
 					t.Fatalf("err = %v, want %q", err, want)
@@ -77,7 +79,7 @@ func TestArgsPicklesAccepted(t *testing.T) {
 		"args_nested", "args_function", "args_shared",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := checkArgsPickle(fixtureBytes(t, name)); err != nil {
+			if err := CheckArgs(pyfixture.Bytes(t, name)); err != nil {
 				t.Fatalf("rejected: %v", err)
 			}
 		})
@@ -98,7 +100,7 @@ func TestArgsPicklesRejected(t *testing.T) {
 		{"args_point", `arguments refer to tests.mod.Point from module "tests.mod", which the sandbox does not have`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := checkArgsPickle(fixtureBytes(t, c.name))
+			err := CheckArgs(pyfixture.Bytes(t, c.name))
 			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
@@ -109,8 +111,8 @@ func TestArgsPicklesRejected(t *testing.T) {
 // Every strict prefix of a valid pickle is invalid, and so is a valid
 // pickle with anything after its STOP.
 func TestTruncatedAndTrailingBytes(t *testing.T) {
-	for name := range allFixtures(t) {
-		data := fixtureBytes(t, name)
+	for name := range pyfixture.All(t) {
+		data := pyfixture.Bytes(t, name)
 		step := 1
 		if len(data) > 1000 {
 			step = len(data) / 200
@@ -170,8 +172,8 @@ func TestInvalidPickles(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, c.want)
 			}
 			// The API detail says what is wrong and where.
-			if derr := checkFunctionPickle([]byte(c.data)); derr == nil || !strings.HasPrefix(derr.Error(), "payload is not a valid pickle: ") {
-				t.Fatalf("checkFunctionPickle err = %v", derr)
+			if derr := CheckFunction([]byte(c.data)); derr == nil || !strings.HasPrefix(derr.Error(), "payload is not a valid pickle: ") {
+				t.Fatalf("CheckFunction err = %v", derr)
 			}
 		})
 	}
@@ -240,7 +242,7 @@ func TestCompatImportsForOldProtocols(t *testing.T) {
 // other byte is.
 func TestOpcodeTableMatchesPickletools(t *testing.T) {
 	var ops map[string]string // byte (as decimal string) -> name
-	runPython(t, `
+	pyfixture.Run(t, `
 import json, pickletools, sys
 json.dump({str(ord(o.code)): o.name for o in pickletools.opcodes}, sys.stdout)
 `, nil, &ops)

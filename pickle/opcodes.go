@@ -1,4 +1,4 @@
-package api
+package pickle
 
 // Pickle opcodes: every opcode of Python 3.11's pickletools.opcodes.
 const (

@@ -1,4 +1,4 @@
-package dispatch
+package wire
 
 import (
 	"bytes"
@@ -17,20 +17,18 @@ import (
 	"time"
 
 	"github.com/go-zeromq/zmq4"
-
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/ratelog"
 )
 
 func sampleMessages() []*Message {
-	res := &runtime.Result{Status: runtime.Failed, Payload: []byte("\x80\x04K\x51."),
-		Error:  &runtime.TaskError{Kind: runtime.KindUserException, Message: "boom", Traceback: "tb"},
+	res := &faastype.Result{Status: faastype.Failed, Payload: []byte("\x80\x04K\x51."),
+		Error:  &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom", Traceback: "tb"},
 		Stdout: []byte("out"), Stderr: []byte("err"), OutputTruncated: true, Warm: true,
-		Timings: runtime.Timings{Queue: 0.5, Boot: 1, Deserialize: 2, Run: 3, Serialize: 4, Total: 5}}
-	ok := &runtime.Result{Status: runtime.Completed, Payload: []byte{0, 1, 2, 255}}
-	var hash [32]byte
-	hash[3] = 7
-	task := WireTask{ID: "t-1", Fence: 42, Attempt: 2, Isolation: runtime.Fresh, FnHash: hash,
-		Timeout: 3 * time.Second, Fn: []byte("fn\x00\xff"), Args: []byte("args")}
+		Timings: faastype.Timings{Queue: 0.5, Boot: 1, Deserialize: 2, Run: 3, Serialize: 4, Total: 5}}
+	ok := &faastype.Result{Status: faastype.Completed, Payload: []byte{0, 1, 2, 255}}
+	task := Task{Fence: 42, Attempt: 2, Task: faastype.Task{ID: "t-1", Function: "fn-1", Isolation: faastype.Fresh,
+		Timeout: 3 * time.Second, WantJSON: true, Fn: []byte("fn\x00\xff"), Args: []byte("args")}}
 	sess := ID16{1, 2, 3}
 	held := []Held{{ID: "a", Fence: 1, Elapsed: 1500 * time.Millisecond}, {ID: "b", Fence: 9, Done: true}}
 	nonce := bytes.Repeat([]byte{0xAB}, NonceSize)
@@ -40,9 +38,9 @@ func sampleMessages() []*Message {
 		{Type: MsgRegister, Capacity: 4, Held: held, MaxMessage: 1 << 20},
 		{Type: MsgWelcome, Incarnation: ID16{9}, Heartbeat: 200 * time.Millisecond, Misses: 3, Timeout: 30 * time.Second, MaxMessage: 1 << 20},
 		{Type: MsgHeartbeat, Free: 3},
-		{Type: MsgTask, Tasks: []WireTask{task}},
-		{Type: MsgResult, Results: []WireResult{{ID: "t-1", Fence: 42, Result: res}}},
-		{Type: MsgResult, Results: []WireResult{{ID: "t-2", Fence: 1, Result: ok}}},
+		{Type: MsgTask, Tasks: []Task{task}},
+		{Type: MsgResult, Results: []Result{{ID: "t-1", Fence: 42, Result: res}}},
+		{Type: MsgResult, Results: []Result{{ID: "t-2", Fence: 1, Result: ok}}},
 		{Type: MsgAck, Acks: []Ack{{ID: "t-1", Fence: 42, Recorded: true}, {ID: "t-2", Fence: 1}}},
 		{Type: MsgCancel, Cancels: []Ref{{ID: "t-3", Fence: 5}}},
 		{Type: MsgRelease, Released: []Ref{{ID: "t-4", Fence: 6}}},
@@ -51,9 +49,9 @@ func sampleMessages() []*Message {
 		{Type: MsgError, Code: ErrCodeUnknownSession, Text: "register again"},
 		{Type: MsgError, Code: ErrCodeUnauthorized, Text: "sealed", Sealed: true},
 		{Type: MsgPull, Incarnation: ID16{7}, GotSeq: 12, Free: 1, Draining: true, Held: held,
-			Results:  []WireResult{{ID: "t-1", Fence: 42, Result: res}, {ID: "t-2", Fence: 1, Result: ok}},
+			Results:  []Result{{ID: "t-1", Fence: 42, Result: res}, {ID: "t-2", Fence: 1, Result: ok}},
 			Released: []Ref{{ID: "x", Fence: 1}}, MaxMessage: 7},
-		{Type: MsgWork, Incarnation: ID16{7}, WorkSeq: 13, RetryAfter: 250 * time.Millisecond, Tasks: []WireTask{task, task},
+		{Type: MsgWork, Incarnation: ID16{7}, WorkSeq: 13, RetryAfter: 250 * time.Millisecond, Tasks: []Task{task, task},
 			Acks: []Ack{{ID: "t-1", Fence: 42, Recorded: true}}, Cancels: []Ref{{ID: "y", Fence: 2}}, MaxMessage: 5 << 20},
 		{Type: MsgWork, WorkSeq: 1},
 	}
@@ -80,7 +78,7 @@ func testChannels(t testing.TB, workerSecret, dispatcherSecret []byte) (w, d *Ch
 // either direction: the decoder does not care who sealed) if its type
 // must be, or if the sample says so.
 func frame(w *Channel, m *Message) []byte {
-	if m.Sealed || m.Type.sealing() == sealedOnly {
+	if m.Sealed || m.Type.Sealing() == SealedOnly {
 		c := *m
 		return w.Seal(&c)
 	}
@@ -166,23 +164,25 @@ func TestWireRejects(t *testing.T) {
 		{"empty", nil, ErrWireFormat},
 		{"one byte", []byte{1}, ErrWireFormat},
 		{"version 1", []byte{1, byte(MsgHeartbeat), 0}, ErrWireVersion},
-		{"version 3", []byte{3, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
+		{"version 2", []byte{2, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
+		{"version 4", []byte{4, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
 		{"version 0", []byte{0, byte(MsgHeartbeat), 0}, ErrWireVersion},
-		{"no seal byte", []byte{2, byte(MsgError)}, ErrWireFormat},
-		{"bad seal byte", []byte{2, byte(MsgError), 2, 0, 0}, ErrWireFormat},
-		{"unknown type", []byte{2, 0x7f, 0}, ErrWireType},
-		{"huge length", binary.AppendUvarint([]byte{2, byte(MsgError), 0, 1}, 1<<62), ErrWireFormat},
+		{"no seal byte", []byte{WireVersion, byte(MsgError)}, ErrWireFormat},
+		{"bad seal byte", []byte{WireVersion, byte(MsgError), 2, 0, 0}, ErrWireFormat},
+		{"unknown type", []byte{WireVersion, 0x7f, 0}, ErrWireType},
+		{"huge length", binary.AppendUvarint([]byte{WireVersion, byte(MsgError), 0, 1}, 1<<62), ErrWireFormat},
 		{"huge count", sealedRaw(binary.AppendUvarint(nil, 1<<40), MsgAck), ErrWireFormat},
 		{"bad varint", sealedRaw([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, MsgHeartbeat), ErrWireFormat},
-		{"bad isolation", sealedMsg(&Message{Type: MsgTask, Tasks: []WireTask{{ID: "x", Isolation: "lukewarm"}}}), ErrWireFormat},
+		{"bad isolation", sealedMsg(&Message{Type: MsgTask, Tasks: []Task{{Task: faastype.Task{ID: "x", Isolation: "lukewarm"}}}}), ErrWireFormat},
+		{"task without id", sealedMsg(&Message{Type: MsgTask, Tasks: []Task{{}}}), ErrWireFormat},
 		{"empty id", sealedMsg(&Message{Type: MsgCancel, Cancels: []Ref{{ID: ""}}}), ErrWireFormat},
-		{"failed without error", sealedMsg(&Message{Type: MsgResult, Results: []WireResult{{ID: "x", Result: &runtime.Result{Status: runtime.Failed}}}}), ErrWireFormat},
+		{"failed without error", sealedMsg(&Message{Type: MsgResult, Results: []Result{{ID: "x", Result: &faastype.Result{Status: faastype.Failed}}}}), ErrWireFormat},
 		{"unsealed heartbeat", (&Message{Type: MsgHeartbeat, Free: 1}).Encode(nil), ErrWireFormat},
-		{"unsealed result", (&Message{Type: MsgResult, Results: []WireResult{{ID: "x", Result: &runtime.Result{Status: runtime.Completed}}}}).Encode(nil), ErrWireFormat},
+		{"unsealed result", (&Message{Type: MsgResult, Results: []Result{{ID: "x", Result: &faastype.Result{Status: faastype.Completed}}}}).Encode(nil), ErrWireFormat},
 		{"sealed hello", sealedMsg(&Message{Type: MsgHello, Name: "x", Session: ID16{1}, Nonce: make([]byte, NonceSize)}), ErrWireFormat},
 		{"sealed without channel", (&Message{Type: MsgHeartbeat, Sealed: true, Seq: 1}).Encode(nil), ErrWireFormat},
 		{"sealed with seq 0", (&Message{Type: MsgHeartbeat, Sealed: true, Channel: ID16{1}}).Encode(nil), ErrWireFormat},
-		{"sealed without room for a mac", []byte{2, byte(MsgBye), 1, 16, 1, 2, 3}, ErrWireFormat},
+		{"sealed without room for a mac", []byte{WireVersion, byte(MsgBye), 1, 16, 1, 2, 3}, ErrWireFormat},
 		{"short nonce", (&Message{Type: MsgHello, Name: "x", Session: ID16{1}, Nonce: make([]byte, 31)}).Encode(nil), ErrWireFormat},
 		{"challenge without channel", (&Message{Type: MsgChallenge, Nonce: make([]byte, NonceSize)}).Encode(nil), ErrWireFormat},
 	} {
@@ -231,8 +231,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestDefaultMaxMessage(t *testing.T) {
-	l := runtime.Limits{ArgBytes: 1000, ResultBytes: 5000, OutputBytes: 100}
-	if got := DefaultMaxMessage(l); got != 5200+1<<20 {
+	l := faastype.Limits{ArgBytes: 1000, ResultBytes: 5000, OutputBytes: 100}
+	if got := DefaultMaxMessage(l); got != 10200+1<<20 {
 		t.Fatalf("DefaultMaxMessage = %d", got)
 	}
 }
@@ -267,8 +267,8 @@ func freeTCP(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func testWireOpts(logs *captureLog, maxMsg int) WireOptions {
-	return WireOptions{MaxMessage: maxMsg, WriteTimeout: 2 * time.Second, HandshakeTimeout: time.Second,
+func testWireOpts(logs *captureLog, maxMsg int) Options {
+	return Options{MaxMessage: maxMsg, WriteTimeout: 2 * time.Second, HandshakeTimeout: time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}
 }
 
@@ -510,7 +510,7 @@ func FuzzWireConnFrames(f *testing.F) {
 	f.Add([]byte{zmtpCommand, 4, 4, 'P', 'I', 'N', 'G'})
 	f.Add([]byte{zmtpMore, 1, 9, zmtpCommand, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tr := &wireTransport{opts: WireOptions{MaxMessage: 64, WriteTimeout: time.Second}.withDefaults(), rlog: newRateLog(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)}
+		tr := &wireTransport{opts: Options{MaxMessage: 64, WriteTimeout: time.Second}.WithDefaults(), rlog: ratelog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)}
 		tr.opts.MaxMessage = 64
 		stream := append(append(append([]byte(nil), nullGreeting...), readyCmd("DEALER")...), b...)
 		a, z := net.Pipe()

@@ -1,21 +1,21 @@
-package api
+package pickle
 
 import (
 	"errors"
 	"fmt"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
 // Checks of the two kinds of payload a client sends, on the decoded pickle
 // bytes. Each returns an error whose text is the 400 detail.
 
-// checkFunctionPickle accepts a pickle that can load to a callable: a
+// CheckFunction accepts a pickle that can load to a callable: a
 // function pickled by value (dill's _create_function), any reference to a
 // module attribute the sandbox has (math.sqrt, a class), or an object of a
 // type the inspector does not know (a class instance may define __call__).
 // It rejects plain data and any reference to a module the sandbox lacks.
-func checkFunctionPickle(b []byte) error {
+func CheckFunction(b []byte) error {
 	info, err := inspectPickle(b)
 	if err != nil {
 		return pickleInvalid(err)
@@ -52,12 +52,12 @@ func foreignBytecode(fields int32) error {
 	return fmt.Errorf("the function was pickled by %s, whose bytecode differs from the sandbox's Python %s: "+
 		"dill would load it as %s code and it would run wrongly. Pickle it with Python 3.11, or register it "+
 		`as source text ({"name", "source", "entrypoint"}), which runs from any Python`,
-		who, runtime.PythonVersion, "3.11")
+		who, faastype.PythonVersion, "3.11")
 }
 
-// checkArgsPickle accepts serialize((args, kwargs)): a 2-tuple of a tuple or
+// CheckArgs accepts serialize((args, kwargs)): a 2-tuple of a tuple or
 // list and a dict.
-func checkArgsPickle(b []byte) error {
+func CheckArgs(b []byte) error {
 	info, err := inspectPickle(b)
 	if err != nil {
 		return pickleInvalid(err)
@@ -84,7 +84,7 @@ func checkArgsPickle(b []byte) error {
 }
 
 func pickleInvalid(err error) error {
-	var pe *PickleError
+	var pe *Error
 	if errors.As(err, &pe) {
 		return fmt.Errorf("payload is not a valid pickle: %s", pe.Error())
 	}

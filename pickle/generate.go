@@ -1,4 +1,4 @@
-package api
+package pickle
 
 // stdlib_modules.go lists the modules of the sandbox's Python 3.11; it is
 // generated from Debian's python3.11, the same version the sandbox runs.

@@ -1,4 +1,4 @@
-package dispatch
+package wire
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ var (
 func sealedSamples() []*Message {
 	var out []*Message
 	for _, m := range sampleMessages() {
-		if m.Sealed || m.Type.sealing() != openOnly {
+		if m.Sealed || m.Type.Sealing() != OpenOnly {
 			out = append(out, m)
 		}
 	}
@@ -132,7 +132,7 @@ func TestChannelReplay(t *testing.T) {
 // Keys differ by secret, by direction, by channel and by the identity in
 // the HELLO: a frame verifies on its own channel, in its direction, only.
 func TestChannelKeys(t *testing.T) {
-	msg := func() *Message { return &Message{Type: MsgResult, Results: []WireResult{{ID: "t", Fence: 1}}} }
+	msg := func() *Message { return &Message{Type: MsgResult, Results: []Result{{ID: "t", Fence: 1}}} }
 	refused := func(name string, from, to *Channel) {
 		t.Helper()
 		if err := to.Open(decodeOK(t, from.Seal(msg()))); !errors.Is(err, ErrUnauthenticated) {

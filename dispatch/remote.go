@@ -6,16 +6,17 @@ package dispatch
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/wasmfaas/wasmfaas/runtime"
+	"github.com/go-zeromq/zmq4"
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/ratelog"
 	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/wire"
 )
 
 // RemoteConfig configures push and pull mode.
@@ -33,17 +34,17 @@ type RemoteConfig struct {
 	// Limits are the task limits; Limits.Timeout is sent with every task
 	// (a worker applies the smaller of it and its own) and, plus Grace, is
 	// the task's deadline. MaxMessage defaults from them.
-	Limits runtime.Limits
+	Limits faastype.Limits
 	// Grace is added to the task timeout to make the deadline after which
 	// a task whose result has not arrived is requeued. Default 5s.
 	Grace time.Duration
 	// Wire configures the socket (message size limit, timeouts).
-	Wire WireOptions
+	Wire wire.Options
 	// Bound, if set, is called with the address the socket listens on.
 	Bound func(net.Addr)
 	// Secret is the worker secret (see ParseSecret): workers must prove
 	// they hold it, and the dispatcher proves it to them. Empty: any
-	// worker that reaches Listen is admitted (see wire.go).
+	// worker that reaches Listen is admitted (see wire/message.go).
 	Secret []byte
 }
 
@@ -54,10 +55,10 @@ func (c *RemoteConfig) defaults() error {
 	if c.Listen == "" {
 		return fmt.Errorf("dispatch: no listen address")
 	}
-	if err := CheckURL(c.Listen); err != nil {
+	if err := wire.CheckURL(c.Listen); err != nil {
 		return fmt.Errorf("dispatch: listen address %w", err)
 	}
-	if err := CheckSecret(c.Secret); err != nil {
+	if err := wire.CheckSecret(c.Secret); err != nil {
 		return fmt.Errorf("dispatch: %w", err)
 	}
 	if c.Heartbeat <= 0 {
@@ -71,7 +72,7 @@ func (c *RemoteConfig) defaults() error {
 		c.Grace = 5 * time.Second
 	}
 	if c.Wire.MaxMessage <= 0 {
-		c.Wire.MaxMessage = DefaultMaxMessage(c.Limits)
+		c.Wire.MaxMessage = wire.DefaultMaxMessage(c.Limits)
 	}
 	if c.Wire.Logger == nil {
 		c.Wire.Logger = c.Logger
@@ -80,39 +81,120 @@ func (c *RemoteConfig) defaults() error {
 		// A peer that takes no data for this long is as good as dead.
 		c.Wire.WriteTimeout = time.Duration(c.Misses) * c.Heartbeat
 	}
-	c.Wire = c.Wire.withDefaults()
+	c.Wire = c.Wire.WithDefaults()
 	return nil
 }
 
-// logAdmission says at start-up how workers are admitted, and warns when
-// anyone on the network may join.
-func (c *RemoteConfig) logAdmission(log *slog.Logger, addr net.Addr) {
+// remote is what push and pull mode share once started: the dispatcher's
+// start-up (start), the listening socket, the completer, and this
+// incarnation's id.
+type remote struct {
+	*started
+	cfg  RemoteConfig
+	rlog *ratelog.Logger
+	sock zmq4.Socket
+	inc  wire.ID16
+	comp *completer
+	view *nodeView
+}
+
+// startRemote starts the core, listens on cfg.Listen with listen and
+// starts the completer, whose recorded results go to recorded.
+func startRemote(cfg RemoteConfig, mode string,
+	listen func(context.Context, string, wire.Options) (zmq4.Socket, error), recorded func(sessKey, wire.Ack)) (*remote, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	view := &nodeView{mode: mode, limits: cfg.Limits}
+	if cfg.Describe == nil {
+		cfg.Describe = view.describe
+	}
+	s, err := start(cfg.Config, mode)
+	if err != nil {
+		return nil, err
+	}
+	r := &remote{started: s, cfg: cfg, rlog: ratelog.New(s.log, 10*time.Second), inc: wire.NewID16(), view: view}
+	sock, err := listen(s.bgCtx, cfg.Listen, cfg.Wire)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("dispatch: %s: listen on %s: %w", mode, cfg.Listen, err)
+	}
+	r.sock = sock
+	if cfg.Bound != nil {
+		cfg.Bound(sock.Addr())
+	}
 	switch {
-	case len(c.Secret) > 0:
-		log.Info("workers must prove they hold the worker secret")
-	case !isLoopback(addr):
-		log.Warn("no worker secret: any host that reaches this port can join as a worker, take tasks and post results; "+
-			"set --worker-secret-file or FAAS_WORKER_SECRET on the dispatcher and its workers", "listen", fmt.Sprint(addr))
+	case len(cfg.Secret) > 0:
+		s.log.Info("workers must prove they hold the worker secret")
+	case !wire.IsLoopback(sock.Addr()):
+		s.log.Warn("no worker secret: any host that reaches this port can join as a worker, take tasks and post results; "+
+			"set --worker-secret-file or FAAS_WORKER_SECRET on the dispatcher and its workers", "listen", fmt.Sprint(sock.Addr()))
+	}
+	r.comp = newCompleter(s.bgCtx, s.core, 8, recorded)
+	return r, nil
+}
+
+// drain waits, for up to cfg.Drain, until no task is out with a worker and
+// every result received is recorded.
+func (r *remote) drain(running func() int) {
+	r.log.Info("dispatcher stopping", "running", running(), "drain", r.cfg.Drain)
+	end := time.Now().Add(r.cfg.Drain)
+	for running() > 0 || r.comp.pending() > 0 {
+		if time.Now().After(end) {
+			r.log.Warn("stopping the tasks still running; they go back to the queue", "running", running())
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// release gives claims back to the queue, not counted, and waits.
+func (r *remote) release(claims []store.Claim) {
+	var wg sync.WaitGroup
+	for _, cl := range claims {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.core.Release(r.bgCtx, cl) }()
+	}
+	wg.Wait()
+}
+
+// requeue gives the claims of a worker that is gone (or late) back to the
+// queue, counted, in the background; failed says what to log if the store
+// cannot be reached (the leases then expire instead).
+func (r *remote) requeue(claims []store.Claim, failed string) {
+	if len(claims) == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(r.bgCtx, r.core.Lease())
+		defer cancel()
+		if err := r.core.Requeue(ctx, claims); err != nil {
+			r.rlog.Warn("requeue", failed, "err", err)
+		}
+	}()
+}
+
+// closeCompleter lets the results being recorded finish, for a moment
+// (Core.Complete waits for Redis), and stops the completer.
+func (r *remote) closeCompleter() {
+	done := make(chan struct{})
+	go func() { r.comp.close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		r.stopBg()
+		<-done
 	}
 }
 
 // deadline is how long a task may be out with a worker.
 func (c *RemoteConfig) deadline() time.Duration { return c.Limits.Timeout + c.Grace }
 
-// NewID16 returns a random identifier.
-func NewID16() ID16 {
-	var id ID16
-	if _, err := rand.Read(id[:]); err != nil {
-		panic(err)
-	}
-	return id
-}
-
 // sessKey identifies one worker process (its name and the random session
 // it drew at start) and, in pull mode, one of its lanes.
 type sessKey struct {
 	name    string
-	session ID16
+	session wire.ID16
 	lane    int
 }
 
@@ -128,23 +210,23 @@ type outTask struct {
 	adopting bool // reported by the worker, lease not confirmed yet
 }
 
-func (t *outTask) ref() Ref { return Ref{ID: t.claim.TaskID, Fence: t.claim.Fence} }
+func (t *outTask) ref() wire.Ref { return wire.Ref{ID: t.claim.TaskID, Fence: t.claim.Fence} }
 
 // wireTask makes the message for a claim, or the failure to record at once
 // if its payloads are not base64 or do not fit in a message the worker
 // takes (maxMsg; 0: unknown).
-func wireTask(cl store.Claim, timeout time.Duration, maxMsg int) (WireTask, *runtime.Result) {
+func wireTask(cl store.Claim, timeout time.Duration, maxMsg int) (wire.Task, *faastype.Result) {
 	t, bad := Task(cl)
 	if bad != nil {
-		return WireTask{}, bad
+		return wire.Task{}, bad
 	}
-	if size := len(t.FnPayload) + len(t.ArgsPayload) + len(cl.TaskID) + 1024; maxMsg > 0 && size > maxMsg {
+	if size := len(t.Fn) + len(t.Args) + len(cl.TaskID) + len(cl.FunctionID) + 1024; maxMsg > 0 && size > maxMsg {
 		msg := fmt.Sprintf("the function and arguments (%d bytes) do not fit in a %d-byte message to the worker",
-			len(t.FnPayload)+len(t.ArgsPayload), maxMsg)
-		return WireTask{}, failure(runtime.KindPayloadTooLarge, msg)
+			len(t.Fn)+len(t.Args), maxMsg)
+		return wire.Task{}, faastype.Failure(faastype.KindPayloadTooLarge, msg)
 	}
-	return WireTask{ID: cl.TaskID, Fence: cl.Fence, Attempt: cl.Attempt, Isolation: t.Isolation,
-		FnHash: t.FnHash, Timeout: timeout, Fn: t.FnPayload, Args: t.ArgsPayload}, nil
+	t.Timeout = timeout
+	return wire.Task{Task: t, Fence: cl.Fence, Attempt: cl.Attempt}, nil
 }
 
 func strip(cl store.Claim) store.Claim {
@@ -156,7 +238,7 @@ func strip(cl store.Claim) store.Claim {
 
 type completeJob struct {
 	key sessKey
-	res WireResult
+	res wire.Result
 }
 
 // completer records results with Core.Complete on a few goroutines, so that
@@ -167,18 +249,18 @@ type completeJob struct {
 type completer struct {
 	core *Core
 	ctx  context.Context
-	done func(key sessKey, a Ack)
+	done func(key sessKey, a wire.Ack)
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	queue    []completeJob
-	inflight map[Ref]bool
+	inflight map[wire.Ref]bool
 	closed   bool
 	wg       sync.WaitGroup
 }
 
-func newCompleter(ctx context.Context, core *Core, workers int, done func(sessKey, Ack)) *completer {
-	c := &completer{core: core, ctx: ctx, done: done, inflight: map[Ref]bool{}}
+func newCompleter(ctx context.Context, core *Core, workers int, done func(sessKey, wire.Ack)) *completer {
+	c := &completer{core: core, ctx: ctx, done: done, inflight: map[wire.Ref]bool{}}
 	c.cond = sync.NewCond(&c.mu)
 	for range workers {
 		c.wg.Add(1)
@@ -187,8 +269,8 @@ func newCompleter(ctx context.Context, core *Core, workers int, done func(sessKe
 	return c
 }
 
-func (c *completer) submit(key sessKey, r WireResult) {
-	ref := Ref{ID: r.ID, Fence: r.Fence}
+func (c *completer) submit(key sessKey, r wire.Result) {
+	ref := wire.Ref{ID: r.ID, Fence: r.Fence}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.inflight[ref] {
@@ -225,10 +307,10 @@ func (c *completer) loop() {
 		ok := c.core.Complete(c.ctx, store.Claim{TaskID: j.res.ID, Fence: j.res.Fence}, j.res.Result)
 		decided := ok || c.ctx.Err() == nil
 		c.mu.Lock()
-		delete(c.inflight, Ref{ID: j.res.ID, Fence: j.res.Fence})
+		delete(c.inflight, wire.Ref{ID: j.res.ID, Fence: j.res.Fence})
 		c.mu.Unlock()
 		if decided {
-			c.done(j.key, Ack{ID: j.res.ID, Fence: j.res.Fence, Recorded: ok})
+			c.done(j.key, wire.Ack{ID: j.res.ID, Fence: j.res.Fence, Recorded: ok})
 		}
 	}
 }
@@ -247,7 +329,7 @@ func (c *completer) close() {
 
 // adopt confirms with the store that owner still holds claims a worker
 // reports, and returns those it does not.
-func adopt(ctx context.Context, core *Core, owner string, refs []Ref) (lost map[string]bool, err error) {
+func adopt(ctx context.Context, core *Core, owner string, refs []wire.Ref) (lost map[string]bool, err error) {
 	fences := make(map[string]int64, len(refs))
 	for _, r := range refs {
 		fences[r.ID] = r.Fence
@@ -269,7 +351,7 @@ func adopt(ctx context.Context, core *Core, owner string, refs []Ref) (lost map[
 // loop sets it; Core's publisher reads it.
 type nodeView struct {
 	mode   string
-	limits runtime.Limits
+	limits faastype.Limits
 	v      atomic.Pointer[store.Node]
 }
 
@@ -277,13 +359,13 @@ type nodeView struct {
 // count as ready.
 func (n *nodeView) set(sandboxes, busy int) {
 	n.v.Store(&store.Node{Role: "dispatcher", Mode: n.mode, Sandboxes: sandboxes, Busy: busy,
-		Isolation: runtime.Warm, Limits: n.limits,
-		Stats: runtime.PoolStats{Size: sandboxes, Ready: sandboxes, Busy: busy}})
+		Isolation: faastype.Warm, Limits: n.limits,
+		Stats: faastype.PoolStats{Size: sandboxes, Ready: sandboxes, Busy: busy}})
 }
 
 func (n *nodeView) describe() store.Node {
 	if p := n.v.Load(); p != nil {
 		return *p
 	}
-	return store.Node{Role: "dispatcher", Mode: n.mode, Isolation: runtime.Warm, Limits: n.limits}
+	return store.Node{Role: "dispatcher", Mode: n.mode, Isolation: faastype.Warm, Limits: n.limits}
 }

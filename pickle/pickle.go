@@ -1,4 +1,4 @@
-package api
+package pickle
 
 import (
 	"bytes"
@@ -181,14 +181,14 @@ type pickleInfo struct {
 	foreignCode int32
 }
 
-// PickleError says why a payload is not a valid pickle.
-type PickleError struct {
+// Error says why a payload is not a valid pickle.
+type Error struct {
 	Pos int    // byte offset of the offending opcode
 	Op  string // opcode name, if known
 	Msg string
 }
 
-func (e *PickleError) Error() string {
+func (e *Error) Error() string {
 	if e.Op != "" {
 		return fmt.Sprintf("%s at byte %d (%s)", e.Msg, e.Pos, e.Op)
 	}
@@ -219,7 +219,7 @@ func inspectPickle(data []byte) (*pickleInfo, error) {
 }
 
 func (in *inspector) fail(format string, args ...any) error {
-	return &PickleError{Pos: in.opPos, Op: in.op, Msg: fmt.Sprintf(format, args...)}
+	return &Error{Pos: in.opPos, Op: in.op, Msg: fmt.Sprintf(format, args...)}
 }
 
 // frameCheck leaves a frame that has been read to its end, and
@@ -621,9 +621,9 @@ func (in *inspector) run() error {
 	for {
 		if in.pos >= len(in.data) {
 			if in.info.ops == 0 {
-				return &PickleError{Pos: in.pos, Msg: "empty"}
+				return &Error{Pos: in.pos, Msg: "empty"}
 			}
-			return &PickleError{Pos: in.pos, Msg: "truncated: no STOP opcode"}
+			return &Error{Pos: in.pos, Msg: "truncated: no STOP opcode"}
 		}
 		in.opPos = in.pos
 		in.op = ""
@@ -646,7 +646,7 @@ func (in *inspector) run() error {
 		}
 		if done {
 			if in.pos != len(in.data) {
-				return &PickleError{Pos: in.pos, Msg: fmt.Sprintf("%d bytes after the STOP opcode", len(in.data)-in.pos)}
+				return &Error{Pos: in.pos, Msg: fmt.Sprintf("%d bytes after the STOP opcode", len(in.data)-in.pos)}
 			}
 			return nil
 		}
