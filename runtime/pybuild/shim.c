@@ -24,6 +24,66 @@
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 
+/*
+ * Extension modules linked into the module beside CPython's own (for
+ * example numpy's), registered as built-ins under their dotted names. The
+ * recipe links a table named faas_extra_inittab when it has any; without one
+ * the weak reference is NULL.
+ */
+extern struct _inittab faas_extra_inittab[] __attribute__((weak));
+
+/*
+ * CPython 3.11's BuiltinImporter declines submodules (it returns None when
+ * given a parent package's __path__), so a dotted built-in such as
+ * numpy.core._multiarray_umath needs a finder of its own: it answers for
+ * exactly the dotted names in the built-in table, ahead of the path finder.
+ */
+static const char dotted_finder[] =
+    "import sys, _imp\n"
+    "from importlib.machinery import BuiltinImporter, ModuleSpec\n"
+    "class DottedBuiltinFinder:\n"
+    "    names = frozenset(n for n in sys.builtin_module_names if '.' in n)\n"
+    "    @classmethod\n"
+    "    def find_spec(cls, name, path=None, target=None):\n"
+    "        if name in cls.names:\n"
+    "            return ModuleSpec(name, BuiltinImporter, origin='built-in')\n"
+    "        return None\n"
+    "    @classmethod\n"
+    "    def invalidate_caches(cls):\n"
+    "        pass\n"
+    "sys.meta_path.insert(0, DottedBuiltinFinder)\n";
+
+static int
+add_builtins(void)
+{
+    static int done;
+    if (done || faas_extra_inittab == NULL) return 0;
+    done = 1;
+    return PyImport_ExtendInittab(faas_extra_inittab);
+}
+
+/* Returns 0 on success; else a Python exception is set. */
+static int
+install_dotted_finder(void)
+{
+    if (faas_extra_inittab == NULL) return 0;
+    PyObject *globals = PyDict_New();
+    if (globals == NULL) return -1;
+    PyObject *name = PyUnicode_FromString("faas_shim");
+    if (name == NULL || PyDict_SetItemString(globals, "__name__", name) < 0 ||
+        PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0) {
+        Py_XDECREF(name);
+        Py_DECREF(globals);
+        return -1;
+    }
+    Py_DECREF(name);
+    PyObject *r = PyRun_String(dotted_finder, Py_file_input, globals, globals);
+    Py_DECREF(globals);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 static PyObject *host_run;      /* pyshim._host_run */
 static PyObject *last_result;   /* kept alive until the next call */
 static char fatal_buf[512];
@@ -32,6 +92,7 @@ static PyStatus
 configure(PyConfig *config)
 {
     PyStatus st;
+    if (add_builtins() < 0) return PyStatus_NoMemory();
     PyConfig_InitIsolatedConfig(config);
     config->site_import = 0;
     config->write_bytecode = 0;
@@ -76,6 +137,10 @@ faas_init(void)
         fprintf(stderr, "faas_init: %s: %s\n", st.func ? st.func : "init",
                 st.err_msg ? st.err_msg : "failed");
         return 1;
+    }
+    if (install_dotted_finder() < 0) {
+        PyErr_Print();
+        return 2;
     }
     PyObject *mod = PyImport_ImportModule("pyshim");
     if (mod == NULL) {
@@ -163,6 +228,10 @@ faas_main(void)
     if (PyStatus_Exception(st)) {
         if (PyStatus_IsExit(st)) return st.exitcode;
         Py_ExitStatusException(st);
+    }
+    if (install_dotted_finder() < 0) {
+        PyErr_Print();
+        return 120;
     }
     return Py_RunMain();
 }
