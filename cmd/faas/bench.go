@@ -18,11 +18,14 @@ func cmdBench(args []string) int {
 	if len(args) > 0 && args[0] == "study" {
 		return cmdBenchStudy(args[1:])
 	}
+	if len(args) > 0 && args[0] == "compare" {
+		return cmdBenchCompare(args[1:])
+	}
 	var kinds []string
 	for _, k := range bench.Kinds {
 		kinds = append(kinds, fmt.Sprintf("%s (%s)", k.Name, k.What))
 	}
-	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)", `
+	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)\n       faas bench compare --baseline <faas binary> [flags]   (two binaries side by side)", `
 Drives a running WasmFaaS API the way clients do: registers a function,
 submits tasks closed-loop (-c in flight) or open-loop (--rate per second),
 long-polls every result, and reports submit rate, end-to-end throughput,
@@ -177,5 +180,51 @@ warm pool and process per task against the sandbox warm and fresh).`)
 		return fail("bench study", err)
 	}
 	fmt.Printf("report written to %s/report.md\n", *out)
+	return 0
+}
+
+// cmdBenchCompare is `faas bench compare`: this binary against a baseline
+// binary, side by side in one run.
+func cmdBenchCompare(args []string) int {
+	fs := newFlagSet("bench compare", "--baseline <faas binary> [flags]", `
+Measures the headline no-op point (2 sandboxes, every mode; fresh
+redis-server + faas api + dispatcher + workers per point) with a baseline
+faas binary and with this one, taking turns within every round, and prints
+for each mode the median throughput and processor time per task with their
+ranges, the ratios candidate/baseline, and each binary's push and pull
+against its local mode. Ratios from one run are what to compare: this
+machine's speed drifts between minutes.`)
+	baseline := fs.String("baseline", "", "the faas binary to compare against (required)")
+	candidate := fs.String("candidate", "", "the faas binary to compare (default: this one)")
+	modes := fs.String("modes", "local,push,pull", "dispatcher modes")
+	rounds := fs.Int("rounds", 3, "rounds (each runs every mode on both binaries)")
+	per := fs.Int("per-sandbox", 500, "tasks per sandbox at every point")
+	out := fs.String("json", "", "also write the comparison as JSON to this file")
+	if err := parseFlags(fs.FlagSet, args); err != nil {
+		return 2
+	}
+	if *baseline == "" {
+		return fail("bench compare", fmt.Errorf("--baseline is required"))
+	}
+	if *rounds < 1 {
+		return fail("bench compare", fmt.Errorf("--rounds must be at least 1"))
+	}
+	log, _ := (&commonFlags{logLevel: "info"}).logger()
+	ctx, cancel := signalContext(log)
+	defer cancel()
+	cfg := bench.StudyConfig{Faas: *candidate, Modes: strings.Split(*modes, ","), PerSandbox: *per, Log: log,
+		Dir: os.TempDir()}
+	quiet := func(string) bench.Config { return bench.Config{} }
+	c, err := bench.Compare(ctx, cfg, *baseline, *rounds, quiet)
+	if err != nil {
+		return fail("bench compare", err)
+	}
+	c.WriteText(os.Stdout)
+	if *out != "" {
+		b, _ := json.MarshalIndent(c, "", "  ")
+		if err := os.WriteFile(*out, b, 0o644); err != nil {
+			return fail("bench compare", err)
+		}
+	}
 	return 0
 }

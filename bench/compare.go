@@ -1,0 +1,103 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Comparison is a side-by-side run of two faas binaries: the headline no-op
+// point (2 sandboxes) of every mode, the binaries taking turns within each
+// round so that the machine's drift hits both alike.
+type Comparison struct {
+	Binaries [2]string `json:"binaries"` // baseline, candidate
+	Rows     [2][]Row  `json:"rows"`     // by binary
+	Modes    []string  `json:"modes"`
+	Rounds   int       `json:"rounds"`
+}
+
+// Compare runs rounds rounds of every mode of cfg on baseline and on
+// cfg.Faas, alternately.
+func Compare(ctx context.Context, cfg StudyConfig, baseline string, rounds int, progress func(kind string) Config) (*Comparison, error) {
+	cfg = cfg.withDefaults()
+	c := &Comparison{Binaries: [2]string{baseline, cfg.Faas}, Modes: cfg.Modes, Rounds: rounds}
+	noop, _ := KindByName("noop")
+	for r := 1; r <= rounds; r++ {
+		for _, mode := range cfg.Modes {
+			for i, bin := range c.Binaries {
+				bc := cfg
+				bc.Faas = bin
+				d, err := startDeployment(ctx, bc, mode, 2)
+				if err != nil {
+					return c, fmt.Errorf("bench: compare: %s: %w", bin, err)
+				}
+				row, err := measure(ctx, bc, d, mode, 2, noop, progress("noop"))
+				d.stop()
+				if err != nil {
+					return c, fmt.Errorf("bench: compare: %s: %w", bin, err)
+				}
+				row.Round = r
+				c.Rows[i] = append(c.Rows[i], row)
+			}
+		}
+	}
+	return c, nil
+}
+
+// WriteText prints the comparison: per mode and binary the median
+// throughput and processor time per task with their ranges, the
+// candidate's ratio to the baseline, and each binary's remote modes
+// against its local mode.
+func (c *Comparison) WriteText(w io.Writer) {
+	med := func(bin int, mode string, f func(Row) float64) (m, lo, hi float64) {
+		var xs []float64
+		for _, r := range c.Rows[bin] {
+			if r.Mode == mode && r.Report != nil {
+				xs = append(xs, f(r))
+			}
+		}
+		if len(xs) == 0 {
+			return 0, 0, 0
+		}
+		slices.Sort(xs)
+		return xs[len(xs)/2], xs[0], xs[len(xs)-1]
+	}
+	tput := func(r Row) float64 { return r.Report.Throughput }
+	cpu := func(r Row) float64 { return r.CPU.Total() }
+	fmt.Fprintf(w, "no-op, 2 sandboxes, %d rounds, binaries taking turns\n", c.Rounds)
+	fmt.Fprintf(w, "baseline:  %s\ncandidate: %s\n\n", c.Binaries[0], c.Binaries[1])
+	fmt.Fprintf(w, "%-6s %-9s %22s %24s\n", "mode", "binary", "tasks/s median (range)", "CPU µs/task median (range)")
+	for _, mode := range c.Modes {
+		for i, name := range []string{"baseline", "candidate"} {
+			m, lo, hi := med(i, mode, tput)
+			cm, clo, chi := med(i, mode, cpu)
+			fmt.Fprintf(w, "%-6s %-9s %8.0f (%5.0f-%5.0f) %10.0f (%5.0f-%5.0f)\n", mode, name, m, lo, hi, cm, clo, chi)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, mode := range c.Modes {
+		b, _, _ := med(0, mode, tput)
+		n, _, _ := med(1, mode, tput)
+		bc, _, _ := med(0, mode, cpu)
+		nc, _, _ := med(1, mode, cpu)
+		if b > 0 && bc > 0 {
+			fmt.Fprintf(w, "%-6s candidate/baseline: throughput %.2fx, CPU per task %.2fx\n", mode, n/b, nc/bc)
+		}
+	}
+	for i, name := range []string{"baseline", "candidate"} {
+		local, _, _ := med(i, "local", tput)
+		if local == 0 {
+			continue
+		}
+		var parts []string
+		for _, mode := range c.Modes {
+			if mode != "local" {
+				m, _, _ := med(i, mode, tput)
+				parts = append(parts, fmt.Sprintf("%s %.2fx", mode, m/local))
+			}
+		}
+		fmt.Fprintf(w, "%-9s against its local mode: %s\n", name, strings.Join(parts, ", "))
+	}
+}
