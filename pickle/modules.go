@@ -3,16 +3,15 @@ package pickle
 import "strings"
 
 // sandboxLeftOut are the standard library modules the sandbox's CPython
-// (wasm32-wasi, no threads, no sockets, no native extensions that need the
-// host) does not have.
+// (wasm32-wasi: no threads, processes, sockets, terminals, users, or
+// native libraries it cannot link) does not have, as
+// runtime/pybuild/stdlib_probe.py finds them (the table in README).
 var sandboxLeftOut = []string{
-	"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "pydoc_data",
-	"ctypes", "sqlite3", "curses", "dbm", "venv", "turtle",
-	"_tkinter", "_ctypes", "_sqlite3", "_curses", "_curses_panel", "_dbm", "_gdbm",
-	"_ssl", "_hashlib", "_lzma", "_bz2", "_uuid", "readline", "_multiprocessing",
-	"_posixshmem", "_posixsubprocess", "grp", "pwd", "resource", "spwd", "syslog",
-	"nis", "ossaudiodev", "fcntl", "mmap", "termios", "msvcrt", "winreg", "winsound",
-	"_winapi", "nt", "_overlapped", "_msi", "msilib",
+	"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "ctypes", "curses", "venv", "turtle",
+	"_tkinter", "_ctypes", "_curses", "_curses_panel", "_dbm", "_gdbm", "_ssl", "ssl", "_hashlib",
+	"_uuid", "readline", "_multiprocessing", "_posixshmem", "_posixsubprocess", "grp", "pwd",
+	"resource", "spwd", "syslog", "nis", "ossaudiodev", "fcntl", "mmap", "termios", "pty", "tty",
+	"msvcrt", "winreg", "winsound", "_winapi", "nt", "_overlapped", "_msi", "msilib", "_scproxy",
 }
 
 // sandboxExtra are top-level modules the sandbox has beyond the standard
@@ -72,3 +71,23 @@ var leftOut = func() map[string]bool {
 	}
 	return m
 }()
+
+// isModuleName reports whether s is a dotted Python module name
+// (identifiers of ASCII letters, digits and underscores).
+func isModuleName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" || (part[0] >= '0' && part[0] <= '9') {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -477,6 +477,13 @@ func (in *inspector) global(module, name string) *value {
 }
 
 func (in *inspector) checkModule(module, name, via string) {
+	if name == "__dict__" && via == "" && isModuleName(module) {
+		// A module's namespace, which dill writes as the globals of a
+		// function nested in an importable module: the sandbox gives the
+		// function a fresh namespace standing for the module (pyshim), so
+		// the module itself need not be there.
+		return
+	}
 	if in.info.bad == nil && !sandboxHasModule(module) {
 		in.info.bad = &moduleRef{module: module, name: name, pos: in.opPos, via: via}
 	}

@@ -28,6 +28,7 @@ _json_args(text), so they travel the same path as dill payloads.
 import builtins
 import dis
 import importlib
+import io
 import json
 import opcode as _opcode
 import pickle
@@ -165,7 +166,45 @@ def _fresh_main():
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
     dill._dill._main_module = main
+    _STAND_INS.clear()
     return main
+
+
+# Namespaces standing for modules the sandbox does not have, by id: dill
+# pickles a function nested in an importable module (a test function's
+# helper, a lambda) by value, with "that module's __dict__" as its globals.
+_STAND_INS = {}
+
+
+def _stand_in(module):
+    """The namespace standing for module in this function's load."""
+    for mod, ns in _STAND_INS.values():
+        if mod == module:
+            return ns
+    ns = {"__name__": module, "__builtins__": builtins, "__doc__": None,
+          "__package__": module.rpartition(".")[0], "__loader__": None, "__spec__": None}
+    _STAND_INS[id(ns)] = (module, ns)
+    return ns
+
+
+def _stand_in_module(namespace):
+    """The module a stand-in namespace stands for, or None."""
+    entry = _STAND_INS.get(id(namespace))
+    return entry[0] if entry is not None and entry[1] is namespace else None
+
+
+class _Unpickler(dill.Unpickler):
+    def find_class(self, module, name):
+        try:
+            return super().find_class(module, name)
+        except ImportError:
+            if name != "__dict__":
+                raise
+        return _stand_in(module)
+
+
+def _loads(data):
+    return _Unpickler(io.BytesIO(data)).load()
 
 
 _STDLIB = frozenset(sys.stdlib_module_names) | {"dill"}
@@ -202,7 +241,7 @@ def _bind_stdlib_globals(fn, namespace):
 def _load_function(data):
     main = _fresh_main()
     try:
-        fn = dill.loads(data)
+        fn = _loads(data)
     except MemoryError:
         raise
     except (SourceError, BytecodeMismatch) as e:
@@ -220,16 +259,37 @@ def _load_function(data):
         raise _Failure(KIND_BAD_PAYLOAD, TypeError(msg), msg)
     # dill binds a __main__ function's globals to the loading interpreter's
     # __main__; bind the function's own name there so recursion works.
+    # A function nested in a module the sandbox lacks gets the same in the
+    # namespace standing for that module.
     name = getattr(fn, "__name__", None)
-    if isinstance(name, str) and getattr(fn, "__globals__", None) is main.__dict__:
-        main.__dict__.setdefault(name, fn)
-        _bind_stdlib_globals(fn, main.__dict__)
+    g = getattr(fn, "__globals__", None)
+    if isinstance(name, str) and (g is main.__dict__ or _stand_in_module(g) is not None):
+        g.setdefault(name, fn)
+        _bind_stdlib_globals(fn, g)
     return fn
+
+
+def _explain_missing_global(e):
+    """A NameError raised by code whose globals stand for a module that was
+    not sent says so in its message. Reports whether it did."""
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = _stand_in_module(tb.tb_frame.f_globals)
+    if module is None or not isinstance(getattr(e, "name", None), str):
+        return False
+    e.args = (f"name {e.name!r} is not defined: it was a global of module {module!r}, which was not sent "
+              "(dill sends a function nested in an importable module without that module). Define it "
+              "inside the function, use the wasmfaas Python client (which sends a function with the "
+              "globals it reads), or register source text that defines it too",)
+    return True
 
 
 def _load_args(data):
     try:
-        obj = dill.loads(data)
+        obj = _loads(data)
     except MemoryError:
         raise
     except BaseException as e:
@@ -401,7 +461,9 @@ def _host_run(request):
             raise e
         except BaseException as e:
             times[1] = time.perf_counter() - t1
-            if isinstance(e, NameError) and getattr(_fn, "__module__", None) == "__main__":
+            if isinstance(e, NameError) and _explain_missing_global(e):
+                pass
+            elif isinstance(e, NameError) and getattr(_fn, "__module__", None) == "__main__":
                 e.add_note("dill sends a function from your script's __main__ without the script's "
                            "other globals (functions, classes, variables): define them inside the "
                            "function, or pickle with dill.settings['recurse'] = True.")

@@ -377,3 +377,131 @@ func TestGuestVersions(t *testing.T) {
 		t.Fatalf("guest says %q, runtime advertises %q", got, want)
 	}
 }
+
+// moduleDefs makes a package tests with a module test_x on a temporary
+// sys.path and imports it as m, the way a course test suite's module is
+// imported by pytest: the functions it defines inside functions are
+// pickled by value, with "tests.test_x's __dict__" as their globals.
+const moduleDefs = `
+import os, sys, tempfile
+_d = tempfile.mkdtemp()
+os.makedirs(os.path.join(_d, "tests"))
+open(os.path.join(_d, "tests", "__init__.py"), "w").close()
+with open(os.path.join(_d, "tests", "test_x.py"), "w") as _f:
+    _f.write('''
+import math
+import time
+
+def helper(x):
+    return x * 3
+
+def plain():
+    def double(x):
+        return 2 * x
+    return double
+
+def closure(k):
+    def add(x):
+        return x + k
+    return add
+
+def recursive():
+    def fact(n):
+        return 1 if n <= 1 else n * fact(n - 1)
+    return fact
+
+def uses_math():
+    def root(x):
+        return math.sqrt(x) + (time.time() > 0)
+    return root
+
+def reads_helper():
+    def f(x):
+        return helper(x)
+    return f
+
+def reads_itself():
+    def again(n):
+        return n if n == 0 else again(n - 1)
+    return lambda n: again(n)
+''')
+sys.path.insert(0, _d)
+import tests.test_x as m
+`
+
+func TestFunctionsNestedInAModule(t *testing.T) {
+	p := pool(t)
+	for _, tc := range []struct {
+		name, fn, args string
+		status         faastype.Status
+		want           string
+	}{
+		{"plain", "m.plain()", "((21,), {})", faastype.Completed, "42"},
+		{"closure", "m.closure(100)", "((1,), {})", faastype.Completed, "101"},
+		{"recursive through a closure", "m.recursive()", "((10,), {})", faastype.Completed, "3628800"},
+		{"module's stdlib imports", "m.uses_math()", "((16,), {})", faastype.Completed, "5.0"},
+		{"lambda calling a nested function", "m.reads_itself()", "((3,), {})", faastype.Completed, "0"},
+		{"a module-level helper was not sent", "m.reads_helper()", "((1,), {})", faastype.Failed,
+			"raise NameError: name 'helper' is not defined: it was a global of module 'tests.test_x', which was not sent"},
+		{"argument nested in the module", "lambda f, x: f(x)", "((m.closure(2), 40), {})", faastype.Completed, "42"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pk := pickles(t, moduleDefs, tc.fn, tc.args)
+			res := run(t, p, pk[0], pk[1], faastype.Warm)
+			if res.Status != tc.status {
+				t.Fatalf("status %s, want %s (error %+v)", res.Status, tc.status, res.Error)
+			}
+			if got := describe(t, raisable(res))[0]; !strings.Contains(got, tc.want) {
+				t.Fatalf("result %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNativeStdlibLibraries runs the standard library modules backed by C
+// libraries the image links (SQLite, bzip2, xz) in the sandbox.
+func TestNativeStdlibLibraries(t *testing.T) {
+	p := pool(t)
+	for _, tc := range []struct{ name, defs, want string }{
+		{"sqlite3 in memory and in /tmp", `
+def f():
+    import sqlite3
+    out = []
+    for where in (":memory:", "/tmp/t.db"):
+        con = sqlite3.connect(where)
+        con.execute("create table t (k integer primary key, v text)")
+        con.executemany("insert into t (v) values (?)", ((str(i),) for i in range(10000)))
+        con.commit()
+        out.append(con.execute("select count(*), sum(length(v)), max(k) from t where k % 2 = 0").fetchone())
+        con.close()
+    import os
+    return out, os.path.getsize("/tmp/t.db") > 0, sqlite3.sqlite_version`, "([(5000, 19445, 10000), (5000, 19445, 10000)], True, '3."},
+		{"bz2 round trip", `
+def f():
+    import bz2
+    data = b"wasmfaas " * 10000
+    packed = bz2.compress(data)
+    return bz2.decompress(packed) == data, len(packed) < len(data) // 10`, "(True, True)"},
+		{"lzma round trip", `
+def f():
+    import lzma
+    data = bytes(range(256)) * 400
+    packed = lzma.compress(data, preset=6)
+    with lzma.open("/tmp/x.xz", "wb") as fh:
+        fh.write(data)
+    with lzma.open("/tmp/x.xz") as fh:
+        back = fh.read()
+    return lzma.decompress(packed) == data, back == data`, "(True, True)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pk := pickles(t, tc.defs, "f", "((), {})")
+			res := run(t, p, pk[0], pk[1], faastype.Fresh)
+			if res.Status != faastype.Completed {
+				t.Fatalf("status %s (error %+v)", res.Status, res.Error)
+			}
+			if got := describe(t, res.Payload)[0]; !strings.Contains(got, tc.want) {
+				t.Fatalf("result %q does not contain %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -21,7 +21,9 @@ os.makedirs(os.path.join(scratch, "tests"), exist_ok=True)
 with open(os.path.join(scratch, "tests", "__init__.py"), "w") as f:
     f.write("")
 with open(os.path.join(scratch, "tests", "mod.py"), "w") as f:
-    f.write("def double(x):\n    return 2 * x\n\n\nclass Point:\n    def __init__(self, x):\n        self.x = x\n")
+    f.write("def double(x):\n    return 2 * x\n\n\nclass Point:\n    def __init__(self, x):\n        self.x = x\n\n\n"
+            "def make_nested():\n    def nested(x):\n        return x + 1\n    return nested\n\n\n"
+            "def make_lambda():\n    return lambda x: x * 2\n")
 with open(os.path.join(scratch, "mymod.py"), "w") as f:
     f.write("VALUE = 42\n")
 sys.path.insert(0, scratch)
@@ -89,13 +91,16 @@ add("class_by_value", Callable)
 add("stdlib_class", functools.partial)
 
 # Callables the sandbox cannot load.
+add("nested_in_module", tests.mod.make_nested())
+add("lambda_in_module", tests.mod.make_lambda())
+add("args_nested_in_module", ((tests.mod.make_nested(),), {}))
 add("byref_tests_mod", tests.mod.double)
 add("byref_tests_mod_recurse", tests.mod.double, recurse=True)
 add("byref_tests_mod_p2", tests.mod.double, protocol=2)
 add("byref_tests_mod_p0", tests.mod.double, protocol=0)
 add("uses_mymod_recurse", uses_mymod, recurse=True)
 add("partial_of_byref", functools.partial(tests.mod.double, 2))
-add("left_out_stdlib", __import__("sqlite3").connect)
+add("left_out_stdlib", __import__("ctypes").sizeof)
 
 # Plain data, which is not a function.
 data = {

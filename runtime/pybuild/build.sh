@@ -46,11 +46,12 @@ STACK_SIZE=8388608
 # clock_nanosleep(TIMER_ABSTIME) needs; without it time.sleep uses nanosleep.
 CONFIGURE_VARS="ac_cv_func_clock_nanosleep=no ac_cv_lib_rt_clock_nanosleep=no"
 INITIAL_MEMORY=16777216
-# Parts of the stdlib a sandbox never needs (test suites, IDLE, lib2to3,
-# ensurepip, the build's config dir) or cannot use at all: no _ctypes, no
-# _curses, no _tkinter in the WASI build, no interpreter executable for venv (runtime/pybuild/stdlib_probe.py
-# lists what else fails and why).
-PRUNE=(test idlelib tkinter turtledemo ensurepip lib2to3 ctypes
+# Parts of the stdlib a sandbox cannot use: the test suites, ensurepip (it
+# runs pip in a subprocess), the build's config dir, and what needs what
+# WASI lacks: no _ctypes, no _curses, no _tkinter (so no IDLE or turtle),
+# no interpreter executable for venv (runtime/pybuild/stdlib_probe.py lists
+# what else fails and why).
+PRUNE=(test idlelib tkinter turtledemo ensurepip ctypes
        curses venv distutils/tests unittest/test sqlite3/test
        config-3.11-wasm32-wasi site-packages/README.txt turtle.py)
 

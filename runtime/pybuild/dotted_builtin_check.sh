@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the mechanism a statically linked numpy needs (see PYBUILD-NOTES.md):
+# Checks the mechanism a statically linked numpy needs (see runtime/pybuild/NOTES.md):
 # extension modules linked into python.wasm and registered as built-ins under
 # dotted names (shim.c's faas_extra_inittab and its DottedBuiltinFinder).
 #

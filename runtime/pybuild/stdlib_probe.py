@@ -9,7 +9,7 @@ Each module is imported on its own (a failure does not hide the next one);
 the report groups failures by cause. Modules that only exist on other
 platforms (msvcrt, winreg, _osx_support's helpers...) are listed apart.
 With --markdown the failures come out as a Markdown table for
-PYBUILD-NOTES.md. The exit code is 0: the probe reports, it does not judge.
+runtime/pybuild/NOTES.md. The exit code is 0: the probe reports, it does not judge.
 """
 import contextlib
 import gc
