@@ -243,7 +243,7 @@ def c_json_deep():
     import sys, json
     sys.setrecursionlimit(10 ** 7)
     x = []
-    for i in range(200000):
+    for i in range(2000000):
         x = [x]
     return len(json.dumps(x))
 """),
@@ -252,7 +252,7 @@ def c_compare_deep():
     import sys
     sys.setrecursionlimit(10 ** 7)
     a, b = [], []
-    for i in range(200000):
+    for i in range(2000000):
         a, b = [a], [b]
     return a == b
 """),
