@@ -72,6 +72,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// WithDefaults returns o with every zero field set to its default (the
+// defaults named on each field).
 func (o Options) WithDefaults() Options {
 	if o.MaxMessage <= 0 {
 		o.MaxMessage = DefaultMaxMessage(faastype.DefaultLimits)
