@@ -30,6 +30,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -55,6 +56,10 @@ type Options struct {
 	// with Retry-After. 0: no limit. The public routes are not counted.
 	RateLimit float64
 	RateBurst int
+	// BundleLimits cap the modules and packages a function may be
+	// registered with (files, uncompressed bytes). Zero fields take
+	// bundle.DefaultLimits.
+	BundleLimits bundle.Limits
 
 	// maxQueued is the store's cap of queued tasks per tenant, for the
 	// API description.

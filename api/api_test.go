@@ -309,7 +309,7 @@ func TestRegisterErrors(t *testing.T) {
 			{"payload a dict", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "data_dict_p2")}, 400, "payload is a pickled dict, not a function"},
 			{"payload args", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "args_simple")}, 400, "payload is a pickled tuple of 2 items, not a function"},
 			{"by reference", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "byref_tests_mod")}, 400,
-				`function is pickled by reference to module "tests.mod", which the sandbox does not have; dill does this for functions defined at the top level of an importable module. Define the function in your script's __main__`},
+				`function is pickled by reference to module "tests.mod", which the sandbox does not have; dill does this for functions defined at the top level of an importable module. Send the module with the function (a bundle`},
 			{"module import", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "uses_mymod_recurse")}, 400, `payload refers to module "mymod"`},
 		} {
 			t.Run(c.name, func(t *testing.T) {

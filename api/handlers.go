@@ -52,7 +52,9 @@ type registerResponse struct {
 }
 
 // registerFunction: {"name": str, "payload": serialize(fn), "isolation"?: "warm"|"fresh"},
-// or a portable function as source text: {"name", "source", "entrypoint"?}.
+// or a portable function as source text: {"name", "source", "entrypoint"?};
+// either may bring modules and packages along, as "modules"
+// ({"path.py": "source", ...}) and/or "bundle" (base64 zip): readBundle.
 func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error {
 	m, err := readObject(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
@@ -71,6 +73,14 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
 	}
 	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso, Owner: tenantOf(r)}
+	bnd, err := h.readBundle(m)
+	if err != nil {
+		return err
+	}
+	var bundled []string
+	if bnd != nil {
+		bundled = bnd.Modules
+	}
 	var fn []byte // the function pickle
 	if _, isSource := m["source"]; isSource {
 		if _, both := m["payload"]; both {
@@ -104,12 +114,21 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 		if fn, err = pickle.DecodeBase64(payload); err != nil {
 			return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
 		}
-		if err := pickle.CheckFunction(fn); err != nil {
+		if err := pickle.CheckFunction(fn, bundled...); err != nil {
 			return errorf(http.StatusBadRequest, "%v", err)
 		}
 		f.Payload = payload
 	}
 	f.Hash = pickle.Hash(fn)
+	if bnd != nil {
+		// Stored first, so that no function ever names a bundle that is
+		// not there; a bundle whose function failed to store is kept, and
+		// the next registration with the same content shares it.
+		if _, err := h.st.PutBundle(r.Context(), f.Owner, bnd.Hash, bnd.Zip); err != nil {
+			return err
+		}
+		f.Bundle, f.BundleModules = bnd.Hash, bnd.Modules
+	}
 	if err := h.st.PutFunction(r.Context(), f); err != nil {
 		return err
 	}
@@ -158,14 +177,14 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if !jsonCall {
-		if err := checkArgsPayload(payload); err != nil {
-			return err
-		}
-	}
 	f, err := h.getFunction(r, fnID)
 	if err != nil {
 		return err
+	}
+	if !jsonCall {
+		if err := checkArgsPayload(payload, f.BundleModules); err != nil {
+			return err
+		}
 	}
 	t := store.Task{
 		ID:           uuid.NewString(),
@@ -176,6 +195,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		Isolation:    f.Isolation,
 		WantJSON:     jsonCall,
 		Owner:        f.Owner,
+		Bundle:       f.Bundle,
 	}
 	if err := h.st.Enqueue(r.Context(), t); err != nil {
 		return enqueueError(err)
@@ -185,13 +205,15 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 }
 
 // checkArgsPayload checks a base64 serialize((args, kwargs)) without
-// unpickling it (pickle.CheckArgs); the error is the 400 answer.
-func checkArgsPayload(payload string) error {
+// unpickling it (pickle.CheckArgs), accepting references into the
+// function's bundle (bundled: its top-level modules); the error is the 400
+// answer.
+func checkArgsPayload(payload string, bundled []string) error {
 	args, err := pickle.DecodeBase64(payload)
 	if err != nil {
 		return errorf(http.StatusBadRequest, "payload is not valid base64: %v", err)
 	}
-	if err := pickle.CheckArgs(args); err != nil {
+	if err := pickle.CheckArgs(args, bundled...); err != nil {
 		return errorf(http.StatusBadRequest, "%v", err)
 	}
 	return nil

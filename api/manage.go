@@ -63,12 +63,16 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	f, err := h.getFunction(r, fnID)
+	if err != nil {
+		return err
+	}
 	params := make([]string, len(items))
 	for i, it := range items {
 		if hasCalls {
 			params[i], err = callPayload(it)
 		} else {
-			params[i], err = picklePayload(it)
+			params[i], err = picklePayload(it, f.BundleModules)
 		}
 		var he *httpError
 		if errors.As(err, &he) {
@@ -78,16 +82,12 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	f, err := h.getFunction(r, fnID)
-	if err != nil {
-		return err
-	}
 	ids := make([]string, len(items))
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
 	tmpl := store.Task{FunctionID: f.ID, FnPayload: f.Payload, FnHash: f.Hash, Isolation: f.Isolation, WantJSON: hasCalls,
-		Owner: f.Owner}
+		Owner: f.Owner, Bundle: f.Bundle}
 	if err := h.st.EnqueueBatch(r.Context(), tmpl, ids, params); err != nil {
 		return enqueueError(err)
 	}
@@ -96,13 +96,14 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 }
 
 // picklePayload checks one item of "payloads" as POST /execute_function
-// checks its "payload" and returns it.
-func picklePayload(raw json.RawMessage) (string, error) {
+// checks its "payload" and returns it; bundled are the top-level modules
+// of the function's bundle.
+func picklePayload(raw json.RawMessage, bundled []string) (string, error) {
 	var payload string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &payload) != nil {
 		return "", errorf(http.StatusUnprocessableEntity, "must be a string (serialize((args, kwargs)))")
 	}
-	if err := checkArgsPayload(payload); err != nil {
+	if err := checkArgsPayload(payload, bundled); err != nil {
 		return "", err
 	}
 	return payload, nil

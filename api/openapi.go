@@ -326,17 +326,29 @@ func buildOpenAPI(opts Options) *document {
 	iso := &schema{Type: "string", Enum: []string{string(faastype.Warm), string(faastype.Fresh)},
 		Description: "warm (default): an interpreter that ran this function may run it again, never another function; " +
 			"fresh: every task gets a pristine interpreter"}
+	lim := opts.BundleLimits.WithDefaults()
+	modules := &schema{Type: "object", AdditionalProperties: strSchema("the file's text"),
+		Description: "modules and packages sent with the function, as file paths relative to the bundle's root " +
+			"(`mymod.py`, `pkg/__init__.py`, `pkg/data.json`) mapped to their text; merged with `bundle`"}
+	zipped := strSchema(fmt.Sprintf("base64 of a zip (or wheel) of pure-Python modules and packages, mounted read-only "+
+		"first on the function's sys.path in the sandbox. Source and data files only: no compiled extensions "+
+		"(.so, .pyd, .dll, .dylib), links, absolute or `..` paths; __pycache__ and .pyc files are dropped; at most "+
+		"%d files and %d bytes uncompressed; top-level names may not shadow the standard library or dill", lim.MaxFiles, lim.MaxBytes))
 	dill := objSchema("A function pickled by dill.").
 		prop("name", strSchema("the function's name"), true).
 		prop("payload", strSchema("serialize(fn): base64 of dill.dumps(fn), made with the sandbox's Python (see GET /runtime)"), true).
-		prop("isolation", iso, false)
+		prop("isolation", iso, false).
+		prop("modules", modules, false).
+		prop("bundle", zipped, false)
 	dill.Title = "dill function"
 	dill.without("source")
 	source := objSchema("A function as Python source text (any client, any Python version).").
 		prop("name", strSchema("the function's name"), true).
 		prop("source", strSchema("Python source that defines the function"), true).
 		prop("entrypoint", strSchema("the name of the function to call, if not name (a Python identifier)"), false).
-		prop("isolation", iso, false)
+		prop("isolation", iso, false).
+		prop("modules", modules, false).
+		prop("bundle", zipped, false)
 	source.Title = "source function"
 	source.without("payload")
 	d.component("RegisterRequest", &schema{OneOf: []*schema{dill, source}})
@@ -345,12 +357,18 @@ func buildOpenAPI(opts Options) *document {
 		OperationID: "registerFunction", Tags: []string{"functions"},
 		Summary: "Register a function",
 		Description: "A dill pickle is checked without being unpickled: it must be a callable that the sandbox can load. " +
-			"dill pickles a function of an importable module by reference (`mymod.f`), which the sandbox cannot import: " +
-			"define it in `__main__`, pickle with `dill.settings[\"recurse\"] = True`, or send source text.",
+			"dill pickles a function of an importable module by reference (`mymod.f`): send that module along " +
+			"(`modules` or `bundle`, a bundle stored once per distinct content and tenant, checked without running it), " +
+			"define the function in `__main__`, pickle with `dill.settings[\"recurse\"] = True`, or send source text. " +
+			"References into the bundle's modules (`mymod.f`, instances of `mymod.Point`) are then accepted in the function " +
+			"and in its calls' arguments.",
 		RequestBody: &requestBody{Required: true, Content: jsonBody(refSchema("RegisterRequest"))},
 		Responses: responses("the new function's id", jsonBody(refSchema("RegisterResponse")), map[int]string{
-			400: "the payload is not base64 or not a dill-pickled callable, is pickled by reference to a module the sandbox lacks, or by another Python version",
-			413: fmt.Sprintf("the body is larger than %d bytes", opts.MaxBodyBytes),
+			400: "the payload is not base64 or not a dill-pickled callable, is pickled by reference to a module the sandbox lacks, " +
+				"or by another Python version; or the bundle is not a zip, holds a compiled extension, a link, an absolute or `..` path, " +
+				"or shadows a module the sandbox has",
+			413: fmt.Sprintf("the body is larger than %d bytes, or the bundle has more than %d files or %d bytes uncompressed",
+				opts.MaxBodyBytes, lim.MaxFiles, lim.MaxBytes),
 			422: "the body is not a JSON object, or a field is missing or has the wrong type",
 			503: storeDown,
 		}),

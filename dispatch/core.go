@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
@@ -35,7 +36,11 @@ type Config struct {
 	// API can show this dispatcher (GET /runtime, metrics, dashboard).
 	Describe  func() store.Node
 	NodeEvery time.Duration // default 2s
-	Logger    *slog.Logger
+	// BundleCache bounds the bytes of bundles kept in memory after they
+	// were read from the store (for local sandboxes and for the workers
+	// that fetch them). Default 256 MiB.
+	BundleCache int64
+	Logger      *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -64,7 +69,36 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.BundleCache <= 0 {
+		c.BundleCache = DefaultBundleCache
+	}
 	return nil
+}
+
+// DefaultBundleCache is Config.BundleCache's default.
+const DefaultBundleCache = 256 << 20
+
+// ErrNoBundle is returned by Bundle when the store has no such bundle for
+// the task's tenant: the task cannot run.
+var ErrNoBundle = errors.New("the function's bundle is not in the store")
+
+// Bundle returns the zip of tenant owner's bundle hash, from memory or
+// from the store (read once however many tasks ask at a time). Any other
+// error is the store's: the task may run later.
+func (c *Core) Bundle(ctx context.Context, owner, hash string) ([]byte, error) {
+	return c.bundles.Fetch(ctx, owner+"/"+hash, func(ctx context.Context) ([]byte, int64, error) {
+		b, err := c.st.GetBundle(ctx, owner, hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, 0, fmt.Errorf("bundle %s: %w", hash, ErrNoBundle)
+		}
+		return b, int64(len(b)), err
+	})
+}
+
+// NoBundle is the failure of a task whose bundle is gone from the store.
+func NoBundle(hash string) *faastype.Result {
+	return faastype.Failure(faastype.KindBadPayload, fmt.Sprintf(
+		"the function's bundle %s is not in the store (deleted?); register the function again", hash))
 }
 
 // Core is the mode-independent part of a dispatcher.
@@ -82,6 +116,8 @@ type Core struct {
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
+
+	bundles *bundle.Cache[[]byte] // by tenant and hash, read from the store
 }
 
 type held struct {
@@ -95,7 +131,8 @@ func NewCore(cfg Config) (*Core, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, woken: make(chan struct{}), held: map[string]*held{}}, nil
+	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, woken: make(chan struct{}), held: map[string]*held{},
+		bundles: bundle.NewCache[[]byte](cfg.BundleCache)}, nil
 }
 
 // Start recovers expired leases once, then keeps renewing, reaping,
@@ -453,7 +490,7 @@ func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
 		return faastype.Task{}, faastype.Failure(faastype.KindBadPayload, "the arguments payload is not base64: "+err.Error())
 	}
 	return faastype.Task{ID: cl.TaskID, Function: cl.FunctionID, Isolation: cl.Isolation, WantJSON: cl.WantJSON,
-		Fn: fn, Args: args}, nil
+		Fn: fn, Args: args, Bundle: cl.Bundle}, nil
 }
 
 // Outcome is how a sandbox result is stored.

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -85,6 +86,19 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 				defer cancel()
 				task, bad := Task(cl)
 				res := bad
+				if res == nil && task.Bundle != "" {
+					var err error
+					task.BundleData, err = core.Bundle(taskCtx, cl.Owner, task.Bundle)
+					switch {
+					case errors.Is(err, ErrNoBundle):
+						res = NoBundle(task.Bundle)
+					case err != nil:
+						// The store is away (or the lease was lost): run it later.
+						log.Warn("reading a task's bundle failed; it goes back to the queue", "task", cl.TaskID, "err", err)
+						core.Release(context.Background(), cl)
+						return
+					}
+				}
 				if res == nil {
 					var err error
 					res, err = pool.Run(taskCtx, task)

@@ -12,7 +12,9 @@ package faastype
 // or 1; f64 8 bytes, IEEE 754 binary64, little endian.
 //
 //	Task   = id str, function str, isolation str, timeout_ms uint,
-//	         want_json bool, fn bytes, args bytes
+//	         want_json bool, fn bytes, args bytes, bundle str (hex content
+//	         hash, "" none), bundle_data bytes (the bundle's zip, when the
+//	         receiver does not hold it yet; empty otherwise)
 //	Result = status str, kind str ("" if no error), message str,
 //	         traceback str, payload bytes, stdout bytes, stderr bytes,
 //	         flags byte (bit 0 output truncated, bit 1 warm),
@@ -82,6 +84,8 @@ func (e *Encoder) Task(t *Task) {
 	e.Bool(t.WantJSON)
 	e.Bytes(t.Fn)
 	e.Bytes(t.Args)
+	e.Str(t.Bundle)
+	e.Bytes(t.BundleData)
 }
 
 // Task reads what Encoder.Task wrote; a bad value sets Err.
@@ -94,6 +98,8 @@ func (d *Decoder) Task() Task {
 	t.WantJSON = d.Bool()
 	t.Fn = d.Bytes()
 	t.Args = d.Bytes()
+	t.Bundle = d.Str()
+	t.BundleData = d.Bytes()
 	if d.Err != nil {
 		return Task{}
 	}
@@ -102,6 +108,10 @@ func (d *Decoder) Task() Task {
 		d.Fail("task id too long")
 	case len(t.Function) > maxIDBytes:
 		d.Fail("function key too long")
+	case len(t.Bundle) > maxIDBytes:
+		d.Fail("bundle hash too long")
+	case len(t.BundleData) > 0 && t.Bundle == "":
+		d.Fail("bundle data without a bundle hash")
 	case ms > uint64(math.MaxInt64/int64(time.Millisecond)):
 		d.Fail("timeout out of range")
 	}

@@ -126,6 +126,15 @@ type Task struct {
 	WantJSON bool
 	Fn       []byte // the pickled function
 	Args     []byte // the pickled (args, kwargs)
+	// Bundle is the content hash of the modules and packages the function
+	// was registered with (package bundle), "" for none; the sandbox mounts
+	// them read-only on sys.path. BundleData is that bundle's zip. Callers
+	// of a sandbox pool always give it with Bundle; the pool passes it on to
+	// a sandbox process only when the process does not hold it already, and
+	// a dispatcher never sends it to a worker (workers fetch a bundle by
+	// hash, once, and cache it).
+	Bundle     string
+	BundleData []byte
 }
 
 // ErrorKind classifies a FAILED task. The strings are part of the HTTP API.

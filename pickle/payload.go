@@ -15,8 +15,10 @@ import (
 // module attribute the sandbox has (math.sqrt, a class), or an object of a
 // type the inspector does not know (a class instance may define __call__).
 // It rejects plain data and any reference to a module the sandbox lacks.
-func CheckFunction(b []byte) error {
-	info, err := inspectPickle(b)
+// bundled are the top-level modules of the bundle registered with the
+// function (package bundle): references into them are accepted.
+func CheckFunction(b []byte, bundled ...string) error {
+	info, err := inspectPickle(b, bundled...)
 	if err != nil {
 		return pickleInvalid(err)
 	}
@@ -24,8 +26,9 @@ func CheckFunction(b []byte) error {
 		if info.topBad && !isLeftOutStdlib(bad.module) {
 			return fmt.Errorf("function is pickled by reference to module %q, which the sandbox does not have; "+
 				"dill does this for functions defined at the top level of an importable module. "+
-				"Define the function in your script's __main__ (or use the wasmfaas Python client, "+
-				"which sends functions by value), or register it as source text.", bad.module)
+				"Send the module with the function (a bundle: \"modules\" or \"bundle\" at registration, "+
+				"or the wasmfaas Python client's register(fn, modules=[...])), define the function in your "+
+				"script's __main__, or register it as source text.", bad.module)
 		}
 		return missingModule("payload", bad)
 	}
@@ -37,6 +40,10 @@ func CheckFunction(b []byte) error {
 	}
 	return nil
 }
+
+// SandboxModule reports whether the sandbox itself has top-level module
+// name (the standard library it keeps, dill): a bundle may not shadow one.
+func SandboxModule(name string) bool { return sandboxModules[name] }
 
 // codeFields311 is how many fields dill writes for a CPython 3.11 code
 // object; codeFieldsPython names the Pythons that write other counts.
@@ -56,9 +63,9 @@ func foreignBytecode(fields int32) error {
 }
 
 // CheckArgs accepts serialize((args, kwargs)): a 2-tuple of a tuple or
-// list and a dict.
-func CheckArgs(b []byte) error {
-	info, err := inspectPickle(b)
+// list and a dict. bundled are as for CheckFunction.
+func CheckArgs(b []byte, bundled ...string) error {
+	info, err := inspectPickle(b, bundled...)
 	if err != nil {
 		return pickleInvalid(err)
 	}
@@ -106,6 +113,7 @@ func missingModule(what string, bad *moduleRef) error {
 	}
 	return fmt.Errorf("%s, which the sandbox does not have: it has only the Python 3.11 standard library "+
 		"and dill. dill pickles functions and classes defined at the top level of an importable module "+
-		"by reference (module and name only); define them in your script's __main__ (or use the "+
-		"wasmfaas Python client, which sends functions by value)", head)
+		"by reference (module and name only): send that module with the function (a bundle: \"modules\" "+
+		"or \"bundle\" at registration), define them in your script's __main__, or use the wasmfaas "+
+		"Python client, which sends functions by value or bundles your modules", head)
 }

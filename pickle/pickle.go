@@ -204,14 +204,17 @@ type inspector struct {
 	marks []int
 	memo  memo
 	info  pickleInfo
+	// bundled are the top-level modules of the function's bundle.
+	bundled []string
 	// frameEnd is the end of the current protocol 4 frame, 0 outside one.
 	// As in Python's unpickler, no opcode may straddle a frame's end.
 	frameEnd int
 }
 
-// inspectPickle walks a pickle without running it.
-func inspectPickle(data []byte) (*pickleInfo, error) {
-	in := &inspector{data: data}
+// inspectPickle walks a pickle without running it. bundled are top-level
+// modules the function's bundle provides, beyond the sandbox's own.
+func inspectPickle(data []byte, bundled ...string) (*pickleInfo, error) {
+	in := &inspector{data: data, bundled: bundled}
 	if err := in.run(); err != nil {
 		return nil, err
 	}
@@ -484,9 +487,16 @@ func (in *inspector) checkModule(module, name, via string) {
 		// the module itself need not be there.
 		return
 	}
-	if in.info.bad == nil && !sandboxHasModule(module) {
+	if in.info.bad == nil && !sandboxHasModule(module) && !in.inBundle(module) {
 		in.info.bad = &moduleRef{module: module, name: name, pos: in.opPos, via: via}
 	}
+}
+
+// inBundle reports whether module (dotted) lives in a top-level module of
+// the function's bundle.
+func (in *inspector) inBundle(module string) bool {
+	top, _, _ := strings.Cut(module, ".")
+	return slices.Contains(in.bundled, top)
 }
 
 // dataConstructors are globals whose call result is plain data: how

@@ -12,6 +12,9 @@ Request (little endian): op u8, flags u8, reserved u16, result_cap u32,
 memory_mib u32, fn_len u32, args_len u32, then fn_len bytes of function
 pickle (present when flags & NEW_FUNCTION) and args_len bytes of the
 (args, kwargs) pickle. flags & WANT_JSON asks for the result as JSON too.
+flags & HAS_BUNDLE says the host mounted the function's bundle (its own
+modules and pure-Python packages) read-only at /bundle: it goes first on
+sys.path before the function loads.
 
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
 a function stays loaded for the next request), reserved u8,
@@ -46,6 +49,8 @@ REPLY = struct.Struct("<BBBxdddIIII")
 OP_RUN = 1
 NEW_FUNCTION = 1
 WANT_JSON = 2
+HAS_BUNDLE = 4
+BUNDLE_DIR = "/bundle"
 
 KIND_NONE = 0
 KIND_USER_EXCEPTION = 1
@@ -158,6 +163,16 @@ def _pickle_exception(exc, tb_text, cap=TEXT_CAP * 4):
         return pickle.dumps(RuntimeError("the exception could not be pickled"))
 
 
+def _mount_bundle():
+    """Put the function's bundle first on sys.path. An instance only ever
+    runs one function (warm reuse is per function), so it never sees two
+    bundles. Bytecode is never written: /bundle is read-only."""
+    if BUNDLE_DIR not in sys.path:
+        sys.path.insert(0, BUNDLE_DIR)
+        sys.path_importer_cache.pop(BUNDLE_DIR, None)
+    sys.dont_write_bytecode = True
+
+
 def _fresh_main():
     """Give each function its own __main__, as the client's script had.
     dill resolves a pickled reference to __main__ through the module it saw
@@ -250,8 +265,9 @@ def _load_function(data):
     except ModuleNotFoundError as e:
         raise _Failure(KIND_BAD_PAYLOAD, e,
                        f"could not load the function: {_describe(e)}; it was pickled by "
-                       "reference to a module the sandbox does not have (define it in "
-                       "__main__ or register it as source text)") from None
+                       "reference to a module the sandbox does not have (send the module along "
+                       "as a bundle, define the function in __main__, or register it as "
+                       "source text)") from None
     except BaseException as e:
         raise _Failure(KIND_BAD_PAYLOAD, e, f"could not load the function: {_describe(e)}") from None
     if not callable(fn):
@@ -283,7 +299,9 @@ def _explain_missing_global(e):
     e.args = (f"name {e.name!r} is not defined: it was a global of module {module!r}, which was not sent "
               "(dill sends a function nested in an importable module without that module). Define it "
               "inside the function, use the wasmfaas Python client (which sends a function with the "
-              "globals it reads), or register source text that defines it too",)
+              "globals it reads), send the module along as a bundle (\"modules\" or \"bundle\" at "
+              "registration; the client's register(fn, modules=[...])), or register source text "
+              "that defines it too",)
     return True
 
 
@@ -441,6 +459,8 @@ def _host_run(request):
         try:
             if flags & NEW_FUNCTION:
                 _fn = None
+                if flags & HAS_BUNDLE:
+                    _mount_bundle()
                 _fn = _load_function(bytes(body[:fn_len]))
             if _fn is None:
                 raise _Failure(KIND_BAD_PAYLOAD, RuntimeError("no function loaded"),

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
@@ -37,6 +38,8 @@ type childConfig struct {
 	ImageDir string          `json:"image_dir"`
 	CacheDir string          `json:"cache_dir"`
 	Limits   faastype.Limits `json:"limits"`
+	// BundleCache is PoolConfig.BundleCache.
+	BundleCache int64 `json:"bundle_cache"`
 }
 
 // RunChildIfRequested runs the sandbox loop and exits when this process was
@@ -82,7 +85,10 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: start", "err", err)
 		return 2
 	}
-	c := &child{eng: eng, w: bufio.NewWriterSize(out, 64<<10), log: log}
+	if cfg.BundleCache <= 0 {
+		cfg.BundleCache = DefaultBundleCache
+	}
+	c := &child{eng: eng, w: bufio.NewWriterSize(out, 64<<10), log: log, bundles: bundle.NewCache[*bundle.Tree](cfg.BundleCache)}
 	if err := c.prepare(ctx); err != nil {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
@@ -96,7 +102,7 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	limits := eng.Limits()
-	maxFrame := 2*limits.ArgBytes + (1 << 20)
+	maxFrame := 2*limits.ArgBytes + maxBundleFrame + (1 << 20)
 	for {
 		body, err := readFrame(r, maxFrame)
 		if err != nil {
@@ -131,6 +137,9 @@ type child struct {
 	cur *instance // the instance the next task runs on, if any
 	// used says cur has run a task (of function cur.function).
 	used bool
+	// bundles are the bundles this process has opened, by hash; a nil
+	// Tree is one that failed to open. The pool mirrors its keys.
+	bundles *bundle.Cache[*bundle.Tree]
 
 	mu       sync.Mutex // guards w and answered
 	w        *bufio.Writer
@@ -176,6 +185,11 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		boot = time.Since(t)
 	}
 	in := c.cur
+	tree, fail := c.mount(req)
+	if fail != nil {
+		return fail
+	}
+	in.bundle.set(tree)
 	warm := c.used && in.loaded
 	var fn []byte
 	if !warm {
@@ -195,7 +209,7 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	watchdog := time.AfterFunc(timeout, func() { c.timedOut(in, timeout, start, boot) })
 
 	limits := c.eng.Limits()
-	rep, err := in.call(ctx, fn, req.Args, req.WantJSON, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
+	rep, err := in.call(ctx, fn, req.Args, req.WantJSON, tree != nil, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
 	if !watchdog.Stop() {
 		return nil
 	}
@@ -227,6 +241,42 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		c.cur = nil
 	}
 	return res
+}
+
+// maxBundleFrame is the room a run frame leaves for a bundle's zip: the
+// API's largest canonical zip (bundle.DefaultLimits' bytes, deflate's worst
+// case and the zip headers of its most files) with margin.
+const maxBundleFrame = 64 << 20
+
+// mount finds the task's bundle: opened from the task's data when the pool
+// sent it (the pool sends it exactly when this cache lacks it), else from
+// the cache. Either way it makes the same cache call as the pool did. nil
+// and no failure: the task has no bundle.
+func (c *child) mount(req *faastype.Task) (*bundle.Tree, *faastype.Result) {
+	if req.Bundle == "" {
+		return nil, nil
+	}
+	var tree *bundle.Tree
+	if req.BundleData != nil {
+		t, err := bundle.Open(req.BundleData, req.Bundle)
+		if err != nil {
+			c.log.Error("sandbox: bundle does not open", "bundle", req.Bundle, "err", err)
+		}
+		tree = t
+		c.bundles.Put(req.Bundle, t, int64(len(req.BundleData)))
+	} else {
+		t, held := c.bundles.Get(req.Bundle)
+		if !held {
+			return nil, faastype.Failure(faastype.KindSandboxCrash, fmt.Sprintf(
+				"the sandbox process was not sent the function's bundle %s", req.Bundle))
+		}
+		tree = t
+	}
+	if tree == nil {
+		return nil, faastype.Failure(faastype.KindBadPayload, fmt.Sprintf(
+			"the function's bundle %s is corrupt: it does not match its hash", req.Bundle))
+	}
+	return tree, nil
 }
 
 func (c *child) collectOutput(in *instance, res *faastype.Result) {

@@ -137,11 +137,12 @@ func (e *Engine) Limits() faastype.Limits { return e.limits }
 // moduleConfig is the guest's whole world. The mounts and their order are
 // part of the snapshot layout (snapLayout): wasi-libc inside the snapshot
 // remembers which descriptor is which preopen.
-func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS) wazero.ModuleConfig {
+func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS, mount *bundleMount) wazero.ModuleConfig {
 	shim, _ := fs.Sub(pyshim.FS, ".")
 	fsc := wazero.NewFSConfig().
 		WithReadOnlyDirMount(e.libDir, "/usr/local/lib").
-		WithFSMount(shim, "/faas")
+		WithFSMount(shim, "/faas").
+		WithFSMount(mount, bundleDir)
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(tmp, "/tmp")
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(NewDevFS(), "/dev")
 	return wazero.NewModuleConfig().
@@ -165,6 +166,7 @@ type instance struct {
 	run      api.Function
 	io       *guestIO
 	tmp      *MemFS
+	bundle   *bundleMount
 	function string // the function it ran (see faastype.Task.Function)
 	loaded   bool
 	dead     bool
@@ -182,8 +184,9 @@ func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
 			used = true
 			return m
 		}))
-	in := &instance{io: newGuestIO(e.limits.OutputBytes, e.limits.OutputBytes), tmp: NewMemFS(int64(e.limits.TmpBytes))}
-	mod, err := e.rt.InstantiateModule(actx, e.restore, e.moduleConfig(in.io, in.tmp).WithStartFunctions())
+	in := &instance{io: newGuestIO(e.limits.OutputBytes, e.limits.OutputBytes), tmp: NewMemFS(int64(e.limits.TmpBytes)),
+		bundle: &bundleMount{}}
+	mod, err := e.rt.InstantiateModule(actx, e.restore, e.moduleConfig(in.io, in.tmp, in.bundle).WithStartFunctions())
 	if err != nil {
 		if !used {
 			m.Free()
@@ -225,6 +228,7 @@ const (
 	guestOpRun       = 1
 	guestNewFunction = 1
 	guestWantJSON    = 2
+	guestHasBundle   = 4
 	guestReplySize   = 44
 )
 
@@ -250,8 +254,11 @@ type guestReply struct {
 // call runs one request in the instance. An error means the instance died
 // (trap, exit, interpreter failure) and must be discarded; its text is
 // meant for the user.
-func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON bool, resultCap int, memMiB uint32) (*guestReply, error) {
+func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON, hasBundle bool, resultCap int, memMiB uint32) (*guestReply, error) {
 	flags := byte(0)
+	if hasBundle {
+		flags |= guestHasBundle
+	}
 	if fn != nil {
 		flags |= guestNewFunction
 	}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
@@ -33,11 +34,19 @@ type PoolConfig struct {
 	// interpreter, whatever its function asked for; Warm (or "") lets each
 	// function's own setting decide.
 	Isolation faastype.Isolation
+	// BundleCache bounds the bytes of bundle zips (faastype.Task.Bundle)
+	// each sandbox process keeps open, so that tasks of a function with a
+	// bundle mount it without receiving or unpacking it again. Default
+	// 64 MiB.
+	BundleCache int64
 	// StartTimeout bounds how long a sandbox may take to come up. The very
 	// first start on a machine compiles the guest and boots the snapshot,
 	// which takes seconds. Default 2 minutes.
 	StartTimeout time.Duration
 }
+
+// DefaultBundleCache is PoolConfig.BundleCache's default.
+const DefaultBundleCache = 64 << 20
 
 // ErrPoolClosed is returned by Run after Close.
 var ErrPoolClosed = errors.New("runtime: pool closed")
@@ -78,6 +87,10 @@ type slot struct {
 	hasFn    bool
 	function string // what the instance holds, when hasFn
 	lastUsed time.Time
+	// bundles mirrors the child's cache of open bundles: the same calls on
+	// caches of the same bound leave the same keys (bundle.Cache), so the
+	// pool knows which bundles the process has without asking.
+	bundles *bundle.Cache[struct{}]
 }
 
 // NewPool starts cfg.Size sandbox processes and returns when all are ready.
@@ -93,6 +106,9 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 2 * time.Minute
+	}
+	if cfg.BundleCache <= 0 {
+		cfg.BundleCache = DefaultBundleCache
 	}
 	if cfg.ImageDir == "" {
 		cfg.ImageDir = DefaultImageDir()
@@ -113,7 +129,8 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 			}
 		}
 	}
-	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits})
+	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits,
+		BundleCache: cfg.BundleCache})
 	p := &Pool{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sandbox-pool"),
@@ -243,6 +260,7 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 
 	p.mu.Lock()
 	s.cmd, s.stdin, s.w, s.frames, s.exited = cmd, stdin, bufio.NewWriterSize(stdin, 64<<10), frames, exited
+	s.bundles = bundle.NewCache[struct{}](p.cfg.BundleCache)
 	s.ready, s.busy, s.hasFn = true, true, false
 	closed := p.closed
 	p.mu.Unlock()
@@ -259,6 +277,9 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 // everything that happens to the task itself is in the Result.
 func (p *Pool) Run(ctx context.Context, t faastype.Task) (*faastype.Result, error) {
 	lim := p.cfg.Limits
+	if t.Bundle != "" && len(t.BundleData) == 0 {
+		return nil, fmt.Errorf("runtime: task %s names bundle %s without its data", t.ID, t.Bundle)
+	}
 	if len(t.Fn) > lim.ArgBytes || len(t.Args) > lim.ArgBytes {
 		return faastype.Failure(faastype.KindPayloadTooLarge, fmt.Sprintf(
 			"function (%d bytes) or arguments (%d bytes) exceed the %d byte limit",
@@ -312,6 +333,14 @@ func (p *Pool) Run(ctx context.Context, t faastype.Task) (*faastype.Result, erro
 // exchange sends the task to the slot's process and waits for its answer.
 // healthy is false when the process is gone or had to be killed.
 func (p *Pool) exchange(ctx context.Context, s *slot, req *faastype.Task, timeout time.Duration) (*faastype.Result, bool) {
+	if req.Bundle != "" {
+		// The child does the same Get or Put on its own cache (child.mount).
+		if _, held := s.bundles.Get(req.Bundle); held {
+			req.BundleData = nil
+		} else {
+			s.bundles.Put(req.Bundle, struct{}{}, int64(len(req.BundleData)))
+		}
+	}
 	if err := writeFrame(s.w, encodeRun(req)); err != nil {
 		s.cmd.Process.Kill()
 		return faastype.Failure(faastype.KindSandboxCrash, "the sandbox process is gone: "+err.Error()), false

@@ -29,7 +29,7 @@ func RunPython(ctx context.Context, cfg EngineConfig, args []string, stdin io.Re
 		stdout: &capWriter{limit: e.limits.OutputBytes, pass: stdout},
 		stderr: &capWriter{limit: e.limits.OutputBytes, pass: stderr},
 	}
-	mc := e.moduleConfig(gio, NewMemFS(int64(e.limits.TmpBytes))).
+	mc := e.moduleConfig(gio, NewMemFS(int64(e.limits.TmpBytes)), &bundleMount{}).
 		WithArgs(append([]string{"python3"}, args...)...).
 		WithStdin(stdin).
 		WithStartFunctions("_initialize")

@@ -23,7 +23,7 @@ const (
 	// snapLayout changes whenever what the guest sees at boot changes
 	// (mounts and their order, stdio, arguments): an instance must be
 	// restored into exactly the environment its snapshot was taken in.
-	snapLayout = 1
+	snapLayout = 2 // 2: /bundle
 )
 
 type snapshot struct {
@@ -148,7 +148,7 @@ func (e *Engine) bootForSnapshot(ctx context.Context) ([]byte, uint32, error) {
 		return nil, 0, fmt.Errorf("runtime: python.wasm has %d mutable globals (%v); snapshots need exactly one, __stack_pointer", n, err)
 	}
 	io := newGuestIO(64<<10, 64<<10)
-	cfg := e.moduleConfig(io, NewMemFS(int64(e.limits.TmpBytes))).WithStartFunctions("_initialize")
+	cfg := e.moduleConfig(io, NewMemFS(int64(e.limits.TmpBytes)), &bundleMount{}).WithStartFunctions("_initialize")
 	mod, err := e.rt.InstantiateModule(ctx, compiled, cfg)
 	if err != nil {
 		return nil, 0, fmt.Errorf("runtime: instantiate python.wasm: %w", err)

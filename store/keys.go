@@ -48,6 +48,8 @@ const (
 	fieldEntrypoint   = "entrypoint"  // its entry point
 	fieldWantJSON     = "want_json"   // "1": the task asked for a JSON result
 	fieldResultJSON   = "result_json" // the result as JSON text, when asked and representable
+	fieldBundle       = "bundle"         // content hash of a function's bundle (and its tasks')
+	fieldBundleMods   = "bundle_modules" // the bundle's top-level modules, space-separated
 	fieldOwner        = "owner"       // the tenant a function or task belongs to; absent: the default tenant
 )
 
@@ -127,6 +129,16 @@ func (k keys) recentOf(tenant string) string {
 // cancelChannel carries the id of every RUNNING task that was cancelled, so
 // that the dispatcher holding it stops it at once.
 func (k keys) cancelChannel() string { return k.prefix + "cancel" }
+
+// bundle holds one bundle's canonical zip under its content hash, per
+// tenant: functions of one tenant that carry the same modules share it, and
+// no tenant can reach another's. Bundles never expire (functions never do).
+func (k keys) bundle(tenant, hash string) string {
+	if tenant == "" {
+		return k.prefix + "bundle:" + hash
+	}
+	return k.prefix + "bundle:" + tenant + ":" + hash
+}
 
 // newTasksChannel carries the id of every new task.
 func (k keys) newTasksChannel() string { return tasksChannel }

@@ -31,6 +31,11 @@ type Claim struct {
 	Fence int64
 	// WantJSON: the caller asked for the result as JSON too.
 	WantJSON bool
+	// Owner is the task's tenant ("" the default one).
+	Owner string
+	// Bundle is the content hash of the function's bundle, "" for none
+	// (GetBundle with Owner reads it).
+	Bundle string
 }
 
 // Claim atomically pops up to n runnable tasks from the tenants' queues,
@@ -60,7 +65,7 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 	var fetch []int // claims whose payloads are read apart
 	for _, r := range res {
 		row, ok := r.([]any)
-		if !ok || len(row) != 10 {
+		if !ok || len(row) != 12 {
 			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
 		}
 		if f, _ := row[9].(int64); f == 1 {
@@ -78,6 +83,8 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 			Attempt:      int(attempt),
 			Fence:        fence,
 			WantJSON:     str(row[8]) == "1",
+			Owner:        str(row[10]),
+			Bundle:       str(row[11]),
 		})
 	}
 	if len(fetch) == 0 {

@@ -44,6 +44,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -194,6 +195,11 @@ type Function struct {
 	Entrypoint string
 	// Owner is the tenant the function belongs to ("" the default one).
 	Owner string
+	// Bundle is the content hash of the modules and packages registered
+	// with the function (PutBundle), "" for none; BundleModules are its
+	// top-level module names, which pickles may refer to.
+	Bundle        string
+	BundleModules []string
 }
 
 // PutFunction stores a new function. Isolation "" is stored as warm, a zero
@@ -232,6 +238,9 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 	if f.Owner != "" {
 		args = append(args, fieldOwner, f.Owner)
 	}
+	if f.Bundle != "" {
+		args = append(args, fieldBundle, f.Bundle, fieldBundleMods, strings.Join(f.BundleModules, " "))
+	}
 	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
@@ -247,7 +256,8 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 // payload is not base64) and its isolation is warm.
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
-		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner).Result()
+		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner,
+		fieldBundle, fieldBundleMods).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -265,6 +275,10 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		Source:     str(vals[5]),
 		Entrypoint: str(vals[6]),
 		Owner:      str(vals[7]),
+		Bundle:     str(vals[8]),
+	}
+	if mods := str(vals[9]); mods != "" {
+		f.BundleModules = strings.Fields(mods)
 	}
 	if f.Isolation == "" {
 		f.Isolation = faastype.Warm
@@ -302,6 +316,7 @@ type Task struct {
 	WantJSON     bool   // the caller asked for the result as JSON too
 	ResultJSON   string // that JSON, when the value has one ("" otherwise)
 	Owner        string // the tenant the task belongs to ("" the default one)
+	Bundle       string // the function's bundle hash ("" none)
 }
 
 // Enqueue creates the task QUEUED (whatever t.Status says), makes it
@@ -378,6 +393,9 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if tmpl.Owner != "" {
 		shared = append(shared, fieldOwner, tmpl.Owner)
 	}
+	if tmpl.Bundle != "" {
+		shared = append(shared, fieldBundle, tmpl.Bundle)
+	}
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
@@ -451,7 +469,7 @@ func (s *Store) unstage(ids []string) {
 var taskFields = []string{
 	fieldStatus, fieldResult, fieldFunctionID, fieldFnHash, fieldIsolation,
 	fieldError, fieldStdout, fieldStderr, fieldAttempts, fieldFence, fieldWorker,
-	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON, fieldOwner,
+	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON, fieldOwner, fieldBundle,
 	// payloads last so that GetTaskSummary can leave them out
 	fieldFnPayload, fieldParamPayload,
 }
@@ -499,6 +517,7 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		StartedAt:    parseMS(m[fieldStartedAt]),
 		FinishedAt:   parseMS(m[fieldFinishedAt]),
 		Owner:        m[fieldOwner],
+		Bundle:       m[fieldBundle],
 	}
 	t.WantJSON = m[fieldWantJSON] == "1"
 	if status.Final() {

@@ -82,7 +82,7 @@ func TestFunctions(t *testing.T) {
 		wantHash := payloadHash(t, fnPayload)
 		want := in
 		want.Hash = wantHash
-		if got != want {
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("GetFunction = %+v, want %+v", got, want)
 		}
 		// Course-compatible fields, readable by the course tools.

@@ -47,20 +47,23 @@ type dispatchFlags struct {
 	lease      time.Duration
 	drain      time.Duration
 	maxRunning int
+	bundles    int64
 }
 
 func addDispatchFlags(fs *flagSet) *dispatchFlags {
-	d := &dispatchFlags{}
+	d := &dispatchFlags{bundles: dispatch.DefaultBundleCache}
 	fs.StringVar(&d.name, "name", "", "name of this dispatcher in task leases (default host:pid)")
 	fs.DurationVar(&d.lease, "lease", 10*time.Second, "lease on a running task; renewed every lease/3, reclaimed when it expires")
 	fs.DurationVar(&d.drain, "drain", 5*time.Second, "on shutdown, how long running tasks may finish before they are requeued")
 	fs.IntVar(&d.maxRunning, "max-running", 0, "`tasks` of one tenant running at once, counted across every dispatcher "+
 		"(a tenant at its cap waits while others' tasks start; give every dispatcher the same value); 0: no limit")
+	fs.Var(byteSize{&d.bundles}, "bundle-cache", "memory for the functions' bundles read from Redis, kept for the next "+
+		"tasks (its own sandboxes and the workers that fetch them); least recently used first out")
 	return d
 }
 
 func (d *dispatchFlags) config(st *store.Store, log *slog.Logger) dispatch.Config {
-	return dispatch.Config{Store: st, Name: d.name, Lease: d.lease, Drain: d.drain, Logger: log}
+	return dispatch.Config{Store: st, Name: d.name, Lease: d.lease, Drain: d.drain, BundleCache: d.bundles, Logger: log}
 }
 
 // sandboxFlags configure a local sandbox pool.

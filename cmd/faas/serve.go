@@ -13,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/api"
 	"github.com/wasmfaas/wasmfaas/dispatch"
 	"github.com/wasmfaas/wasmfaas/store"
@@ -29,6 +30,7 @@ type apiFlags struct {
 	rate       autoNumber
 	burst      autoNumber
 	maxQueued  autoNumber
+	bundle     bundle.Limits
 }
 
 // Quotas with tokens unless told otherwise; without tokens (a laptop, a
@@ -39,7 +41,8 @@ const (
 )
 
 func addAPIFlags(fs *flagSet) *apiFlags {
-	a := &apiFlags{maxBody: api.DefaultMaxBodyBytes, burst: autoNumber{integer: true}, maxQueued: autoNumber{integer: true}}
+	a := &apiFlags{maxBody: api.DefaultMaxBodyBytes, burst: autoNumber{integer: true}, maxQueued: autoNumber{integer: true},
+		bundle: bundle.DefaultLimits}
 	fs.StringVar(&a.addr, "addr", "127.0.0.1:8000", "address the HTTP API listens on")
 	fs.Var(byteSize{&a.maxBody}, "max-body", "largest request body accepted (413 beyond)")
 	fs.DurationVar(&a.maxWait, "max-wait", api.DefaultMaxWait, "longest long-poll of GET /result?wait=")
@@ -54,6 +57,10 @@ func addAPIFlags(fs *flagSet) *apiFlags {
 	fs.Var(&a.burst, "burst", "`requests` one tenant may make at once above --rate (default twice --rate)")
 	fs.Var(&a.maxQueued, "max-queued", fmt.Sprintf("`tasks` one tenant may have queued; POST /execute_function and "+
 		"/execute_batch answer 429 beyond; 0: no limit (default %d with tokens, no limit without)", defaultMaxQueued))
+	fs.IntVar(&a.bundle.MaxFiles, "bundle-max-files", a.bundle.MaxFiles, "most `files` in the modules and packages "+
+		"a function is registered with (413 beyond)")
+	fs.Var(byteSize{&a.bundle.MaxBytes}, "bundle-max-bytes", "most bytes, uncompressed, of the modules and packages "+
+		"a function is registered with (413 beyond)")
 	return a
 }
 
@@ -64,7 +71,10 @@ func (a *apiFlags) options(log *slog.Logger) (api.Options, error) {
 	if a.maxBatch < 1 {
 		return api.Options{}, fmt.Errorf("--max-batch must be at least 1, got %d", a.maxBatch)
 	}
-	o := api.Options{MaxBodyBytes: a.maxBody, MaxWait: a.maxWait, MaxBatch: a.maxBatch, Logger: log}
+	if a.bundle.MaxFiles < 1 || a.bundle.MaxBytes < 1 {
+		return api.Options{}, fmt.Errorf("--bundle-max-files and --bundle-max-bytes must be at least 1")
+	}
+	o := api.Options{MaxBodyBytes: a.maxBody, MaxWait: a.maxWait, MaxBatch: a.maxBatch, BundleLimits: a.bundle, Logger: log}
 	var tokens []api.Token
 	if a.tokensFile != "" {
 		fi, err := os.Stat(a.tokensFile)

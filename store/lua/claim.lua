@@ -17,7 +17,8 @@
 -- dropped. A requeued task has status RUNNING (statuses never move
 -- backwards) and is claimed like a QUEUED one.
 -- Returns one array per claimed task:
---   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json, fetch}
+--   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json, fetch,
+--    owner, bundle}
 -- where fetch is 1 (and the payloads empty) when they are to be read apart.
 local n = tonumber(ARGV[1])
 local cap = tonumber(ARGV[5])
@@ -58,11 +59,13 @@ while #out < n do
         faas_leased(h[2] or '')
         local size = redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload')
         if size <= inline then
-          local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json')
-          out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or '', 0}
+          local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json', 'bundle')
+          out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or '', 0,
+            h[2] or '', f[7] or ''}
         else
-          local f = redis.call('HMGET', id, 'function_id', 'fn_hash', 'isolation', 'want_json')
-          out[#out + 1] = {id, f[1] or '', '', '', f[2] or '', f[3] or '', attempts, fence, f[4] or '', 1}
+          local f = redis.call('HMGET', id, 'function_id', 'fn_hash', 'isolation', 'want_json', 'bundle')
+          out[#out + 1] = {id, f[1] or '', '', '', f[2] or '', f[3] or '', attempts, fence, f[4] or '', 1,
+            h[2] or '', f[5] or ''}
         end
         break
       end
