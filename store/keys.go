@@ -44,13 +44,13 @@ const (
 	fieldStdout       = "stdout"
 	fieldStderr       = "stderr"
 	fieldTimings      = "timings"
-	fieldSource       = "source"      // function registered as source text
-	fieldEntrypoint   = "entrypoint"  // its entry point
-	fieldWantJSON     = "want_json"   // "1": the task asked for a JSON result
-	fieldResultJSON   = "result_json" // the result as JSON text, when asked and representable
+	fieldSource       = "source"         // function registered as source text
+	fieldEntrypoint   = "entrypoint"     // its entry point
+	fieldWantJSON     = "want_json"      // "1": the task asked for a JSON result
+	fieldResultJSON   = "result_json"    // the result as JSON text, when asked and representable
 	fieldBundle       = "bundle"         // content hash of a function's bundle (and its tasks')
 	fieldBundleMods   = "bundle_modules" // the bundle's top-level modules, space-separated
-	fieldOwner        = "owner"       // the tenant a function or task belongs to; absent: the default tenant
+	fieldOwner        = "owner"          // the tenant a function or task belongs to; absent: the default tenant
 )
 
 type keys struct{ prefix string }

@@ -13,8 +13,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/api"
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/dispatch"
 	"github.com/wasmfaas/wasmfaas/store"
 )
