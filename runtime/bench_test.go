@@ -3,6 +3,7 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
@@ -74,6 +76,62 @@ func BenchmarkFreshNoop(b *testing.B) {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
+}
+
+// BenchmarkFreshBundle: fresh isolation with a 1 MB bundle mounted, side by
+// side with no bundle: each iteration runs one task of each variant on the
+// same sandbox, so drift hits all alike. "mounted" runs the no-op with the
+// bundle on sys.path; "imports" also imports a small module of it (the
+// sandbox compiles it from source each fresh task: no bytecode is kept).
+func BenchmarkFreshBundle(b *testing.B) {
+	p := newPool(b, PoolConfig{Size: 1})
+	files := map[string]string{"tiny.py": "VALUE = 1\n"}
+	for i := 0; i < 64; i++ {
+		var sb strings.Builder
+		for j := 0; sb.Len() < 16<<10; j++ {
+			fmt.Fprintf(&sb, "CONST_%d = %d\n", j, j*7919)
+		}
+		files[fmt.Sprintf("big/mod%02d.py", i)] = sb.String()
+	}
+	bnd := testBundle(b, files)
+	pk := pickles(b, fibDefs, "noop", "lambda: __import__('tiny').VALUE", "((), {})")
+	variants := []struct {
+		name string
+		fn   []byte
+		b    *bundle.Bundle
+	}{{"none", pk[0], nil}, {"mounted", pk[0], bnd}, {"imports", pk[1], bnd}}
+	total := make([]time.Duration, len(variants))
+	once := func(i int) {
+		v := variants[i]
+		t0 := time.Now()
+		var res *faastype.Result
+		if v.b == nil {
+			res = run(b, p, v.fn, pk[2], faastype.Fresh)
+		} else {
+			res = runBundled(b, p, v.b, v.fn, pk[2], faastype.Fresh)
+		}
+		total[i] += time.Since(t0)
+		if res.Status != faastype.Completed {
+			b.Fatalf("%s: %+v", v.name, res.Error)
+		}
+	}
+	for i := range variants {
+		once(i)
+	}
+	clear(total)
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		for i := range variants {
+			once(i)
+		}
+	}
+	b.StopTimer()
+	per := func(i int) float64 { return total[i].Seconds() * 1000 / float64(b.N) }
+	for i, v := range variants {
+		b.ReportMetric(per(i), v.name+"-ms/task")
+	}
+	b.ReportMetric(per(1)-per(0), "mount-extra-ms")
+	b.ReportMetric(per(2)-per(0), "import-extra-ms")
 }
 
 // Restoring an instance from the snapshot, ready to run, in-process.

@@ -128,7 +128,8 @@ class Server:
             port = free_port()
             self.spawn("dispatcher", [FAAS, "dispatcher", "-m", self.kind, "-p", str(port), "--bind", "127.0.0.1",
                                       "--redis", self.redis_url, "--lease", "2s", "--timeout", self.timeout] + self.extra)
-            self.spawn("worker", [FAAS, f"{self.kind}-worker", "2", f"tcp://127.0.0.1:{port}", "--timeout", self.timeout])
+            self.worker_args = [FAAS, f"{self.kind}-worker", "2", f"tcp://127.0.0.1:{port}", "--timeout", self.timeout]
+            self.spawn("worker", self.worker_args)
             return
         self.spawn("dispatcher", [FAAS, "dispatcher", "-m", "local", "-w", "2", "--redis", self.redis_url,
                                   "--lease", "2s", "--timeout", self.timeout] + self.extra)
