@@ -3,6 +3,8 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -504,4 +506,42 @@ def f():
 			}
 		})
 	}
+}
+
+// The structural check's idea of the sandbox (pickle.SandboxModule) agrees
+// with the sandbox: every standard library module that imports in the
+// guest may be referred to by a pickle, and none that fails to import.
+func TestStdlibAgreesWithThePickleCheck(t *testing.T) {
+	requireImage(t)
+	const script = `import contextlib, importlib, io, json, sys
+res = {}
+for name in sorted(sys.stdlib_module_names):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            importlib.import_module(name)
+        res[name] = True
+    except BaseException:
+        res[name] = False
+print(json.dumps(res))
+`
+	var out, errOut bytes.Buffer
+	code, err := RunPython(context.Background(), EngineConfig{}, []string{"-c", script}, strings.NewReader(""), &out, &errOut)
+	if err != nil || code != 0 {
+		t.Fatalf("%v %d %s", err, code, errOut.String())
+	}
+	var imports map[string]bool
+	if err := json.Unmarshal(out.Bytes(), &imports); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	var failing []string
+	for name, ok := range imports {
+		if ok != pickle.SandboxModule(name) {
+			t.Errorf("%s: imports in the sandbox: %v; the pickle check accepts it: %v", name, ok, pickle.SandboxModule(name))
+		}
+		if !ok {
+			failing = append(failing, name)
+		}
+	}
+	slices.Sort(failing)
+	t.Logf("%d of %d standard library modules do not import: %v", len(failing), len(imports), failing)
 }
