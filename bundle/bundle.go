@@ -31,10 +31,13 @@ import (
 type Limits struct {
 	MaxFiles int   // files, after __pycache__ and .pyc files are dropped
 	MaxBytes int64 // all files uncompressed, together
+	// MaxZipBytes caps the canonical zip, what is stored and sent to
+	// workers (whose messages make room for 16 MiB: wire.BundleRoom).
+	MaxZipBytes int64
 }
 
 // DefaultLimits are the caps the API applies unless told otherwise.
-var DefaultLimits = Limits{MaxFiles: 4096, MaxBytes: 32 << 20}
+var DefaultLimits = Limits{MaxFiles: 4096, MaxBytes: 32 << 20, MaxZipBytes: 16 << 20}
 
 // WithDefaults returns l with its zero fields taken from DefaultLimits.
 func (l Limits) WithDefaults() Limits {
@@ -43,6 +46,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = DefaultLimits.MaxBytes
+	}
+	if l.MaxZipBytes <= 0 {
+		l.MaxZipBytes = DefaultLimits.MaxZipBytes
 	}
 	return l
 }
@@ -147,6 +153,9 @@ func Build(data []byte, modules map[string]string, lim Limits, reserved func(str
 	z, err := canonicalZip(files)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: write canonical zip: %w", err)
+	}
+	if int64(len(z)) > lim.MaxZipBytes {
+		return nil, tooLarge("%d bytes compressed, over the limit of %d", len(z), lim.MaxZipBytes)
 	}
 	return &Bundle{Hash: contentHash(files), Zip: z, Files: len(files), Bytes: total, Modules: mods}, nil
 }

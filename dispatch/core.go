@@ -95,6 +95,12 @@ func (c *Core) Bundle(ctx context.Context, owner, hash string) ([]byte, error) {
 	})
 }
 
+// CachedBundle returns tenant owner's bundle hash if it is in memory,
+// without waiting for the store.
+func (c *Core) CachedBundle(owner, hash string) ([]byte, bool) {
+	return c.bundles.Get(owner + "/" + hash)
+}
+
 // NoBundle is the failure of a task whose bundle is gone from the store.
 func NoBundle(hash string) *faastype.Result {
 	return faastype.Failure(faastype.KindBadPayload, fmt.Sprintf(

@@ -21,6 +21,14 @@ package dispatch
 // server leaves leases nobody renews; they expire and the tasks are
 // requeued).
 //
+// A lane that needs the bundle of a task it holds asks for it with a FETCH
+// of its own between PULLs. The loop never reads the bundle itself: the
+// first FETCH starts the read (Core.Bundle, cached) on a goroutine and is
+// answered PENDING with a short retry_ms; a FETCH after the read ended gets
+// its outcome (the bytes, MISSING, UNAVAILABLE, TOO_LARGE). A FETCH is not
+// a PULL: it moves no seq, confirms or loses no reply, and hands out
+// nothing.
+//
 // Failure handling:
 //   - Every task carries a deadline (task timeout + grace). A task whose
 //     result has not arrived by then is requeued at once through the store
@@ -62,7 +70,26 @@ type pullSession struct {
 	seq         uint64
 	acks        []wire.Ack
 	cancels     []wire.Ref
+	maxMsg      int // the largest message the lane takes (its last PULL; 0: not said)
 }
+
+// bundleRead is a read of a bundle from the store for FETCHes: the first
+// FETCH starts it, and every FETCH of it after it ended gets its outcome
+// (until it is forgotten: a while after it ended, at once when it failed).
+type bundleRead struct {
+	done  bool
+	data  []byte
+	err   error
+	ended time.Time
+}
+
+const (
+	// fetchRetry is the retry_ms of a PENDING answer to a FETCH.
+	fetchRetry = 10 * time.Millisecond
+	// readKeep is how long the outcome of a bundle read is kept for the
+	// FETCHes of other lanes (the bytes stay in Core's cache longer).
+	readKeep = 10 * time.Second
+)
 
 type pullDispatcher struct {
 	*remote
@@ -72,13 +99,15 @@ type pullDispatcher struct {
 	gate     *wire.Gate[wire.ID16]    // by channel id
 	sessions map[sessKey]*pullSession // by lane
 	procs    map[sessKey]time.Time    // worker processes seen (lane 0), last time
+	reads    map[string]*bundleRead   // by tenant and bundle hash
 	stopping bool
 }
 
 // RunPull is pull mode: it answers pull workers on cfg.Listen until ctx
 // ends, then drains (see the file comment).
 func RunPull(ctx context.Context, cfg RemoteConfig) error {
-	d := &pullDispatcher{gate: wire.NewGate[wire.ID16](cfg.Secret), sessions: map[sessKey]*pullSession{}, procs: map[sessKey]time.Time{}}
+	d := &pullDispatcher{gate: wire.NewGate[wire.ID16](cfg.Secret), sessions: map[sessKey]*pullSession{}, procs: map[sessKey]time.Time{},
+		reads: map[string]*bundleRead{}}
 	r, err := startRemote(cfg, "pull", wire.ListenRep, func(k sessKey, a wire.Ack) {
 		d.mu.Lock()
 		if s := d.sessions[k]; s != nil && len(s.acks) < 100000 {
@@ -180,7 +209,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	switch m.Type {
 	case wire.MsgHello:
 		return d.hello(m)
-	case wire.MsgPull:
+	case wire.MsgPull, wire.MsgFetch:
 	default:
 		d.rlog.Warn("unexpected", "dropped a message a pull worker should not send", "type", m.Type)
 		return errorReply(wire.ErrCodeUnexpected, "unexpected "+m.Type.String())
@@ -205,6 +234,11 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		d.rlog.Warn("auth", "refused a request that failed authentication (forged, replayed or corrupted)", "worker", ch.Name, "err", err)
 		return errorReply(wire.ErrCodeUnauthorized, "the request failed authentication")
 	}
+	if m.Type == wire.MsgFetch {
+		reply := d.fetch(ch, m, now)
+		d.mu.Unlock()
+		return ch.SealAs(reply, m.Seq)
+	}
 	if m.Free > wire.MaxCapacity {
 		d.mu.Unlock()
 		d.rlog.Warn("malformed", "refused a malformed request", "name", ch.Name, "free", m.Free)
@@ -222,6 +256,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		d.procs[proc] = now
 	}
 	s.lastSeen = now
+	s.maxMsg = m.MaxMessage
 	held := make(map[wire.Ref]bool, len(m.Held))
 	for _, h := range m.Held {
 		held[wire.Ref{ID: h.ID, Fence: h.Fence}] = true
@@ -321,6 +356,53 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	reply.Acks, s.acks = s.acks, nil
 	reply.Cancels, s.cancels = s.cancels, nil
 	return ch.SealAs(reply, m.Seq)
+}
+
+// fetch answers a lane's FETCH of the bundle of a task it holds (see the
+// file comment). d.mu is held.
+func (d *pullDispatcher) fetch(ch *wire.Channel, m *wire.Message, now time.Time) *wire.Message {
+	key := sessKey{name: ch.Name, session: ch.Session, lane: ch.Lane}
+	s := d.sessions[key]
+	var t *outTask
+	if s != nil {
+		s.lastSeen = now
+		t = s.running[m.Fetch.ID]
+	}
+	if why := fetchRefusal(t, m.Fetch, m.Bundle); why != "" {
+		d.rlog.Warn("fetch", "refused a worker's bundle fetch", "worker", key.owner(), "task", m.Fetch.ID, "why", why)
+		return &wire.Message{Type: wire.MsgBundle, Fetch: m.Fetch, Bundle: m.Bundle, Code: wire.BundleRefused, Text: why}
+	}
+	owner, hash := t.claim.Owner, m.Bundle
+	if data, ok := d.core.CachedBundle(owner, hash); ok {
+		return bundleReply(m.Fetch, hash, data, nil, s.maxMsg) // no PENDING round trip
+	}
+	rk := owner + "/" + hash
+	r := d.reads[rk]
+	if r == nil {
+		r = &bundleRead{}
+		d.reads[rk] = r
+		go d.read(r, owner, hash, m.Fetch.ID)
+	}
+	if !r.done {
+		return &wire.Message{Type: wire.MsgBundle, Fetch: m.Fetch, Bundle: hash, Code: wire.BundlePending, RetryAfter: fetchRetry}
+	}
+	if r.err != nil {
+		delete(d.reads, rk) // the next FETCH asks the store again
+	}
+	return bundleReply(m.Fetch, hash, r.data, r.err, s.maxMsg)
+}
+
+// read reads a bundle for the FETCHes of r, off the REP loop.
+func (d *pullDispatcher) read(r *bundleRead, owner, hash, task string) {
+	ctx, cancel := context.WithTimeout(d.bgCtx, d.core.Lease())
+	data, err := d.core.Bundle(ctx, owner, hash)
+	cancel()
+	if err != nil && !errors.Is(err, ErrNoBundle) && d.bgCtx.Err() == nil {
+		d.rlog.Warn("bundle", "reading a bundle for a worker failed; it hands the task back", "task", task, "err", err)
+	}
+	d.mu.Lock()
+	r.done, r.data, r.err, r.ended = true, data, err, time.Now()
+	d.mu.Unlock()
 }
 
 // hello answers a HELLO with a CHALLENGE that opens a new channel for the
@@ -427,6 +509,11 @@ func (d *pullDispatcher) watch(ctx context.Context) {
 		for key, seen := range d.procs {
 			if now.Sub(seen) > 10*time.Minute {
 				delete(d.procs, key)
+			}
+		}
+		for k, r := range d.reads {
+			if r.done && now.Sub(r.ended) > readKeep {
+				delete(d.reads, k)
 			}
 		}
 		// A lane asks at least once per heartbeat; a channel idle for

@@ -14,8 +14,8 @@ package dispatch
 // Redis under it: claims run on a few claimer goroutines (each takes the
 // worker with the most free slots, reserves them, claims outside the lock,
 // and hands the tasks over under it), results are recorded by the completer
-// and adoption checks run on goroutines of their own. Sends go to a send
-// loop through a buffered channel.
+// and adoption checks and bundle reads (a worker's FETCH) run on goroutines
+// of their own. Sends go to a send loop through a buffered channel.
 //
 // Failure handling:
 //   - Heartbeats go both ways every Heartbeat; a worker silent for Misses
@@ -432,7 +432,7 @@ func (d *pushDispatcher) handle(rid string, frame []byte) {
 		// tell it to register again.
 		d.rlog.Warn("unknown", "ignored a message from an unknown or dead worker connection", "type", m.Type)
 		switch m.Type {
-		case wire.MsgHeartbeat, wire.MsgResult, wire.MsgRelease, wire.MsgDrain:
+		case wire.MsgHeartbeat, wire.MsgResult, wire.MsgRelease, wire.MsgDrain, wire.MsgFetch:
 			d.send(rid, &wire.Message{Type: wire.MsgError, Code: wire.ErrCodeUnknownSession, Text: "unknown session: register again"})
 		}
 		return
@@ -460,6 +460,8 @@ func (d *pushDispatcher) handle(rid string, frame []byte) {
 				d.free.Broadcast()
 			}
 		}
+	case wire.MsgFetch:
+		d.fetch(w, m.Fetch, m.Bundle)
 	case wire.MsgDrain:
 		w.draining = true
 		d.log.Info("worker draining", "worker", w.owner, "running", len(w.running))
@@ -470,6 +472,33 @@ func (d *pushDispatcher) handle(rid string, frame []byte) {
 		d.rlog.Warn("unexpected", "dropped a message a worker should not send", "type", m.Type)
 		d.send(rid, &wire.Message{Type: wire.MsgError, Code: wire.ErrCodeUnexpected, Text: "unexpected " + m.Type.String()})
 	}
+}
+
+// fetch answers a worker's FETCH of the bundle of a task it holds: the
+// bytes are read (Core.Bundle: cached, one read per bundle at a time) on a
+// goroutine, and the BUNDLE goes out through the send loop. d.mu is held.
+func (d *pushDispatcher) fetch(w *pushWorker, ref wire.Ref, hash string) {
+	t := w.running[ref.ID]
+	if why := fetchRefusal(t, ref, hash); why != "" {
+		d.rlog.Warn("fetch", "refused a worker's bundle fetch", "worker", w.owner, "task", ref.ID, "why", why)
+		d.send(w.rid, &wire.Message{Type: wire.MsgBundle, Fetch: ref, Bundle: hash, Code: wire.BundleRefused, Text: why})
+		return
+	}
+	owner, maxMsg := t.claim.Owner, w.maxMsg
+	go func() {
+		ctx, cancel := context.WithTimeout(d.bgCtx, d.core.Lease())
+		data, err := d.core.Bundle(ctx, owner, hash)
+		cancel()
+		if err != nil && !errors.Is(err, ErrNoBundle) && d.bgCtx.Err() == nil {
+			d.rlog.Warn("bundle", "reading a bundle for a worker failed; it hands the task back", "task", ref.ID, "err", err)
+		}
+		reply := bundleReply(ref, hash, data, err, maxMsg)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.workers[w.rid] == w {
+			d.send(w.rid, reply)
+		}
+	}()
 }
 
 // hello answers a HELLO with a CHALLENGE that opens a new channel on the

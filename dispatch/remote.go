@@ -1,11 +1,13 @@
 package dispatch
 
 // What push and pull mode share: their configuration, the bookkeeping of a
-// task handed to a remote worker, and the completer that records results
-// through the lease check off the socket loops.
+// task handed to a remote worker, the completer that records results
+// through the lease check off the socket loops, and the checks and answers
+// of a worker's FETCH of a task's bundle.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -214,13 +216,15 @@ func (t *outTask) ref() wire.Ref { return wire.Ref{ID: t.claim.TaskID, Fence: t.
 
 // wireTask makes the message for a claim, or the failure to record at once
 // if its payloads are not base64 or do not fit in a message the worker
-// takes (maxMsg; 0: unknown).
+// takes (maxMsg; 0: unknown). The task names its bundle by hash only: the
+// worker FETCHes the bytes if it does not hold them.
 func wireTask(cl store.Claim, timeout time.Duration, maxMsg int) (wire.Task, *faastype.Result) {
 	t, bad := Task(cl)
 	if bad != nil {
 		return wire.Task{}, bad
 	}
-	if size := len(t.Fn) + len(t.Args) + len(cl.TaskID) + len(cl.FunctionID) + 1024; maxMsg > 0 && size > maxMsg {
+	t.BundleData = nil
+	if size := len(t.Fn) + len(t.Args) + len(cl.TaskID) + len(cl.FunctionID) + len(t.Bundle) + 1024; maxMsg > 0 && size > maxMsg {
 		msg := fmt.Sprintf("the function and arguments (%d bytes) do not fit in a %d-byte message to the worker",
 			len(t.Fn)+len(t.Args), maxMsg)
 		return wire.Task{}, faastype.Failure(faastype.KindPayloadTooLarge, msg)
@@ -229,9 +233,52 @@ func wireTask(cl store.Claim, timeout time.Duration, maxMsg int) (wire.Task, *fa
 	return wire.Task{Task: t, Fence: cl.Fence, Attempt: cl.Attempt}, nil
 }
 
+// strip drops a claim's payloads once they are sent (its Owner and Bundle
+// stay: a FETCH is checked against them).
 func strip(cl store.Claim) store.Claim {
 	cl.FnPayload, cl.ParamPayload = "", ""
 	return cl
+}
+
+// ---- bundles ----
+
+// fetchRefusal says why a worker may not have bundle hash for ref, given
+// t, the task it holds under ref.ID as the dispatcher sees it (nil: none);
+// "" if it may.
+func fetchRefusal(t *outTask, ref wire.Ref, hash string) string {
+	switch {
+	case t == nil || t.claim.Fence != ref.Fence:
+		return fmt.Sprintf("this worker does not hold task %s with fence %d (as this dispatcher sees it)", ref.ID, ref.Fence)
+	case t.adopting:
+		return fmt.Sprintf("task %s is being adopted: its claim is not confirmed yet", ref.ID)
+	case t.claim.Bundle == "":
+		return fmt.Sprintf("task %s has no bundle", ref.ID)
+	case t.claim.Bundle != hash:
+		return fmt.Sprintf("task %s's bundle is %s, not %s", ref.ID, t.claim.Bundle, hash)
+	}
+	return ""
+}
+
+// bundleReply is the BUNDLE answer to a FETCH (for task ref) of bundle
+// hash whose read from the store gave data or err, for a worker that takes
+// messages of up to maxMsg bytes (0: not said).
+func bundleReply(ref wire.Ref, hash string, data []byte, err error, maxMsg int) *wire.Message {
+	m := &wire.Message{Type: wire.MsgBundle, Fetch: ref, Bundle: hash}
+	switch {
+	case errors.Is(err, ErrNoBundle):
+		m.Code, m.Text = wire.BundleMissing, NoBundle(hash).Error.Message
+	case err != nil:
+		m.Code, m.Text = wire.BundleUnavailable, "reading the bundle from the store failed: "+err.Error()
+	case len(data) == 0:
+		m.Code, m.Text = wire.BundleMissing, NoBundle(hash).Error.Message
+	case maxMsg > 0 && len(data)+len(hash)+4096 > maxMsg:
+		m.Code, m.Text = wire.BundleTooLarge, fmt.Sprintf(
+			"the function's bundle (%d bytes) does not fit in a %d-byte message to the worker (raise the worker's --max-message)",
+			len(data), maxMsg)
+	default:
+		m.BundleData = data
+	}
+	return m
 }
 
 // ---- completer ----

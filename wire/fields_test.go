@@ -28,6 +28,8 @@ var carried = map[MsgType][]string{
 	MsgError:     {"Code", "Text"},
 	MsgPull:      {"Incarnation", "GotSeq", "Free", "Draining", "Held", "Results", "Released", "MaxMessage"},
 	MsgWork:      {"Incarnation", "WorkSeq", "RetryAfter", "Tasks", "Acks", "Cancels", "MaxMessage"},
+	MsgFetch:     {"Fetch", "Bundle"},
+	MsgBundle:    {"Fetch", "Bundle", "Code", "Text", "RetryAfter", "BundleData"},
 }
 
 var sealHeader = []string{"Type", "Sealed", "Channel", "Seq", "MAC"}

@@ -23,9 +23,9 @@ package wire
 // limits) is skipped without being buffered and arrives as an empty frame,
 // which the decoder rejects.
 //
-// Frame layout (version 3):
+// Frame layout (version 4):
 //
-//	byte 0   version, WireVersion (3)
+//	byte 0   version, WireVersion (4)
 //	byte 1   message type (below)
 //	byte 2   seal: 0 open, 1 sealed (see Authentication)
 //	sealed:  channel id16 (not zero), seq uint (at least 1)
@@ -48,7 +48,10 @@ package wire
 //	Task   = fence uint, attempt uint, then a faastype Task: id str
 //	         (not empty), function str (the warm-reuse key: the function
 //	         id), isolation str, timeout_ms uint, want_json bool, fn bytes,
-//	         args bytes
+//	         args bytes, bundle str (the content hash of the function's
+//	         bundle, "" none), bundle_data bytes (always empty from a
+//	         dispatcher: a worker gets a bundle with FETCH, once, and
+//	         keeps it)
 //	Result = id str, fence uint, then a faastype Result: status str,
 //	         kind str, message str, traceback str, payload bytes, stdout
 //	         bytes, stderr bytes, flags byte (bit 0 output truncated, bit 1
@@ -86,10 +89,14 @@ package wire
 //	0x11 WORK       D→W pull  incarnation id16, seq uint, retry_ms uint,
 //	                          tasks list<Task>, acks list<Ack>,
 //	                          cancels list<Ref>, max_message uint
+//	0x12 FETCH      W→D both  task id str, fence uint, hash str
+//	0x13 BUNDLE     D→W both  task id str, fence uint, hash str (the FETCH's),
+//	                          code uint, error str, retry_ms uint, data bytes
 //
 // A push connection is HELLO → CHALLENGE → REGISTER → WELCOME, then
 // heartbeats, tasks and results both ways. A pull lane socket is HELLO →
-// CHALLENGE, then PULL → WORK as often as the worker asks. The worker's
+// CHALLENGE, then PULL → WORK as often as the worker asks (and FETCH →
+// BUNDLE between them when a task needs a bundle). The worker's
 // name, session and lane are said once, in HELLO, and bound into the
 // channel's keys (below); they are its identity on every later message.
 //
@@ -106,6 +113,39 @@ package wire
 // timeout never delivers them. (WORK's seq field is this bookkeeping; the
 // seq of the sealed header is the channel's, below.)
 //
+// Bundles. A task whose function carries a bundle (a zip of Python modules,
+// package bundle) names it by hash in its Task item; the dispatcher never
+// sends the zip along. A worker that does not hold that bundle yet asks for
+// it with FETCH, naming the task it holds and the claim's fence: the
+// dispatcher answers only for a task it sees this worker (push: this
+// connection's session; pull: this lane) hold under that fence with that
+// bundle, and reads the bundle from the store for the task's tenant. Its
+// BUNDLE answer carries the zip (code OK) or says why not:
+//
+//	0 OK           data is the bundle's zip
+//	1 MISSING      the store has no such bundle for the task's tenant: the
+//	               task cannot run (the worker fails it, BAD_PAYLOAD)
+//	2 TOO_LARGE    the zip does not fit in a message the worker takes (its
+//	               max_message): the worker fails it, PAYLOAD_TOO_LARGE
+//	3 UNAVAILABLE  not now (the store is away): the worker hands the task
+//	               back (RELEASE), and it runs later
+//	4 REFUSED      the dispatcher does not see this worker holding that
+//	               task with that fence and bundle: handed back too
+//	5 PENDING      pull only: the dispatcher is reading it; ask again after
+//	               retry_ms
+//
+// (a code the worker does not know counts as UNAVAILABLE, and so do no
+// answer within the worker's bundle timeout and a lost connection). A
+// BUNDLE names the FETCH it answers (task id and fence); the bytes of one
+// do for every task that waits for that bundle. In push mode the
+// dispatcher reads the store off its socket loop and sends BUNDLE when it
+// has the answer; in pull mode a FETCH is a request of its own on the
+// lane's REQ socket, between PULLs, and the REP loop never waits for the
+// store: it answers PENDING and starts the read, and a later FETCH gets
+// the bytes. A FETCH and its BUNDLE are not a PULL and a WORK: neither
+// side's got_seq or seq bookkeeping moves, and the next PULL names the last
+// WORK as before.
+//
 // Decoders ignore bytes after the last known field (but before the mac), so
 // a field may be added at the end of a message without a version change;
 // any other change bumps WireVersion. A frame of an unknown type, or that
@@ -118,16 +158,19 @@ package wire
 // PULL carried a name, a session and an unused token). Version 2 had a
 // task and result layout of its own that carried neither want_json nor the
 // result's JSON form (so a call with JSON arguments lost its result_json in
-// push and pull mode), and keyed warm reuse by a payload hash. A frame of another
-// version is a clear error on both sides: the dispatcher logs it
+// push and pull mode), and keyed warm reuse by a payload hash. Version 3
+// had no bundle fields in the Task item, and no FETCH or BUNDLE. A frame of
+// another version is a clear error on both sides: the dispatcher logs it
 // (rate-limited) and answers ERROR code VERSION, laid out in version 1 for
 // a version-1 peer so that it can read it; a worker logs both versions and
 // keeps retrying (the dispatcher may be upgraded under it).
 //
 // max_message is the largest message the sender takes. A dispatcher fails a
 // task at once with PAYLOAD_TOO_LARGE rather than send a worker a message
-// it would drop; a worker cuts a result's output, or fails it with
-// RESULT_TOO_LARGE, rather than send the dispatcher one it would drop.
+// it would drop (and answers a FETCH whose bundle would not fit with
+// TOO_LARGE); a worker cuts a result's output, or fails it with
+// RESULT_TOO_LARGE, rather than send the dispatcher one it would drop. The
+// default (DefaultMaxMessage) makes room for a BundleRoom-byte zip.
 //
 // # Authentication (worker admission)
 //
@@ -205,7 +248,7 @@ import (
 )
 
 // WireVersion is the version byte of every message this build sends.
-const WireVersion byte = 3
+const WireVersion byte = 4
 
 // MsgType is the second byte of a message.
 type MsgType byte
@@ -227,12 +270,15 @@ const (
 	MsgChallenge MsgType = 0x0D
 	MsgPull      MsgType = 0x10
 	MsgWork      MsgType = 0x11
+	MsgFetch     MsgType = 0x12
+	MsgBundle    MsgType = 0x13
 )
 
 var msgNames = map[MsgType]string{
 	MsgRegister: "REGISTER", MsgWelcome: "WELCOME", MsgHeartbeat: "HEARTBEAT", MsgTask: "TASK",
 	MsgResult: "RESULT", MsgAck: "ACK", MsgCancel: "CANCEL", MsgRelease: "RELEASE", MsgDrain: "DRAIN",
 	MsgBye: "BYE", MsgError: "ERROR", MsgHello: "HELLO", MsgChallenge: "CHALLENGE", MsgPull: "PULL", MsgWork: "WORK",
+	MsgFetch: "FETCH", MsgBundle: "BUNDLE",
 }
 
 func (t MsgType) String() string {
@@ -270,6 +316,19 @@ const (
 	ErrCodeUnauthorized   = 4 // worker authentication failed: start over
 	ErrCodeUnexpected     = 5 // a valid message this side does not accept
 )
+
+// BUNDLE codes (see the file comment).
+const (
+	BundleOK          = 0 // the message carries the bundle
+	BundleMissing     = 1 // not in the store: the task cannot run
+	BundleTooLarge    = 2 // does not fit in a message the worker takes
+	BundleUnavailable = 3 // not now: hand the task back
+	BundleRefused     = 4 // the worker does not hold that task (as the dispatcher sees it)
+	BundlePending     = 5 // pull: being read, ask again after RetryAfter
+)
+
+// BundleRoom is the largest bundle zip DefaultMaxMessage makes room for.
+const BundleRoom = 16 << 20
 
 // Decoding errors.
 var (
@@ -374,16 +433,27 @@ type Message struct {
 	Released []Ref
 
 	// WORK
-	WorkSeq    uint64
+	WorkSeq uint64
+	// WORK, BUNDLE
 	RetryAfter time.Duration
-	Tasks      []Task
-	Acks       []Ack
-	Cancels    []Ref
+	// WORK
+	Tasks   []Task
+	Acks    []Ack
+	Cancels []Ref
 
 	// TASK: Tasks[0]; RESULT: Results[0]; ACK: Acks; CANCEL: Cancels;
 	// RELEASE: Released.
 
-	// ERROR
+	// FETCH, BUNDLE: the task whose bundle is asked for (a BUNDLE names
+	// the FETCH it answers).
+	Fetch Ref
+	// FETCH, BUNDLE: the bundle's content hash.
+	Bundle string
+	// BUNDLE: the bundle's zip (Code BundleOK), or Code and Text say why
+	// not; RetryAfter with BundlePending.
+	BundleData []byte
+
+	// ERROR, BUNDLE (a BUNDLE code)
 	Code int
 	Text string
 }
@@ -467,6 +537,18 @@ func (m *Message) Encode(b []byte) []byte {
 		e.acks(m.Acks)
 		e.refs(m.Cancels)
 		e.Uint(uint64(max(m.MaxMessage, 0)))
+	case MsgFetch:
+		e.Str(m.Fetch.ID)
+		e.fence(m.Fetch.Fence)
+		e.Str(m.Bundle)
+	case MsgBundle:
+		e.Str(m.Fetch.ID)
+		e.fence(m.Fetch.Fence)
+		e.Str(m.Bundle)
+		e.Uint(uint64(max(m.Code, 0)))
+		e.Str(m.Text)
+		e.dur(m.RetryAfter)
+		e.Bytes(m.BundleData)
 	}
 	if m.Sealed {
 		e.B = append(e.B, m.MAC[:]...)
@@ -577,6 +659,19 @@ func Decode(b []byte) (*Message, error) {
 		m.Acks = d.acks()
 		m.Cancels = d.refs()
 		m.MaxMessage = d.int()
+	case MsgFetch:
+		m.Fetch = Ref{ID: d.id(), Fence: d.fence()}
+		m.Bundle = d.hash()
+		if d.Err == nil && m.Bundle == "" {
+			d.Fail("no bundle hash")
+		}
+	case MsgBundle:
+		m.Fetch = Ref{ID: d.id(), Fence: d.fence()}
+		m.Bundle = d.hash()
+		m.Code = d.int()
+		m.Text = d.Str()
+		m.RetryAfter = d.dur()
+		m.BundleData = d.Bytes()
 	}
 	if d.Err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrWireFormat, m.Type, d.Err)
@@ -608,12 +703,12 @@ func VersionError(peer byte) []byte {
 }
 
 // DefaultMaxMessage is the largest message a side accepts when it runs
-// tasks under limits l: a task with both payloads at their cap, or a result
-// and its JSON form at their cap with both outputs at theirs, plus room for
-// ids, tracebacks and envelopes.
+// tasks under limits l: a task with both payloads at their cap, a result
+// and its JSON form at their cap with both outputs at theirs, or a bundle
+// of BundleRoom bytes, plus room for ids, tracebacks and envelopes.
 func DefaultMaxMessage(l faastype.Limits) int {
 	l = l.WithDefaults()
-	return max(2*l.ArgBytes, 2*l.ResultBytes+2*l.OutputBytes) + 1<<20
+	return max(2*l.ArgBytes, 2*l.ResultBytes+2*l.OutputBytes, BundleRoom) + 1<<20
 }
 
 // ---- encoding ----
@@ -742,6 +837,15 @@ func (d *wdec) id() string {
 	s := d.Str()
 	if d.Err == nil && (s == "" || len(s) > 256) {
 		d.Fail("bad task id")
+	}
+	return s
+}
+
+// hash reads a bundle hash ("" none).
+func (d *wdec) hash() string {
+	s := d.Str()
+	if d.Err == nil && len(s) > 256 {
+		d.Fail("bundle hash too long")
 	}
 	return s
 }

@@ -28,7 +28,7 @@ func sampleMessages() []*Message {
 		Timings: faastype.Timings{Queue: 0.5, Boot: 1, Deserialize: 2, Run: 3, Serialize: 4, Total: 5}}
 	ok := &faastype.Result{Status: faastype.Completed, Payload: []byte{0, 1, 2, 255}}
 	task := Task{Fence: 42, Attempt: 2, Task: faastype.Task{ID: "t-1", Function: "fn-1", Isolation: faastype.Fresh,
-		Timeout: 3 * time.Second, WantJSON: true, Fn: []byte("fn\x00\xff"), Args: []byte("args")}}
+		Timeout: 3 * time.Second, WantJSON: true, Fn: []byte("fn\x00\xff"), Args: []byte("args"), Bundle: "b-hash"}}
 	sess := ID16{1, 2, 3}
 	held := []Held{{ID: "a", Fence: 1, Elapsed: 1500 * time.Millisecond}, {ID: "b", Fence: 9, Done: true}}
 	nonce := bytes.Repeat([]byte{0xAB}, NonceSize)
@@ -54,6 +54,10 @@ func sampleMessages() []*Message {
 		{Type: MsgWork, Incarnation: ID16{7}, WorkSeq: 13, RetryAfter: 250 * time.Millisecond, Tasks: []Task{task, task},
 			Acks: []Ack{{ID: "t-1", Fence: 42, Recorded: true}}, Cancels: []Ref{{ID: "y", Fence: 2}}, MaxMessage: 5 << 20},
 		{Type: MsgWork, WorkSeq: 1},
+		{Type: MsgFetch, Fetch: Ref{ID: "t-1", Fence: 42}, Bundle: "b-hash"},
+		{Type: MsgBundle, Fetch: Ref{ID: "t-1", Fence: 42}, Bundle: "b-hash", BundleData: []byte("PK\x03\x04 zip\x00\xff")},
+		{Type: MsgBundle, Fetch: Ref{ID: "t-1", Fence: 42}, Bundle: "b-hash", Code: BundleMissing, Text: "not in the store"},
+		{Type: MsgBundle, Fetch: Ref{ID: "t-1", Fence: 42}, Bundle: "b-hash", Code: BundlePending, RetryAfter: 20 * time.Millisecond},
 	}
 }
 
@@ -165,7 +169,8 @@ func TestWireRejects(t *testing.T) {
 		{"one byte", []byte{1}, ErrWireFormat},
 		{"version 1", []byte{1, byte(MsgHeartbeat), 0}, ErrWireVersion},
 		{"version 2", []byte{2, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
-		{"version 4", []byte{4, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
+		{"version 3", []byte{3, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
+		{"version 5", []byte{5, byte(MsgHeartbeat), 0, 0}, ErrWireVersion},
 		{"version 0", []byte{0, byte(MsgHeartbeat), 0}, ErrWireVersion},
 		{"no seal byte", []byte{WireVersion, byte(MsgError)}, ErrWireFormat},
 		{"bad seal byte", []byte{WireVersion, byte(MsgError), 2, 0, 0}, ErrWireFormat},
@@ -184,6 +189,12 @@ func TestWireRejects(t *testing.T) {
 		{"sealed with seq 0", (&Message{Type: MsgHeartbeat, Sealed: true, Channel: ID16{1}}).Encode(nil), ErrWireFormat},
 		{"sealed without room for a mac", []byte{WireVersion, byte(MsgBye), 1, 16, 1, 2, 3}, ErrWireFormat},
 		{"short nonce", (&Message{Type: MsgHello, Name: "x", Session: ID16{1}, Nonce: make([]byte, 31)}).Encode(nil), ErrWireFormat},
+		{"fetch without hash", sealedMsg(&Message{Type: MsgFetch, Fetch: Ref{ID: "x", Fence: 1}}), ErrWireFormat},
+		{"fetch without task id", sealedMsg(&Message{Type: MsgFetch, Bundle: "h"}), ErrWireFormat},
+		{"bundle hash too long", sealedMsg(&Message{Type: MsgBundle, Fetch: Ref{ID: "x", Fence: 1}, Bundle: strings.Repeat("h", 257)}), ErrWireFormat},
+		{"bundle without task id", sealedMsg(&Message{Type: MsgBundle, Bundle: "h", BundleData: []byte("zip")}), ErrWireFormat},
+		{"unsealed bundle", (&Message{Type: MsgBundle, Fetch: Ref{ID: "x", Fence: 1}, Bundle: "h", BundleData: []byte("zip")}).Encode(nil), ErrWireFormat},
+		{"unsealed fetch", (&Message{Type: MsgFetch, Fetch: Ref{ID: "x", Fence: 1}, Bundle: "h"}).Encode(nil), ErrWireFormat},
 		{"challenge without channel", (&Message{Type: MsgChallenge, Nonce: make([]byte, NonceSize)}).Encode(nil), ErrWireFormat},
 	} {
 		if _, err := Decode(c.b); !errors.Is(err, c.want) {
@@ -231,9 +242,25 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestDefaultMaxMessage(t *testing.T) {
+	// Small limits: room for a bundle of BundleRoom bytes all the same.
 	l := faastype.Limits{ArgBytes: 1000, ResultBytes: 5000, OutputBytes: 100}
-	if got := DefaultMaxMessage(l); got != 10200+1<<20 {
+	if got := DefaultMaxMessage(l); got != BundleRoom+1<<20 {
 		t.Fatalf("DefaultMaxMessage = %d", got)
+	}
+	l = faastype.Limits{ArgBytes: 1000, ResultBytes: 10 << 20, OutputBytes: 100}
+	if got := DefaultMaxMessage(l); got != 20<<20+200+1<<20 {
+		t.Fatalf("DefaultMaxMessage = %d", got)
+	}
+	l = faastype.Limits{ArgBytes: 20 << 20, ResultBytes: 1000, OutputBytes: 100}
+	if got := DefaultMaxMessage(l); got != 40<<20+1<<20 {
+		t.Fatalf("DefaultMaxMessage = %d", got)
+	}
+	// A BUNDLE with a zip of BundleRoom bytes fits the default.
+	b := (&Message{Type: MsgBundle, Fetch: Ref{ID: strings.Repeat("t", 36), Fence: 1 << 40}, Bundle: strings.Repeat("a", 64),
+		BundleData: make([]byte, BundleRoom),
+		Sealed:     true, Channel: ID16{1}, Seq: 1}).Encode(nil)
+	if n := DefaultMaxMessage(faastype.Limits{ArgBytes: 1, ResultBytes: 1, OutputBytes: 1}); len(b) > n {
+		t.Fatalf("a %d-byte BUNDLE does not fit in %d bytes", len(b), n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,7 +19,8 @@ import (
 // Each sandbox has its own lane: a REQ socket and a loop that asks for one
 // task whenever that sandbox is free. One socket for all sandboxes would
 // leave a sandbox idle while another's request is in flight (REQ allows one
-// at a time).
+// at a time). A lane fetches the bundle its task needs with FETCH requests
+// on its socket between PULLs; the lanes share one bundle cache.
 func RunPull(ctx context.Context, cfg Config, pool Runner) error {
 	if err := cfg.defaults(); err != nil {
 		return err
@@ -32,9 +34,10 @@ func RunPull(ctx context.Context, cfg Config, pool Runner) error {
 	}()
 	var wg sync.WaitGroup
 	errs := newErrLog(log)
+	bundles := newBundles(cfg)
 	for lane := range pool.Size() {
 		w := &pullWorker{cfg: cfg, session: session, lane: lane, log: log.With("lane", lane), errs: errs}
-		w.ts = newTasks(oneSandbox{pool}, w.log, cfg.Wire.MaxMessage)
+		w.ts = newTasks(oneSandbox{pool}, w.log, cfg.Wire.MaxMessage, bundles)
 		w.timeout = max(time.Duration(cfg.Misses)*cfg.Heartbeat, time.Second)
 		wg.Add(1)
 		go func() { defer wg.Done(); w.run(ctx) }()
@@ -50,6 +53,12 @@ type oneSandbox struct{ Runner }
 func (oneSandbox) Size() int { return 1 }
 
 const minBackoff = 2 * time.Millisecond
+
+// laneFetch is a FETCH a lane is to make at at.
+type laneFetch struct {
+	req *fetchReq
+	at  time.Time
+}
 
 type pullWorker struct {
 	cfg     Config
@@ -69,6 +78,11 @@ type pullWorker struct {
 	backoff  time.Duration // current wait while there is no work
 	retryMax time.Duration
 	released []wire.Ref
+
+	// FETCHes to make for this lane's tasks, each when its time comes (a
+	// PENDING answer says when to ask again); taken only while connected.
+	fetchQ    []*laneFetch
+	connected bool
 
 	stopping bool
 	drainEnd time.Time
@@ -146,6 +160,8 @@ func (w *pullWorker) idle(ctx context.Context, d time.Duration) {
 		if _, release := w.ts.finish(f); release {
 			w.released = append(w.released, f.ref)
 		}
+	case r := <-w.ts.fetches:
+		w.takeFetch(r)
 	case <-stopAt:
 		w.ts.stopAll()
 	case <-ctxDone(ctx, w.stopping):
@@ -159,18 +175,28 @@ func (w *pullWorker) serve(ctx context.Context, sock zmq4.Socket) (n int, err er
 	if err := w.handshake(sock); err != nil {
 		return 0, err
 	}
+	w.connected = true
+	defer func() {
+		w.connected = false
+		for _, f := range w.fetchQ {
+			f.req.fail("lost the connection to the dispatcher")
+		}
+		w.fetchQ = nil
+	}()
 	lastAsk := time.Time{}
 	for {
 		if w.done() {
 			return n, errStopped
 		}
-		// Collect whatever finished meanwhile.
+		// Collect whatever finished meanwhile, and what tasks ask for.
 		for drained := false; !drained; {
 			select {
 			case f := <-w.ts.done:
 				if _, release := w.ts.finish(f); release {
 					w.released = append(w.released, f.ref)
 				}
+			case r := <-w.ts.fetches:
+				w.takeFetch(r)
 			default:
 				drained = true
 			}
@@ -178,8 +204,15 @@ func (w *pullWorker) serve(ctx context.Context, sock zmq4.Socket) (n int, err er
 		if w.stopping && time.Now().After(w.drainEnd) {
 			w.ts.stopAll()
 		}
+		if f := w.dueFetch(); f != nil {
+			if err := w.fetchExchange(sock, f); err != nil {
+				return n, err
+			}
+			n++
+			continue
+		}
 		if !w.due(lastAsk) {
-			w.idle(ctx, w.waitFor(lastAsk))
+			w.idle(ctx, min(w.waitFor(lastAsk), w.untilFetch()))
 			continue
 		}
 		lastAsk = time.Now()
@@ -376,6 +409,103 @@ func (w *pullWorker) exchange(sock zmq4.Socket) error {
 	return nil
 }
 
+// takeFetch queues a task's request for a bundle, or fails it at once
+// while the lane has no socket.
+func (w *pullWorker) takeFetch(r *fetchReq) {
+	if !w.connected {
+		r.fail("not connected to the dispatcher")
+		return
+	}
+	w.fetchQ = append(w.fetchQ, &laneFetch{req: r, at: time.Now()})
+}
+
+// dueFetch is the queued FETCH to make now, if any; requests whose task
+// gave up are dropped.
+func (w *pullWorker) dueFetch() *laneFetch {
+	w.fetchQ = slices.DeleteFunc(w.fetchQ, func(f *laneFetch) bool { return f.req.ctx.Err() != nil })
+	now := time.Now()
+	for _, f := range w.fetchQ {
+		if !f.at.After(now) {
+			return f
+		}
+	}
+	return nil
+}
+
+// untilFetch is how long until the next queued FETCH is due.
+func (w *pullWorker) untilFetch() time.Duration {
+	d := time.Hour
+	for _, f := range w.fetchQ {
+		d = min(d, max(time.Until(f.at), time.Millisecond))
+	}
+	return d
+}
+
+// fetchExchange sends one FETCH and handles its BUNDLE. It is not a PULL:
+// gotSeq, the incarnation and the back-off stay as they are. An error
+// means the socket is useless (as for exchange).
+func (w *pullWorker) fetchExchange(sock zmq4.Socket, f *laneFetch) error {
+	r := f.req
+	done := func(a fetchAns) {
+		w.fetchQ = slices.DeleteFunc(w.fetchQ, func(g *laneFetch) bool { return g == f })
+		r.answer(a)
+	}
+	fail := func(why string) { done(fetchAns{code: wire.BundleUnavailable, text: why}) }
+	req := &wire.Message{Type: wire.MsgFetch, Fetch: r.ref, Bundle: r.hash}
+	if err := sock.Send(zmq4.NewMsg(w.ch.Seal(req))); err != nil {
+		fail("sending the request failed")
+		return fmt.Errorf("send: %w", err)
+	}
+	// The answer comes at once, but it may be large: time for its bytes at
+	// 1 MiB/s, within the task's patience.
+	wait := w.timeout + time.Duration(w.cfg.Wire.MaxMessage)*time.Second/(1<<20)
+	if dl, ok := r.ctx.Deadline(); ok {
+		wait = max(min(wait, time.Until(dl)), 10*time.Millisecond)
+	}
+	m, err := w.recvWithin(sock, wait)
+	if err != nil {
+		fail("no answer from the dispatcher")
+		return err
+	}
+	if !m.Sealed {
+		fail("the dispatcher refused the request")
+		if m.Type == wire.MsgError {
+			if !w.proved || m.Code != wire.ErrCodeUnauthorized {
+				return refusal(m)
+			}
+			return fmt.Errorf("the dispatcher refused a request: %s", m.Text)
+		}
+		return fmt.Errorf("unexpected open %s reply", m.Type)
+	}
+	if err := w.ch.OpenReply(m, req.Seq); err != nil {
+		fail("the answer failed authentication")
+		if !w.proved {
+			return errRefusedDispatcher
+		}
+		return fmt.Errorf("a reply failed authentication (forged, replayed or corrupted): %w", err)
+	}
+	w.proved = true
+	switch m.Type {
+	case wire.MsgBundle:
+	case wire.MsgError:
+		w.log.Warn("the dispatcher refused a request", "code", m.Code, "text", m.Text)
+		fail("the dispatcher refused the request: " + m.Text)
+		return nil
+	default:
+		fail("an unexpected answer")
+		return fmt.Errorf("unexpected %s reply", m.Type)
+	}
+	switch {
+	case m.Fetch != r.ref || m.Bundle != r.hash:
+		fail("the answer is for another request")
+	case m.Code == wire.BundlePending:
+		f.at = time.Now().Add(min(max(m.RetryAfter, time.Millisecond), time.Second))
+	default:
+		done(answerOf(m))
+	}
+	return nil
+}
+
 func contains(rs []*result, u *result) bool {
 	for _, r := range rs {
 		if r == u {
@@ -388,6 +518,11 @@ func contains(rs []*result, u *result) bool {
 // recv waits for the reply; a REQ socket whose reply does not come is
 // useless, so on timeout the caller makes a new one.
 func (w *pullWorker) recv(sock zmq4.Socket) (*wire.Message, error) {
+	return w.recvWithin(sock, w.timeout)
+}
+
+// recvWithin is recv with a timeout of d.
+func (w *pullWorker) recvWithin(sock zmq4.Socket, d time.Duration) (*wire.Message, error) {
 	type res struct {
 		m   zmq4.Msg
 		err error
@@ -397,7 +532,7 @@ func (w *pullWorker) recv(sock zmq4.Socket) (*wire.Message, error) {
 		m, err := sock.Recv()
 		ch <- res{m, err}
 	}()
-	t := time.NewTimer(w.timeout)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case r := <-ch:
@@ -418,6 +553,6 @@ func (w *pullWorker) recv(sock zmq4.Socket) (*wire.Message, error) {
 		return m, nil
 	case <-t.C:
 		sock.Close() // ends the Recv
-		return nil, fmt.Errorf("no reply within %s", w.timeout)
+		return nil, fmt.Errorf("no reply within %s", d)
 	}
 }

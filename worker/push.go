@@ -22,7 +22,7 @@ func RunPush(ctx context.Context, cfg Config, pool Runner) error {
 	w.log = cfg.Logger.With("mode", "push", "worker", cfg.Name)
 	w.errs = newErrLog(w.log)
 	w.drops = ratelog.New(w.log, 10*time.Second)
-	w.ts = newTasks(pool, w.log, cfg.Wire.MaxMessage)
+	w.ts = newTasks(pool, w.log, cfg.Wire.MaxMessage, newBundles(cfg))
 	return w.run(ctx)
 }
 
@@ -116,6 +116,8 @@ func (w *pushWorker) wait(ctx context.Context, d time.Duration) bool {
 			return true
 		case f := <-w.ts.done:
 			w.finishTask(f, nil)
+		case r := <-w.ts.fetches:
+			r.fail("not connected to the dispatcher")
 		case <-w.drainTimer:
 			w.drainTimer = nil
 			w.ts.stopAll()
@@ -225,6 +227,14 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 	hb := time.NewTicker(interval)
 	defer hb.Stop()
 	var inc wire.ID16
+	// FETCHes sent on this connection and not answered yet, by task; an
+	// answer cannot come on another connection.
+	fetching := map[wire.Ref]*fetchReq{}
+	defer func() {
+		for _, r := range fetching {
+			r.fail("lost the connection to the dispatcher")
+		}
+	}()
 
 	for {
 		if w.stopping && len(w.ts.running) == 0 && len(w.ts.unacked) == 0 && len(w.released) == 0 {
@@ -324,6 +334,20 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 				for _, ref := range m.Cancels {
 					w.ts.cancel(ref)
 				}
+			case wire.MsgBundle:
+				a := answerOf(m)
+				if a.code == wire.BundleOK && len(a.data) > 0 {
+					// The bytes do for every task that waits for them.
+					for ref, r := range fetching {
+						if r.hash == m.Bundle {
+							r.answer(a)
+							delete(fetching, ref)
+						}
+					}
+				} else if r := fetching[m.Fetch]; r != nil && r.hash == m.Bundle {
+					r.answer(a)
+					delete(fetching, m.Fetch)
+				}
 			case wire.MsgHeartbeat:
 			case wire.MsgBye:
 				return welcomed, fmt.Errorf("the dispatcher is leaving")
@@ -344,7 +368,24 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 			} else {
 				w.finishTask(f, nil)
 			}
+		case r := <-w.ts.fetches:
+			switch {
+			case r.ctx.Err() != nil:
+			case !welcomed:
+				r.fail("not connected to the dispatcher")
+			default:
+				if old := fetching[r.ref]; old != nil {
+					old.fail("asked again")
+				}
+				fetching[r.ref] = r
+				w.sendMsg(sock, &wire.Message{Type: wire.MsgFetch, Fetch: r.ref, Bundle: r.hash})
+			}
 		case <-hb.C:
+			for ref, r := range fetching {
+				if r.ctx.Err() != nil {
+					delete(fetching, ref) // its task gave up
+				}
+			}
 			if time.Since(lastHeard) > silent {
 				return welcomed, fmt.Errorf("no word from the dispatcher for %s", time.Since(lastHeard).Round(time.Millisecond))
 			}

@@ -28,10 +28,14 @@
 // only for a dispatcher without one. Refusals and a wire version mismatch
 // are logged as errors, and the worker keeps retrying with back-off.
 //
+// Bundles (the modules a function was registered with) are fetched from the
+// dispatcher by hash when a task needs one, once per bundle, and kept in a
+// cache bounded in bytes (Config.BundleCache; see bundle.go).
+//
 // The wire format and the checked ZeroMQ sockets are the wire package's; the
 // dispatcher records results in Redis. A worker links no Redis client: it
-// imports wire, runtime and faastype, never store or dispatch (a test
-// checks the import graph).
+// imports wire, bundle, runtime and faastype, never store or dispatch (a
+// test checks the import graph).
 package worker
 
 import (
@@ -78,8 +82,16 @@ type Config struct {
 	// Limits of the pool; used to derive the message size limit.
 	Limits faastype.Limits
 	// Wire configures the socket; MaxMessage defaults from Limits.
-	Wire   wire.Options
-	Logger *slog.Logger
+	Wire wire.Options
+	// BundleCache bounds the bytes of the bundles kept after they were
+	// fetched from the dispatcher (shared by all sandboxes); a bundle larger
+	// than it is fetched for every task. Default DefaultBundleCache (256 MiB).
+	BundleCache int64
+	// BundleTimeout is how long a task waits for its bundle from the
+	// dispatcher before it is handed back. Default DefaultBundleTimeout
+	// (10s).
+	BundleTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -104,6 +116,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BundleCache <= 0 {
+		c.BundleCache = DefaultBundleCache
+	}
+	if c.BundleTimeout <= 0 {
+		c.BundleTimeout = DefaultBundleTimeout
 	}
 	if c.Wire.MaxMessage <= 0 {
 		c.Wire.MaxMessage = wire.DefaultMaxMessage(c.Limits)
@@ -141,7 +159,8 @@ type result struct {
 
 // tasks is what a worker holds: running tasks and results waiting for an
 // acknowledgement. Only the worker's loop touches it, except that task
-// goroutines post to done.
+// goroutines post to done and ask for bundles on fetches (which the loop
+// serves).
 type tasks struct {
 	pool    Runner
 	log     *slog.Logger
@@ -149,12 +168,15 @@ type tasks struct {
 	running map[string]*running
 	unacked map[string]*result
 	done    chan finished
+	bundles *bundles
+	fetches chan *fetchReq
 	wg      sync.WaitGroup
 }
 
-func newTasks(pool Runner, log *slog.Logger, maxMsg int) *tasks {
+func newTasks(pool Runner, log *slog.Logger, maxMsg int, b *bundles) *tasks {
 	return &tasks{pool: pool, log: log, maxMsg: maxMsg, running: map[string]*running{},
-		unacked: map[string]*result{}, done: make(chan finished, pool.Size()+16)}
+		unacked: map[string]*result{}, done: make(chan finished, pool.Size()+16),
+		bundles: b, fetches: make(chan *fetchReq, pool.Size()+16)}
 }
 
 func (ts *tasks) free() int { return max(0, ts.pool.Size()-len(ts.running)) }
@@ -179,11 +201,11 @@ func (ts *tasks) start(t wire.Task) {
 	go func() {
 		defer ts.wg.Done()
 		defer cancel()
-		res, err := ts.pool.Run(ctx, t.Task)
+		res, err := ts.run(ctx, t)
 		f := finished{ref: ref, res: res}
 		if err != nil || ctx.Err() != nil {
-			f.res = nil // stopped: not an outcome of the task
-			if err != nil && ctx.Err() == nil {
+			f.res = nil // stopped, or no bundle: not an outcome of the task
+			if err != nil && ctx.Err() == nil && err != errStoppedBeforeRun {
 				ts.log.Error("running a task failed", "task", t.ID, "err", err)
 			}
 		}

@@ -156,6 +156,9 @@ Nothing is encrypted: across an untrusted network, use a TLS tunnel.
 Example: faas `+name+` 2 tcp://127.0.0.1:5555`)
 	wname := fs.String("name", "", "name of this worker in logs and task leases (default host:pid)")
 	drain := fs.Duration("drain", 5*time.Second, "on shutdown, how long running tasks may finish before they are handed back")
+	bundleCache := int64(worker.DefaultBundleCache)
+	fs.Var(byteSize{&bundleCache}, "bundle-cache", "memory for the function bundles (modules registered with a function) fetched from the dispatcher, "+
+		"kept for later tasks and shared by all sandboxes; a bundle larger than this is fetched for every task")
 	rf := addRemoteFlags(fs, false)
 	sb := addSandboxFlags(fs)
 	cf := addCommonFlags(fs)
@@ -203,7 +206,7 @@ Example: faas `+name+` 2 tcp://127.0.0.1:5555`)
 	}
 	defer pool.Close()
 	cfg := worker.Config{URL: url, Name: *wname, Heartbeat: rf.heartbeat, Misses: rf.misses, Drain: *drain,
-		Limits: sb.limits.limits(), Wire: rf.wire(log), Secret: secret, Logger: log}
+		Limits: sb.limits.limits(), Wire: rf.wire(log), Secret: secret, BundleCache: bundleCache, Logger: log}
 	if err := run(ctx, cfg, pool); err != nil {
 		return fail(name, err)
 	}

@@ -28,7 +28,7 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "store", allowed: []string{"faastype", "pickle"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
 		{pkg: "api", allowed: []string{"bundle", "faastype", "pickle", "store"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
 		{pkg: "runtime", allowed: []string{"bundle", "faastype", "pyshim"}, forbidden: []string{"github.com/redis/", "github.com/go-zeromq/"}},
-		{pkg: "worker", allowed: []string{"faastype", "internal/ratelog", "wire"}, forbidden: []string{"github.com/redis/", "github.com/alicebob/"}},
+		{pkg: "worker", allowed: []string{"bundle", "faastype", "internal/ratelog", "wire"}, forbidden: []string{"github.com/redis/", "github.com/alicebob/"}},
 		{pkg: "dispatch", allowed: []string{"bundle", "faastype", "internal/ratelog", "pickle", "store", "wire"}, forbidden: []string{"github.com/tetratelabs/wazero"}},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
