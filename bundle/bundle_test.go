@@ -164,7 +164,7 @@ func TestLyingSizesStopAtTheCap(t *testing.T) {
 func TestBuildCapsTheCompressedSize(t *testing.T) {
 	random := make([]byte, 64<<10)
 	for i := range random {
-		random[i] = byte(i*7919 + i>>3*31) ^ byte(i>>11)
+		random[i] = byte(i*7919+i>>3*31) ^ byte(i>>11)
 	}
 	_, err := Build(nil, map[string]string{"blob.bin": string(random)}, Limits{MaxZipBytes: 1 << 10}, nil)
 	var be *Error
