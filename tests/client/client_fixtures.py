@@ -11,6 +11,7 @@ Run with Debian's python3 (it has dill):
 
     FAAS_BIN=$PWD/bin/faas /usr/bin/python3 -m pytest -q tests/client
 """
+import importlib
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import urllib.request
+import uuid
 
 import pytest
 
@@ -148,3 +151,51 @@ class RequestLog:
 @pytest.fixture
 def request_log():
     return RequestLog
+
+
+class ModuleTree:
+    """Modules and packages of "yours" written under a directory on
+    sys.path (the bundle tests). Every name starts with a fresh prefix
+    (``PFX_`` in paths and text given to write() stands for it), so tests
+    never share sys.modules entries or the client's per-module decisions.
+    cleanup() forgets the modules and takes the directory off sys.path."""
+
+    def __init__(self, root):
+        self.root = root
+        self.prefix = "wfb%s_" % uuid.uuid4().hex[:8]
+        sys.path.insert(0, str(root))
+        importlib.invalidate_caches()
+
+    def name(self, short):
+        return self.prefix + short
+
+    def write(self, relpath, text="", binary=None):
+        path = self.root / relpath.replace("PFX_", self.prefix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if binary is not None:
+            path.write_bytes(binary)
+        else:
+            path.write_text(textwrap.dedent(text).replace("PFX_", self.prefix))
+        importlib.invalidate_caches()
+        return path
+
+    def load(self, short):
+        return importlib.import_module(self.name(short))
+
+    def cleanup(self):
+        for name in list(sys.modules):
+            if name.startswith(self.prefix):
+                del sys.modules[name]
+        try:
+            sys.path.remove(str(self.root))
+        except ValueError:
+            pass
+
+
+@pytest.fixture
+def module_tree(tmp_path):
+    root = tmp_path / "src"
+    root.mkdir()
+    t = ModuleTree(root)
+    yield t
+    t.cleanup()

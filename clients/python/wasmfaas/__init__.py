@@ -12,13 +12,18 @@ sandbox and get ``concurrent.futures`` futures back.
         futures = [ex.submit(pow, 2, n) for n in range(10)]
 
 Functions travel by value, with the helpers and constants they use (see
-:mod:`wasmfaas.pickling` for what cannot travel). The wire protocol is the
+:mod:`wasmfaas.pickling` for what cannot travel), or by reference to
+modules and pure-Python packages sent along with them as a bundle
+(``client.register(mymod.f, modules=[mymod], packages=["attr"])``; your own
+modules are bundled automatically where that is safe, see
+:mod:`wasmfaas.bundles`). The wire protocol is the
 server's: JSON bodies with ``base64(dill.dumps(...))`` payloads.
 """
 from .client import Client, FunctionHandle, TaskFuture
-from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError,
-                     SerializationError, ServerError, ServerUnavailable, TaskNotFound, Unauthorized,
-                     WasmFaaSError)
+from .bundles import Bundle
+from .errors import (BadRequest, BundleError, BundleWarning, FunctionNotFound, PayloadTooLarge, RateLimited,
+                     RemoteError, SerializationError, ServerError, ServerUnavailable, TaskNotFound,
+                     Unauthorized, WasmFaaSError)
 from .executor import Executor
 from .pickling import deserialize, send_by_value, serialize
 
@@ -26,4 +31,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Client", "Executor", "FunctionHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
            "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "PayloadTooLarge",
-           "Unauthorized", "RateLimited", "SerializationError", "RemoteError", "serialize", "deserialize", "send_by_value"]
+           "Unauthorized", "RateLimited", "SerializationError", "BundleError", "BundleWarning", "RemoteError",
+           "Bundle", "serialize", "deserialize", "send_by_value"]

@@ -10,6 +10,7 @@ import time
 import urllib.parse
 from collections import deque
 
+from . import bundles as _bundles
 from . import pickling as _ser
 from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError,
                      SerializationError, ServerError, TaskNotFound, Unauthorized, WasmFaaSError)
@@ -111,13 +112,22 @@ class FunctionHandle:
     """A registered function. Call it like the function: ``handle(*args,
     **kwargs)`` runs it on the server and returns a :class:`TaskFuture`.
 
-    ``function_id`` is the server's id, ``name`` the registered name."""
+    ``function_id`` is the server's id, ``name`` the registered name.
+    ``bundled`` is the set of top-level modules and packages registered
+    with the function (its bundle, see :mod:`wasmfaas.bundles`): objects of
+    those modules in the arguments travel by reference, so that they are
+    instances of the classes the function's code uses. ``bundle`` is the
+    :class:`wasmfaas.bundles.Bundle` sent, or None."""
 
-    def __init__(self, client, function_id, name=None, isolation=None):
+    def __init__(self, client, function_id, name=None, isolation=None, bundled=(), bundle=None):
         self.client = client
         self.function_id = function_id
         self.name = name
         self.isolation = isolation
+        if bundle is not None and not bundled:
+            bundled = bundle.modules
+        self.bundled = frozenset(bundled)
+        self.bundle = bundle
 
     def __call__(self, *args, **kwargs):
         return self.client._execute(self, args, kwargs)
@@ -202,53 +212,89 @@ class Client:
 
     # --- functions
 
-    def register(self, fn, name=None, isolation=None):
+    def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True):
         """Register ``fn`` and return a :class:`FunctionHandle`.
 
         ``fn`` is sent by value with what it needs from your code (see
-        :mod:`wasmfaas.pickling`); ``name`` defaults to its qualified
+        :mod:`wasmfaas.pickling`), or by reference to its module when that
+        is bundled (below); ``name`` defaults to its qualified
         name; ``isolation`` is ``"warm"`` (reuse a sandbox for the same
         function, the server's default) or ``"fresh"`` (a pristine
         interpreter for every task). Every call registers anew; the
         :class:`Executor` and :meth:`map` register each distinct function
-        once."""
+        once.
+
+        A *bundle* sends modules and pure-Python packages with the
+        function: in the sandbox they are importable (first on
+        ``sys.path``, for this function only), and their functions and
+        classes travel by reference, in the function and in the arguments
+        and results of its calls (a ``mymod.Point`` result is your
+        ``mymod.Point``). See :mod:`wasmfaas.bundles` for the rules.
+
+        ``modules``
+            Module objects, dotted module names or paths of a ``.py`` file
+            or a package directory: ``client.register(mymod.f,
+            modules=[mymod])``. A module inside a package brings the whole
+            top-level package (subpackages and data files too).
+        ``packages``
+            Installed pure-Python packages by import name:
+            ``client.register(fn, packages=["attr"])``.
+        ``auto_bundle``
+            True (the default): the modules of yours (not the standard
+            library, not site-packages) that ``fn`` refers to are bundled
+            when that is safe (source files on disk, no compiled extensions,
+            nothing imported that the sandbox lacks, at most 8 MiB), and
+            travel by value otherwise. False: only what ``modules`` and
+            ``packages`` name is bundled; everything else of yours travels
+            by value.
+
+        Raises :class:`wasmfaas.BundleError` (a ``ValueError``), before
+        sending anything, for a module or package that cannot be bundled:
+        one with compiled extensions (the sandbox runs pure-Python code
+        only), the standard library or dill (the sandbox has them), a
+        module without a source file."""
         if isinstance(fn, FunctionHandle):
             return fn
         if not callable(fn):
             raise TypeError("register() needs a callable, not %s" % type(fn).__name__)
-        return self._register_pickle(_ser.dumps(fn), _name_of(fn, name), isolation)
+        data, bundle = _bundles.prepare(fn, modules, packages, auto_bundle)
+        return self._register_pickle(data, _name_of(fn, name), isolation, bundle)
 
     def _check_open(self):
         if self._closed:
             raise RuntimeError("the client is closed")
 
-    def _register_pickle(self, data, name, isolation):
+    def _register_pickle(self, data, name, isolation, bundle=None):
         self._check_open()
         body = {"name": name, "payload": _b64(data)}
         if isolation is not None:
             body["isolation"] = isolation
+        size = len(data)
+        if bundle is not None:
+            body["bundle"] = bundle.b64()
+            size += len(bundle.zip)
         resp = self.transport.request("POST", "/register_function", body)
         if resp.status != 200:
-            raise _error_for(resp, "register_function", len(data))
+            raise _error_for(resp, "register_function", size, bundle=bundle)
         fid = _field(resp, "function_id")
-        return FunctionHandle(self, fid, name, isolation)
+        return FunctionHandle(self, fid, name, isolation, bundle=bundle)
 
-    def _resolve(self, fn, isolation=None):
+    def _resolve(self, fn, isolation=None, modules=None, packages=None, auto_bundle=True):
         """A handle for ``fn``: itself if it is one, else a registration
-        shared by every identical pickle of ``fn``."""
+        shared by every identical pickle of ``fn`` with the same bundle."""
         if isinstance(fn, FunctionHandle):
             return fn
         if not callable(fn):
             raise TypeError("expected a function or a FunctionHandle, not %s" % type(fn).__name__)
-        data = _ser.dumps(fn)
-        key = (hashlib.sha256(data).hexdigest(), isolation)
+        data, bundle = _bundles.prepare(fn, modules, packages, auto_bundle)
+        key = (hashlib.sha256(data).hexdigest(), bundle.sha256 if bundle is not None else None, isolation)
         handle = self._registered.get(key)
         if handle is not None:
             return handle
         with self._register_lock:
             handle = self._registered.get(key)
             if handle is None:
-                handle = self._register_pickle(data, _name_of(fn, None), isolation)
+                handle = self._register_pickle(data, _name_of(fn, None), isolation, bundle)
                 self._registered[key] = handle
         return handle
 
@@ -281,7 +327,7 @@ class Client:
 
     def _execute(self, handle, args, kwargs):
         self._check_open()
-        data = _ser.dumps((tuple(args), dict(kwargs)))
+        data = _ser.dumps((tuple(args), dict(kwargs)), getattr(handle, "bundled", ()))
         resp = self.transport.request("POST", "/execute_function",
                                       {"function_id": handle.function_id, "payload": _b64(data)})
         if resp.status != 200:
@@ -537,7 +583,7 @@ def _field(resp, key):
     return resp.data[key]
 
 
-def _error_for(resp, action, size=None, function_id=None, task_id=None):
+def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=None):
     status, detail = resp.status, resp.detail
     msg = "%s: %d %s" % (action, status, detail)
     if status in (400, 422):
@@ -555,7 +601,13 @@ def _error_for(resp, action, size=None, function_id=None, task_id=None):
         return RateLimited("%s: over the tenant's quota: %s" % (action, detail), status, detail,
                            retry_after=resp.retry_after)
     if status == 413:
-        what = "the pickled function is" if action == "register_function" else "the pickled arguments are"
+        if action != "register_function":
+            what = "the pickled arguments are"
+        elif bundle is not None:
+            what = "the pickled function with its bundle (%d files, %.1f MB uncompressed) is" % (
+                len(bundle.files), bundle.nbytes / 1e6)
+        else:
+            what = "the pickled function is"
         size_text = " (%.1f MB, %.1f MB as base64)" % (size / 1e6, size * 4 / 3 / 1e6) if size else ""
         return PayloadTooLarge("%s: %s too large for the server%s: %s" % (action, what, size_text, detail),
                                status, detail)

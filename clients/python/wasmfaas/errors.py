@@ -11,7 +11,7 @@ waiting (the message tells them apart).
 
 __all__ = ["WasmFaaSError", "ServerUnavailable", "ServerError", "BadRequest", "FunctionNotFound",
            "TaskNotFound", "PayloadTooLarge", "Unauthorized", "RateLimited", "SerializationError",
-           "RemoteError"]
+           "BundleError", "BundleWarning", "RemoteError"]
 
 
 class WasmFaaSError(Exception):
@@ -82,6 +82,21 @@ class RateLimited(ServerError):
 class SerializationError(WasmFaaSError):
     """A function, its arguments or a result could not be (un)pickled in
     the client."""
+
+
+class BundleError(WasmFaaSError, ValueError):
+    """A module or package given to ``register(modules=..., packages=...)``
+    cannot be bundled, found before anything is sent: it contains (or is) a
+    compiled extension (the sandbox runs pure-Python code only), it is part
+    of the standard library or dill (the sandbox has those already), it has
+    no source file, or the bundle is over the server's caps. The message
+    names the module or package and, when there is one, the offending
+    file."""
+
+
+class BundleWarning(UserWarning):
+    """Something was left out of a bundle: symbolic links inside a package
+    directory are skipped (never followed), and the warning names them."""
 
 
 class RemoteError(WasmFaaSError):

@@ -19,7 +19,9 @@ class Executor(concurrent.futures.Executor):
     makes its own client, with ``client_kwargs``, and closes it at
     shutdown). ``max_pending``, if set, bounds the tasks in flight:
     ``submit`` blocks until one finishes. ``isolation`` is passed to the
-    registrations (``"warm"`` or ``"fresh"``).
+    registrations (``"warm"`` or ``"fresh"``). ``modules``, ``packages``
+    and ``auto_bundle`` are passed to them too: every function submitted is
+    registered with that bundle (see :meth:`wasmfaas.Client.register`).
 
     Each distinct function is registered once (identified by the hash of
     its pickle, so a function whose captured globals changed counts as a
@@ -28,7 +30,8 @@ class Executor(concurrent.futures.Executor):
     an abandoned ``map`` do for the tasks still pending.
     """
 
-    def __init__(self, client="http://127.0.0.1:8000", max_pending=None, isolation=None, **client_kwargs):
+    def __init__(self, client="http://127.0.0.1:8000", max_pending=None, isolation=None, *, modules=None,
+                 packages=None, auto_bundle=True, **client_kwargs):
         if isinstance(client, Client):
             if client_kwargs:
                 raise TypeError("client options are for a URL, not an existing Client")
@@ -40,6 +43,7 @@ class Executor(concurrent.futures.Executor):
         self._max_pending = max_pending
         self._slots = threading.Semaphore(max_pending) if max_pending else None
         self._isolation = isolation
+        self._bundling = {"modules": modules, "packages": packages, "auto_bundle": auto_bundle}
         self._lock = threading.Lock()
         self._futures = set()
         self._shutdown = False
@@ -56,7 +60,7 @@ class Executor(concurrent.futures.Executor):
         (server down, payload too large, unknown function) are raised
         here; errors of the call come from the future."""
         self._check_open()
-        handle = self._client._resolve(fn, self._isolation)
+        handle = self._client._resolve(fn, self._isolation, **self._bundling)
         return self._submit_handle(handle, args, kwargs)
 
     def _submit_handle(self, handle, args, kwargs):
@@ -94,7 +98,7 @@ class Executor(concurrent.futures.Executor):
         call have passed. ``chunksize`` is accepted and ignored."""
         end = None if timeout is None else time.monotonic() + timeout
         self._check_open()
-        handle = self._client._resolve(fn, self._isolation)
+        handle = self._client._resolve(fn, self._isolation, **self._bundling)
         calls = deque(zip(*iterables))
         if self._max_pending is None:
             futures = []

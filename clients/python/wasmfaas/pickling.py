@@ -1,7 +1,8 @@
 """Payload encoding: ``base64(dill.dumps(obj))``, with functions sent by value.
 
-The sandbox cannot import your modules, so everything of yours that a
-function needs must travel inside the pickle. dill already sends functions
+The sandbox cannot import your modules (unless they are bundled with the
+function, see "Bundles" below), so everything of yours that a function needs
+must travel inside the pickle. dill already sends functions
 and classes defined in ``__main__`` by value, but it sends a function or
 class defined at the top of an importable module (``mymod.f``, or a function
 in a pytest test module) *by reference*: the pickle holds only the name
@@ -26,12 +27,34 @@ package (anything under site-packages/dist-packages). The sandbox has only
 the standard library and dill, so a function that uses, say, ``numpy``
 (or a module-level object whose class comes from a third-party package) is
 refused at registration with ``400`` naming the missing module
-(:class:`wasmfaas.BadRequest`). Classes of your modules with another
+(:class:`wasmfaas.BadRequest`), unless it is a pure-Python package you
+bundle (``packages=[...]``). Classes of your modules with another
 metaclass (``Enum``) also travel by reference and are refused the same
-way; define them inside the function.
+way; define them inside the function, or bundle their module.
 
 Force a module to be sent by value (for example your own package installed
 in site-packages) with :func:`send_by_value`.
+
+Bundles. A function can be registered with a *bundle* of modules and
+pure-Python packages (``client.register(mymod.f, modules=[mymod],
+packages=["attr"])``; see :mod:`wasmfaas.bundles`), which the sandbox can
+import. Objects of a bundled module travel **by reference**, the way dill
+sends anything importable (``mymod.f``, ``mymod.Point``), not copied to
+``__main__``: :class:`ByValuePickler` and :func:`dumps` take ``bundled``,
+the top-level names of the bundled modules and packages, and leave those
+alone (a bundled module object is pickled as a plain reference, not with
+its ``__dict__``). The client pickles a function's arguments with its
+handle's ``bundled`` (``FunctionHandle.bundled``), so that a ``mymod.Point``
+argument is an instance of the class the function's code uses, and a
+``mymod.Point`` result unpickles here as your ``mymod.Point``. Classes of
+bundled modules with any metaclass (``Enum`` too) work, and so do the
+third-party packages you bundle. ``bundled`` defaults to none: :func:`dumps`,
+:func:`serialize` and :func:`deserialize` behave as before.
+
+By default the client also bundles the modules of yours that a function
+refers to, where that is safe (``auto_bundle``; otherwise they travel by
+value as described above). :attr:`ByValuePickler.your_modules` names
+the modules of yours a pickle met, which is how the client finds them.
 """
 import abc
 import base64
@@ -46,6 +69,11 @@ import types
 import warnings
 
 import dill
+
+try:  # what dill pickles a module as: _import_module("name")
+    from dill._dill import _import_module
+except ImportError:  # pragma: no cover - another dill
+    from importlib import import_module as _import_module
 
 from .errors import SerializationError
 
@@ -64,11 +92,18 @@ _warned_version = False
 def send_by_value(module):
     """Always send functions and classes of ``module`` (a module object or a
     dotted name; its submodules too) by value, even if it is installed in
-    site-packages. Modules of the standard library cannot be forced."""
+    site-packages, and never auto-bundle it (naming it in
+    ``register(modules=...)`` still bundles it). Modules of the standard
+    library cannot be forced."""
     name = module if isinstance(module, str) else module.__name__
     with _lock:
         _forced_by_value.add(name)
         _decided.clear()
+
+
+def _forced(name):
+    """True if module ``name`` was named with :func:`send_by_value`."""
+    return any(name == m or name.startswith(m + ".") for m in _forced_by_value)
 
 
 def _install_dirs():
@@ -107,7 +142,7 @@ def is_by_value_module(name):
     top = name.partition(".")[0]
     if top in _STDLIB or top in _SANDBOX_PACKAGES:
         decision = False
-    elif any(name == m or name.startswith(m + ".") for m in _forced_by_value):
+    elif _forced(name):
         decision = True
     else:
         mod = sys.modules.get(name)
@@ -131,12 +166,25 @@ _ABC_DATA = type(getattr(abc.ABC, "_abc_impl", None))
 
 class ByValuePickler(dill.Pickler):
     """A dill pickler (``recurse=True``) that sends your functions and classes
-    by value, as described in the module documentation."""
+    by value, as described in the module documentation, except those of
+    the modules named in ``bundled`` (top-level or dotted names), which
+    travel by reference."""
 
-    def __init__(self, file, protocol=None):
+    def __init__(self, file, protocol=None, bundled=()):
         super().__init__(file, protocol=protocol, recurse=True, byref=False)
         self._wasmfaas_copies = {}  # id(original) -> (original, copy)
         self._wasmfaas_names = set()  # names used by the code pickled so far
+        #: Top-level names of the modules and packages bundled with the
+        #: function: their objects travel by reference.
+        self.bundled = frozenset(_top(name) for name in bundled)
+        #: Names of your modules (not bundled) whose functions, classes or
+        #: module objects this pickle met: copied by value, or, for classes
+        #: that cannot be copied (Enum), referenced. Auto-bundling looks at
+        #: them.
+        self.your_modules = set()
+
+    def _in_bundle(self, module_name):
+        return bool(self.bundled) and _top(module_name) in self.bundled
 
     def save(self, obj, save_persistent_id=True):
         t = type(obj)
@@ -145,9 +193,21 @@ class ByValuePickler(dill.Pickler):
             obj = self._by_value(obj)
         elif t in _COPYABLE_METACLASSES and isinstance(obj, type):
             obj = self._by_value(obj)
-        elif t is types.ModuleType and id(obj) not in self.memo and is_by_value_module(obj.__name__):
-            self._save_module_by_value(obj)
-            return None
+        elif isinstance(obj, type):
+            module = getattr(obj, "__module__", None)
+            if isinstance(module, str) and not self._in_bundle(module) and is_by_value_module(module):
+                self.your_modules.add(module)  # by reference: only a bundle has it
+        elif t is types.ModuleType and id(obj) not in self.memo:
+            name = obj.__name__
+            if self._in_bundle(name):
+                # A plain reference: the sandbox imports it from the bundle.
+                # (dill would send the module's whole __dict__ along.)
+                self.save_reduce(_import_module, (name,), obj=obj)
+                return None
+            if is_by_value_module(name):
+                self.your_modules.add(name)
+                self._save_module_by_value(obj)
+                return None
         elif t is _ABC_DATA and t is not type(None):
             obj = None
         return super().save(obj, save_persistent_id)
@@ -176,8 +236,9 @@ class ByValuePickler(dill.Pickler):
 
     def _by_value(self, obj):
         module = getattr(obj, "__module__", None)
-        if not isinstance(module, str) or not is_by_value_module(module):
+        if not isinstance(module, str) or self._in_bundle(module) or not is_by_value_module(module):
             return obj
+        self.your_modules.add(module)
         hit = self._wasmfaas_copies.get(id(obj))
         if hit is not None:
             return hit[1]
@@ -224,6 +285,10 @@ def _copy_class(cls):
     return copy
 
 
+def _top(module_name):
+    return module_name.partition(".")[0]
+
+
 def _code_names(code):
     names = set(code.co_names)
     for const in code.co_consts:
@@ -263,15 +328,22 @@ class _PlainUnpickler(pickle.Unpickler):
         raise _NotPlain
 
 
-def dumps(obj):
+def dumps(obj, bundled=()):
     """Pickle ``obj``: plain data with the C pickler, anything else with
-    :class:`ByValuePickler`. Raise :class:`wasmfaas.SerializationError` if it
-    cannot be pickled."""
+    :class:`ByValuePickler`. ``bundled`` names the modules and packages
+    bundled with the function (top-level names): their objects travel by
+    reference. Raise :class:`wasmfaas.SerializationError` if it cannot be
+    pickled."""
+    return _dump(obj, bundled)[0]
+
+
+def _dump(obj, bundled=()):
+    """``(pickle, ByValuePickler.your_modules)``."""
     if not isinstance(obj, (types.FunctionType, type)):
         buf = io.BytesIO()
         try:
             _PlainPickler(buf, protocol=4).dump(obj)
-            return buf.getvalue()
+            return buf.getvalue(), set()
         except _NotPlain:
             pass
         except Exception:
@@ -279,13 +351,14 @@ def dumps(obj):
     else:
         _check_version()
     buf = io.BytesIO()
+    pickler = ByValuePickler(buf, bundled=bundled)
     try:
-        ByValuePickler(buf).dump(obj)
+        pickler.dump(obj)
     except RecursionError as e:
         raise SerializationError("cannot pickle %s: %s (too deeply nested)" % (_describe(obj), e)) from e
     except Exception as e:
         raise SerializationError("cannot pickle %s: %s: %s" % (_describe(obj), type(e).__name__, e)) from e
-    return buf.getvalue()
+    return buf.getvalue(), pickler.your_modules
 
 
 def loads(data):
@@ -299,9 +372,10 @@ def loads(data):
     return dill.loads(data)
 
 
-def serialize(obj):
-    """``base64(dumps(obj))`` as text, the wire format of every payload."""
-    return base64.b64encode(dumps(obj)).decode("ascii")
+def serialize(obj, bundled=()):
+    """``base64(dumps(obj, bundled))`` as text, the wire format of every
+    payload."""
+    return base64.b64encode(dumps(obj, bundled)).decode("ascii")
 
 
 def deserialize(text):
