@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io/fs"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 )
@@ -169,6 +171,25 @@ func TestBundlesArePerTenant(t *testing.T) {
 		}
 		if _, err := e.st.GetBundle(ctx, "carol", hashes[0]); err != store.ErrNotFound && !strings.Contains(err.Error(), "not found") {
 			t.Fatalf("carol reads a bundle: %v", err)
+		}
+	})
+}
+
+func TestRuntimeShowsBundleLimits(t *testing.T) {
+	eachBackend(t, Options{BundleLimits: bundle.Limits{MaxFiles: 10}}, func(t *testing.T, e *env) {
+		r := e.do("GET", "/runtime", nil)
+		var body struct {
+			Bundles struct {
+				MaxFiles    int   `json:"max_files"`
+				MaxBytes    int64 `json:"max_bytes"`
+				MaxZipBytes int64 `json:"max_zip_bytes"`
+			} `json:"bundle_limits"`
+		}
+		if err := json.Unmarshal([]byte(r.raw), &body); err != nil || r.status != 200 {
+			t.Fatalf("%d %s %v", r.status, r.raw, err)
+		}
+		if b := body.Bundles; b.MaxFiles != 10 || b.MaxBytes != bundle.DefaultLimits.MaxBytes || b.MaxZipBytes != bundle.DefaultLimits.MaxZipBytes {
+			t.Fatalf("bundle_limits %+v", b)
 		}
 	})
 }

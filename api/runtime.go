@@ -34,6 +34,14 @@ type nodeJSON struct {
 	Alive     bool               `json:"alive" doc:"reported within the last 10 s"`
 }
 
+// bundleLimitsJSON are the caps of the modules and packages a function may
+// be registered with.
+type bundleLimitsJSON struct {
+	MaxFiles    int   `json:"max_files" doc:"files in a bundle (413 beyond)"`
+	MaxBytes    int64 `json:"max_bytes" doc:"bytes of a bundle's files, uncompressed (413 beyond)"`
+	MaxZipBytes int64 `json:"max_zip_bytes" doc:"bytes of a bundle as stored, compressed (413 beyond)"`
+}
+
 type runtimeResponse struct {
 	Python string `json:"python" doc:"the sandbox's Python version: pickle functions with the same one, or register source text"`
 	Dill   string `json:"dill" doc:"the sandbox's dill version"`
@@ -43,6 +51,8 @@ type runtimeResponse struct {
 	LimitsSource string     `json:"limits_source" enum:"nodes,defaults" doc:"nodes: the live nodes' limits, which agree; defaults: the platform defaults"` // "nodes" or "defaults"
 	Isolation    []string   `json:"isolation_levels" doc:"the values of the isolation field of POST /register_function"`
 	Nodes        []nodeJSON `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
+	// Bundles are this API's caps on registration bundles.
+	Bundles bundleLimitsJSON `json:"bundle_limits" doc:"caps on the modules and packages sent with a function (\"modules\", \"bundle\")"`
 }
 
 // runtimeInfo: GET /runtime, what a function runs on: the sandbox's Python
@@ -61,6 +71,8 @@ func (h *Handler) runtimeInfo(w http.ResponseWriter, r *http.Request) error {
 		Isolation:    []string{string(faastype.Warm), string(faastype.Fresh)},
 		Nodes:        []nodeJSON{},
 	}
+	bl := h.opts.BundleLimits.WithDefaults()
+	resp.Bundles = bundleLimitsJSON{MaxFiles: bl.MaxFiles, MaxBytes: bl.MaxBytes, MaxZipBytes: bl.MaxZipBytes}
 	var live []store.Node
 	for _, n := range nodes {
 		resp.Nodes = append(resp.Nodes, nodeJSON{Name: n.Name, Role: n.Role, Mode: n.Mode, Sandboxes: n.Sandboxes,
