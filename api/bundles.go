@@ -9,6 +9,10 @@ import (
 	"github.com/wasmfaas/wasmfaas/pickle"
 )
 
+// reservedModule says a bundle may not provide top-level module name: the
+// sandbox has it (standard library, dill) or runs it (pyshim).
+func reservedModule(name string) bool { return pickle.SandboxModule(name) || name == "pyshim" }
+
 // readBundle checks the optional "modules" (an object: relative path ->
 // file text) and "bundle" (base64 zip) of a registration, without running
 // anything, and returns the bundle they make (nil when neither is given).
@@ -41,7 +45,7 @@ func (h *Handler) readBundle(m map[string]json.RawMessage) (*bundle.Bundle, erro
 	if zip == nil && len(modules) == 0 {
 		return nil, nil
 	}
-	b, err := bundle.Build(zip, modules, h.opts.BundleLimits, pickle.SandboxModule)
+	b, err := bundle.Build(zip, modules, h.opts.BundleLimits, reservedModule)
 	var be *bundle.Error
 	if errors.As(err, &be) {
 		status := http.StatusBadRequest

@@ -125,6 +125,7 @@ func TestRegisterBundleErrors(t *testing.T) {
 			{"modules not an object", map[string]any{"modules": []string{"a.py"}}, 422, `field "modules" must be a JSON object`},
 			{"module not text", map[string]any{"modules": map[string]any{"a.py": 1}}, 422, `field "modules" must be a JSON object`},
 			{"module path escapes", map[string]any{"modules": map[string]string{"../../x.py": ""}}, 400, `holds ".."`},
+			{"shadows pyshim", map[string]any{"modules": map[string]string{"pyshim.py": ""}}, 400, `"pyshim" would shadow`},
 			{"shadows the stdlib", map[string]any{"modules": map[string]string{"json.py": ""}}, 400, `"json" would shadow`},
 			{"in both", map[string]any{"modules": map[string]string{"a.py": ""}, "bundle": zipOf(t, "a.py", "")}, 400, "given twice"},
 		} {

@@ -122,6 +122,9 @@ func Build(data []byte, modules map[string]string, lim Limits, reserved func(str
 		if strings.HasSuffix(name, "/") {
 			return nil, refuse("module path %q names a directory; give files", name)
 		}
+		if ext := extension(name); ext != "" {
+			return nil, refuse("%q is a compiled extension (%s): the sandbox runs pure-Python code only", name, ext)
+		}
 		if dropped(name) {
 			continue
 		}
@@ -166,7 +169,11 @@ func readZip(data []byte, lim Limits) ([]file, int64, error) {
 	if err != nil {
 		return nil, 0, refuse("not a valid zip archive: %v", err)
 	}
-	// Cheap checks first, on the central directory alone.
+	// Cheap checks first, on the central directory alone. Entries that are
+	// not kept (directories, bytecode) count too, within a wider cap.
+	if n := len(zr.File); n > 4*lim.MaxFiles {
+		return nil, 0, tooLarge("%d zip entries, over the limit of %d (4 times the file limit)", n, 4*lim.MaxFiles)
+	}
 	var declared uint64
 	kept := 0
 	for _, f := range zr.File {
@@ -177,7 +184,7 @@ func readZip(data []byte, lim Limits) ([]file, int64, error) {
 			continue
 		}
 		kept++
-		declared += f.UncompressedSize64
+		declared += min(f.UncompressedSize64, 1<<62) // no wrap-around
 	}
 	if kept > lim.MaxFiles {
 		return nil, 0, tooLarge("%d files, over the limit of %d", kept, lim.MaxFiles)
@@ -394,6 +401,26 @@ func canonicalZip(files []file) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// Weight is what a bundle's zip costs in memory once opened: its files'
+// declared sizes (Open refuses a zip whose files are not their declared
+// sizes) plus the zip itself. Caches of open bundles weigh them by it; a
+// zip that does not parse weighs its length.
+func Weight(data []byte) int64 {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return int64(len(data))
+	}
+	w := int64(len(data))
+	for _, f := range zr.File {
+		w += int64(min(f.UncompressedSize64, 1<<40))
+	}
+	return w
+}
+
+// MaxOpen are the largest caps Open takes: a bundle Build accepted under
+// larger ones does not open in a sandbox.
+var MaxOpen = Limits{MaxFiles: 1 << 16, MaxBytes: 1 << 30, MaxZipBytes: 1 << 30}
 
 // ValidHash says s looks like a bundle hash (64 lowercase hex digits).
 func ValidHash(s string) bool {

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -118,6 +119,8 @@ func TestBuildRefuses(t *testing.T) {
 		{name: "empty", zip: makeZip(t, entry{name: "__pycache__/a.pyc"}), want: "no files"},
 		{name: "shadows stdlib", modules: map[string]string{"json/__init__.py": ""}, want: `"json" would shadow`},
 		{name: "shadows dill", modules: map[string]string{"dill.py": ""}, want: `"dill" would shadow`},
+		{name: "extension as a module", modules: map[string]string{"evil.so": "x", "m.py": ""}, want: "compiled extension"},
+		{name: "too many entries", zip: makeZip(t, append(many[:0:0], dirs(401)...)...), tooLarge: true, want: "401 zip entries"},
 		{name: "module path dot dot", modules: map[string]string{"../x.py": ""}, want: `".."`},
 		{name: "too many files", zip: makeZip(t, many...), tooLarge: true, want: "101 files"},
 		{name: "too many module files", modules: map[string]string{"a.py": "", "b.py": "", "c/d.py": "", "e.py": ""}, tooLarge: true, want: "4 files"},
@@ -170,5 +173,23 @@ func TestBuildCapsTheCompressedSize(t *testing.T) {
 	var be *Error
 	if !errors.As(err, &be) || !be.TooLarge || !strings.Contains(be.Msg, "compressed") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func dirs(n int) []entry {
+	out := make([]entry, n)
+	for i := range out {
+		out[i] = entry{name: fmt.Sprintf("d%d/", i), mode: fs.ModeDir | 0o755}
+	}
+	return out
+}
+
+func TestWeightCountsUnpackedBytes(t *testing.T) {
+	b, err := Build(nil, map[string]string{"zeros.txt": strings.Repeat("\x00", 1<<20)}, Limits{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := Weight(b.Zip); w < 1<<20 || len(b.Zip) > 64<<10 {
+		t.Fatalf("weight %d of a %d-byte zip of 1 MiB", w, len(b.Zip))
 	}
 }

@@ -25,7 +25,7 @@ type Tree struct {
 // into a Tree and checks that its content hash is hash.
 func Open(data []byte, hash string) (*Tree, error) {
 	// A canonical zip passed Build's caps; these bound a forged one.
-	files, _, err := readZip(data, Limits{MaxFiles: 1 << 16, MaxBytes: 1 << 30})
+	files, _, err := readZip(data, MaxOpen)
 	if err != nil {
 		return nil, err
 	}

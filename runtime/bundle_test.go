@@ -129,7 +129,7 @@ func TestBundleCacheMirror(t *testing.T) {
 	b1 := testBundle(t, bundleFiles)
 	other := map[string]string{"mymod.py": "class Point:\n    pass\n\ndef area(p):\n    return -1\n"}
 	b2 := testBundle(t, other)
-	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits, BundleCache: int64(max(len(b1.Zip), len(b2.Zip)) + 1)})
+	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits, BundleCache: max(bundle.Weight(b1.Zip), bundle.Weight(b2.Zip)) + 1})
 	pk := pickles(t, bundleDefs(), "mymod.area", "((mymod.Point(2, 3),), {})")
 	for i, step := range []struct {
 		b    *bundle.Bundle

@@ -88,7 +88,7 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 	if cfg.BundleCache <= 0 {
 		cfg.BundleCache = DefaultBundleCache
 	}
-	c := &child{eng: eng, w: bufio.NewWriterSize(out, 64<<10), log: log, bundles: bundle.NewCache[*bundle.Tree](cfg.BundleCache)}
+	c := &child{eng: eng, w: bufio.NewWriterSize(out, 64<<10), log: log, bundles: bundle.NewCache[openBundle](cfg.BundleCache)}
 	if err := c.prepare(ctx); err != nil {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
@@ -137,9 +137,10 @@ type child struct {
 	cur *instance // the instance the next task runs on, if any
 	// used says cur has run a task (of function cur.function).
 	used bool
-	// bundles are the bundles this process has opened, by hash; a nil
-	// Tree is one that failed to open. The pool mirrors its keys.
-	bundles *bundle.Cache[*bundle.Tree]
+	// bundles are the bundles this process has opened, by hash, weighed
+	// by bundle.Weight; one that failed to open is kept with its error.
+	// The pool mirrors its keys.
+	bundles *bundle.Cache[openBundle]
 
 	mu       sync.Mutex // guards w and answered
 	w        *bufio.Writer
@@ -172,6 +173,12 @@ func (c *child) prepare(ctx context.Context) error {
 func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result {
 	start := time.Now()
 	var boot time.Duration
+	// First, whatever happens next: the pool made its cache call for this
+	// task already (see mount).
+	tree, fail := c.mount(req)
+	if fail != nil {
+		return fail
+	}
 	// An instance that ran a function only ever runs that function again;
 	// fresh isolation wants one that never ran anything.
 	fresh := req.Isolation == faastype.Fresh
@@ -185,10 +192,6 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		boot = time.Since(t)
 	}
 	in := c.cur
-	tree, fail := c.mount(req)
-	if fail != nil {
-		return fail
-	}
 	in.bundle.set(tree)
 	warm := c.used && in.loaded
 	var fn []byte
@@ -248,35 +251,40 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 // case and the zip headers of its most files) with margin.
 const maxBundleFrame = 64 << 20
 
+// openBundle is a bundle as this process opened it.
+type openBundle struct {
+	tree *bundle.Tree
+	err  error
+}
+
 // mount finds the task's bundle: opened from the task's data when the pool
 // sent it (the pool sends it exactly when this cache lacks it), else from
-// the cache. Either way it makes the same cache call as the pool did. nil
+// the cache. Either way it makes the same cache call, with the same
+// weight, as the pool did; handle calls it before anything can fail. nil
 // and no failure: the task has no bundle.
 func (c *child) mount(req *faastype.Task) (*bundle.Tree, *faastype.Result) {
 	if req.Bundle == "" {
 		return nil, nil
 	}
-	var tree *bundle.Tree
+	var ob openBundle
 	if req.BundleData != nil {
-		t, err := bundle.Open(req.BundleData, req.Bundle)
-		if err != nil {
-			c.log.Error("sandbox: bundle does not open", "bundle", req.Bundle, "err", err)
+		ob.tree, ob.err = bundle.Open(req.BundleData, req.Bundle)
+		if ob.err != nil {
+			c.log.Error("sandbox: bundle does not open", "bundle", req.Bundle, "err", ob.err)
 		}
-		tree = t
-		c.bundles.Put(req.Bundle, t, int64(len(req.BundleData)))
+		c.bundles.Put(req.Bundle, ob, bundle.Weight(req.BundleData))
 	} else {
-		t, held := c.bundles.Get(req.Bundle)
-		if !held {
+		var held bool
+		if ob, held = c.bundles.Get(req.Bundle); !held {
 			return nil, faastype.Failure(faastype.KindSandboxCrash, fmt.Sprintf(
 				"the sandbox process was not sent the function's bundle %s", req.Bundle))
 		}
-		tree = t
 	}
-	if tree == nil {
+	if ob.err != nil {
 		return nil, faastype.Failure(faastype.KindBadPayload, fmt.Sprintf(
-			"the function's bundle %s is corrupt: it does not match its hash", req.Bundle))
+			"the function's bundle %s does not open in the sandbox: %v", req.Bundle, ob.err))
 	}
-	return tree, nil
+	return ob.tree, nil
 }
 
 func (c *child) collectOutput(in *instance, res *faastype.Result) {

@@ -141,10 +141,11 @@ func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS, mount *bundleMount) waze
 	shim, _ := fs.Sub(pyshim.FS, ".")
 	fsc := wazero.NewFSConfig().
 		WithReadOnlyDirMount(e.libDir, "/usr/local/lib").
-		WithFSMount(shim, "/faas").
-		WithFSMount(mount, bundleDir)
+		WithFSMount(shim, "/faas")
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(tmp, "/tmp")
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(NewDevFS(), "/dev")
+	// Last, so that the descriptors of the others (3-6) stay what they were.
+	fsc = fsc.WithFSMount(mount, bundleDir)
 	return wazero.NewModuleConfig().
 		WithName("").
 		WithArgs("python3").

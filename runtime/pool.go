@@ -34,8 +34,8 @@ type PoolConfig struct {
 	// interpreter, whatever its function asked for; Warm (or "") lets each
 	// function's own setting decide.
 	Isolation faastype.Isolation
-	// BundleCache bounds the bytes of bundle zips (faastype.Task.Bundle)
-	// each sandbox process keeps open, so that tasks of a function with a
+	// BundleCache bounds the bytes of bundles (faastype.Task.Bundle) each
+	// sandbox process keeps open, unpacked (bundle.Weight), so that tasks of a function with a
 	// bundle mount it without receiving or unpacking it again. Default
 	// 64 MiB.
 	BundleCache int64
@@ -338,7 +338,7 @@ func (p *Pool) exchange(ctx context.Context, s *slot, req *faastype.Task, timeou
 		if _, held := s.bundles.Get(req.Bundle); held {
 			req.BundleData = nil
 		} else {
-			s.bundles.Put(req.Bundle, struct{}{}, int64(len(req.BundleData)))
+			s.bundles.Put(req.Bundle, struct{}{}, bundle.Weight(req.BundleData))
 		}
 	}
 	if err := writeFrame(s.w, encodeRun(req)); err != nil {

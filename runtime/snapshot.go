@@ -23,7 +23,7 @@ const (
 	// snapLayout changes whenever what the guest sees at boot changes
 	// (mounts and their order, stdio, arguments): an instance must be
 	// restored into exactly the environment its snapshot was taken in.
-	snapLayout = 2 // 2: /bundle
+	snapLayout = 3 // 3: /bundle, the fifth mount (fd 7)
 )
 
 type snapshot struct {

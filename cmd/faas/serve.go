@@ -71,8 +71,9 @@ func (a *apiFlags) options(log *slog.Logger) (api.Options, error) {
 	if a.maxBatch < 1 {
 		return api.Options{}, fmt.Errorf("--max-batch must be at least 1, got %d", a.maxBatch)
 	}
-	if a.bundle.MaxFiles < 1 || a.bundle.MaxBytes < 1 {
-		return api.Options{}, fmt.Errorf("--bundle-max-files and --bundle-max-bytes must be at least 1")
+	if a.bundle.MaxFiles < 1 || a.bundle.MaxBytes < 1 || a.bundle.MaxFiles > bundle.MaxOpen.MaxFiles || a.bundle.MaxBytes > bundle.MaxOpen.MaxBytes {
+		return api.Options{}, fmt.Errorf("--bundle-max-files must be 1 to %d and --bundle-max-bytes 1 to %d (what a sandbox opens)",
+			bundle.MaxOpen.MaxFiles, bundle.MaxOpen.MaxBytes)
 	}
 	o := api.Options{MaxBodyBytes: a.maxBody, MaxWait: a.maxWait, MaxBatch: a.maxBatch, BundleLimits: a.bundle, Logger: log}
 	var tokens []api.Token

@@ -3,8 +3,9 @@ sockets, native code, the read-only stdlib and pyshim, WASI preopened
 descriptors, and state shared between functions.
 
 The guest's world is /usr/local/lib (read-only stdlib), /faas (pyshim,
-embedded in the binary), /tmp (in-memory, capped, per instance) and /dev
-(only null), preopened as descriptors 3, 4, 5 and 6. Everything else must be
+embedded in the binary), /tmp (in-memory, capped, per instance), /dev
+(only null) and /bundle (the function's bundle, read-only; empty for a
+function without one), preopened as descriptors 3 to 7. Everything else must be
 unreachable, whatever the path. Each case also runs the checks of
 Harness.attack (server, innocent canary, host canary file, processes, log).
 """
@@ -429,9 +430,10 @@ def test_write_readonly_stdlib_and_pyshim(adv):
 
 def test_wasi_preopened_descriptors(adv):
     """COMPLETED. Descriptors by number: 0-2 are stdio (read of 0 is
-    empty, writes to 1/2 go to captured output), 3-6 are the preopened
-    mounts /usr/local/lib, /faas, /tmp, /dev (no read/write/seek on them),
-    >= 7 are EBADF. Only /tmp (fd 5) lets a file be created; '../' and
+    empty, writes to 1/2 go to captured output), 3-7 are the preopened
+    mounts /usr/local/lib, /faas, /tmp, /dev, /bundle (no read/write/seek
+    on them), >= 8 are EBADF. Only /tmp (fd 5) lets a file be created (not
+    /bundle, the function's read-only bundle, empty here); '../' and
     absolute paths relative to any of them are refused.
 
     Observation (not a bug): fstat/stat on the stdlib mount returns the
@@ -441,10 +443,10 @@ def test_wasi_preopened_descriptors(adv):
     for fd in range(0, 11):
         r = fds[fd]
         assert r["open_up"][0] == "err" and r["open_abs"][0] == "err", (fd, r)
-        if fd >= 7:
+        if fd >= 8:
             assert all(res[0] == "err" for res in r.values()), (fd, r)
             assert r["fstat"] == ("err", 8) and r["read"] == ("err", 8), (fd, r)  # EBADF
-        if fd in (3, 4, 5, 6):
+        if fd in (3, 4, 5, 6, 7):
             for op in ("read", "write", "lseek", "ftruncate"):
                 assert r[op][0] == "err", (fd, op, r)
         if fd != 5:
