@@ -99,6 +99,7 @@ type dashNode struct {
 	ColdRuns  uint64    `json:"cold_runs" doc:"tasks that loaded their function into a fresh interpreter"`
 	Timeouts  uint64    `json:"timeouts"`
 	Crashes   uint64    `json:"crashes"`
+	Walls     string    `json:"walls" doc:"the OS-level walls its sandbox processes put up (up: ...; missing: ... (why))"`
 	StartedAt time.Time `json:"started_at"`
 	SeenAt    time.Time `json:"seen_at" doc:"last report"`
 }
@@ -186,7 +187,7 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 	for _, n := range nodes {
 		resp.Nodes = append(resp.Nodes, dashNode{Name: n.Name, Role: n.Role, Mode: n.Mode, Alive: n.Alive,
 			Sandboxes: n.Sandboxes, Busy: n.Busy, Tasks: n.Stats.Tasks, WarmRuns: n.Stats.WarmRuns,
-			ColdRuns: n.Stats.ColdRuns, Timeouts: n.Stats.Timeouts, Crashes: n.Stats.Crashes,
+			ColdRuns: n.Stats.ColdRuns, Timeouts: n.Stats.Timeouts, Crashes: n.Stats.Crashes, Walls: n.Stats.Walls,
 			StartedAt: n.StartedAt.UTC(), SeenAt: n.SeenAt.UTC()})
 	}
 	writeJSON(w, http.StatusOK, resp)

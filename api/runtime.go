@@ -32,6 +32,7 @@ type nodeJSON struct {
 	Isolation faastype.Isolation `json:"isolation" enum:"warm,fresh" doc:"fresh: the node forces a pristine interpreter for every task"`
 	Limits    limitsJSON         `json:"limits"`
 	Alive     bool               `json:"alive" doc:"reported within the last 10 s"`
+	Walls     string             `json:"walls" doc:"the OS-level walls its sandbox processes put up around themselves: \"up: ...; missing: ... (why)\" (a push or pull dispatcher: each distinct report of its workers, joined by |)"`
 }
 
 // bundleLimitsJSON are the caps of the modules and packages a function may
@@ -76,7 +77,7 @@ func (h *Handler) runtimeInfo(w http.ResponseWriter, r *http.Request) error {
 	var live []store.Node
 	for _, n := range nodes {
 		resp.Nodes = append(resp.Nodes, nodeJSON{Name: n.Name, Role: n.Role, Mode: n.Mode, Sandboxes: n.Sandboxes,
-			Busy: n.Busy, Isolation: n.Isolation, Limits: limitsView(n.Limits), Alive: n.Alive})
+			Busy: n.Busy, Isolation: n.Isolation, Limits: limitsView(n.Limits), Alive: n.Alive, Walls: n.Stats.Walls})
 		if n.Alive && n.Sandboxes > 0 {
 			live = append(live, n)
 		}

@@ -70,7 +70,8 @@ type pullSession struct {
 	seq         uint64
 	acks        []wire.Ack
 	cancels     []wire.Ref
-	maxMsg      int // the largest message the lane takes (its last PULL; 0: not said)
+	maxMsg      int    // the largest message the lane takes (its last PULL; 0: not said)
+	walls       string // its sandboxes' OS walls, as its last PULL said
 }
 
 // bundleRead is a read of a bundle from the store for FETCHes: the first
@@ -257,6 +258,7 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	}
 	s.lastSeen = now
 	s.maxMsg = m.MaxMessage
+	s.walls = m.Walls
 	held := make(map[wire.Ref]bool, len(m.Held))
 	for _, h := range m.Held {
 		held[wire.Ref{ID: h.ID, Fence: h.Fence}] = true
@@ -499,13 +501,15 @@ func (d *pullDispatcher) watch(ctx context.Context) {
 		// A lane (one sandbox) asks at least once per heartbeat while it
 		// lives; a busy one is alive while its task is.
 		lanes, busy := 0, 0
+		var walls []string
 		for _, s := range d.sessions {
 			if len(s.running) > 0 || now.Sub(s.lastSeen) <= time.Duration(d.cfg.Misses)*d.cfg.Heartbeat {
 				lanes++
 				busy += len(s.running)
+				walls = append(walls, wallsOf(s.walls))
 			}
 		}
-		d.view.set(lanes, busy)
+		d.view.set(lanes, busy, walls)
 		for key, seen := range d.procs {
 			if now.Sub(seen) > 10*time.Minute {
 				delete(d.procs, key)

@@ -60,7 +60,8 @@ type pushWorker struct {
 	key      sessKey
 	owner    string
 	capacity int
-	maxMsg   int // the largest message it takes (0: not said)
+	maxMsg   int    // the largest message it takes (0: not said)
+	walls    string // its sandboxes' OS walls, as it reported them
 	draining bool
 	lastSeen time.Time
 	running  map[string]*outTask
@@ -533,7 +534,7 @@ func (d *pushDispatcher) register(rid string, ch *wire.Channel, m *wire.Message,
 		return
 	}
 	key := sessKey{name: ch.Name, session: ch.Session}
-	nw := &pushWorker{rid: rid, key: key, owner: key.owner(), capacity: m.Capacity, maxMsg: m.MaxMessage, lastSeen: now, running: map[string]*outTask{}}
+	nw := &pushWorker{rid: rid, key: key, owner: key.owner(), capacity: m.Capacity, maxMsg: m.MaxMessage, walls: m.Walls, lastSeen: now, running: map[string]*outTask{}}
 	held := map[string]wire.Held{}
 	for _, h := range m.Held {
 		held[h.ID] = h
@@ -674,11 +675,13 @@ func (d *pushDispatcher) tick() {
 		d.send(w.rid, &wire.Message{Type: wire.MsgHeartbeat, Free: 0})
 	}
 	sandboxes, busy := 0, 0
+	var walls []string
 	for _, w := range d.workers {
 		sandboxes += w.capacity
 		busy += len(w.running)
+		walls = append(walls, wallsOf(w.walls))
 	}
-	d.view.set(sandboxes, busy)
+	d.view.set(sandboxes, busy, walls)
 }
 
 func (d *pushDispatcher) flushAcks() {

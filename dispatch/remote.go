@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -404,10 +406,21 @@ type nodeView struct {
 
 // A worker registers once its sandboxes are up, so the registered slots
 // count as ready.
-func (n *nodeView) set(sandboxes, busy int) {
+// wallsOf is a worker's walls report, or what its silence means.
+func wallsOf(report string) string {
+	if report == "" {
+		return "unreported (a worker older than the walls)"
+	}
+	return report
+}
+
+// walls are the workers' reports of their sandboxes' OS walls, each once.
+func (n *nodeView) set(sandboxes, busy int, walls []string) {
+	slices.Sort(walls)
+	walls = slices.Compact(walls)
 	n.v.Store(&store.Node{Role: "dispatcher", Mode: n.mode, Sandboxes: sandboxes, Busy: busy,
 		Isolation: faastype.Warm, Limits: n.limits,
-		Stats: faastype.PoolStats{Size: sandboxes, Ready: sandboxes, Busy: busy}})
+		Stats: faastype.PoolStats{Size: sandboxes, Ready: sandboxes, Busy: busy, Walls: strings.Join(walls, " | ")}})
 }
 
 func (n *nodeView) describe() store.Node {

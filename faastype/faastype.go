@@ -240,4 +240,7 @@ type PoolStats struct {
 	Crashes      uint64 `json:"crashes"`
 	Restarts     uint64 `json:"restarts"`
 	WaitingTasks int    `json:"waiting_tasks"`
+	// Walls says which OS-level walls the sandbox processes put up around
+	// themselves ("up: ...; missing: ... (why)").
+	Walls string `json:"walls,omitempty"`
 }

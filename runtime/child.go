@@ -40,6 +40,8 @@ type childConfig struct {
 	Limits   faastype.Limits `json:"limits"`
 	// BundleCache is PoolConfig.BundleCache.
 	BundleCache int64 `json:"bundle_cache"`
+	// Walls is PoolConfig.Walls.
+	Walls Walls `json:"walls"`
 }
 
 // RunChildIfRequested runs the sandbox loop and exits when this process was
@@ -93,7 +95,13 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
 	}
-	readyFrame := encodeReady(time.Since(t0).Seconds(), eng.BootInfo.SnapshotCreated, eng.BootInfo.SnapshotBytes)
+	walls, err := lockDown(lockConfig{mode: cfg.Walls, libDir: eng.libDir, memoryBytes: eng.limits.MemoryBytes,
+		keepFiles: os.Getenv(EnvCPUProfileDir) != "", trap: os.Getenv(envSeccompTrap) == "1"})
+	if err != nil {
+		log.Error("sandbox: lock down", "err", err)
+		return 2
+	}
+	readyFrame := encodeReady(time.Since(t0).Seconds(), eng.BootInfo.SnapshotCreated, eng.BootInfo.SnapshotBytes, walls.String())
 	if err := c.send(readyFrame); err != nil {
 		return 1
 	}
@@ -111,6 +119,12 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 				return 1
 			}
 			return 0
+		}
+		if body[0] == frameProbe && os.Getenv(envProbes) == "1" {
+			if err := c.send(append([]byte{frameProbe}, attempt(string(body[1:]))...)); err != nil {
+				return 1
+			}
+			continue
 		}
 		req, err := decodeRun(body)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -47,6 +48,10 @@ type Engine struct {
 	restore  wazero.CompiledModule
 	snap     *snapshot
 	libDir   string
+	// libRoot is libDir opened once: the guest's stdlib is read relative
+	// to it (openat), so that it stays readable after the process gives up
+	// root for nobody, whom the directories above it may not admit.
+	libRoot *os.Root
 
 	// BootInfo says how the engine came up, for logs and benchmarks.
 	BootInfo struct {
@@ -104,6 +109,9 @@ func newBareEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		e.cacheDir = CacheDir()
 	}
 	e.libDir = filepath.Join(img.Dir, "lib")
+	if e.libRoot, err = os.OpenRoot(e.libDir); err != nil {
+		return nil, fmt.Errorf("runtime: open the image's standard library: %w", err)
+	}
 	pages := e.limits.MemoryBytes / wasmPage
 	if pages < 1 || pages > 65536 {
 		return nil, fmt.Errorf("runtime: memory limit %d bytes is outside 64 KiB..4 GiB", e.limits.MemoryBytes)
@@ -128,6 +136,9 @@ func (e *Engine) Close(ctx context.Context) {
 	if e.rt != nil {
 		e.rt.Close(ctx)
 	}
+	if e.libRoot != nil {
+		e.libRoot.Close()
+	}
 	e.snap.close()
 }
 
@@ -140,7 +151,7 @@ func (e *Engine) Limits() faastype.Limits { return e.limits }
 func (e *Engine) moduleConfig(gio *guestIO, tmp *MemFS, mount *bundleMount) wazero.ModuleConfig {
 	shim, _ := fs.Sub(pyshim.FS, ".")
 	fsc := wazero.NewFSConfig().
-		WithReadOnlyDirMount(e.libDir, "/usr/local/lib").
+		WithFSMount(e.libRoot.FS(), "/usr/local/lib").
 		WithFSMount(shim, "/faas")
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(tmp, "/tmp")
 	fsc = fsc.(sysfs.FSConfig).WithSysFSMount(NewDevFS(), "/dev")

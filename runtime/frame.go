@@ -16,6 +16,11 @@ const (
 	frameRun    = 1 // host -> child: run a task
 	frameResult = 2 // child -> host: outcome of the task
 	frameReady  = 3 // child -> host: engine is up, first instance restored
+	// frameProbe, both ways: host -> child "attempt this forbidden act"
+	// (the act's name), child -> host what came of it. Only a process
+	// started with envProbes=1 (tests) answers; any other ends on it as on
+	// any unknown frame.
+	frameProbe = 4
 )
 
 func writeFrame(w *bufio.Writer, body []byte) error {
@@ -47,25 +52,27 @@ func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 }
 
 // A ready frame is frameReady then the boot time (f64 seconds), whether
-// this process created the snapshot (bool) and its size (uint), in
-// faastype's encodings.
+// this process created the snapshot (bool), its size (uint) and the walls
+// it put up (str, wallReport.String), in faastype's encodings.
 
-func encodeReady(bootSecs float64, created bool, snapshotBytes uint64) []byte {
+func encodeReady(bootSecs float64, created bool, snapshotBytes uint64, walls string) []byte {
 	e := faastype.Encoder{B: []byte{frameReady}}
 	e.F64(bootSecs)
 	e.Bool(created)
 	e.Uint(snapshotBytes)
+	e.Str(walls)
 	return e.B
 }
 
-func decodeReady(b []byte) (bootSecs float64, created bool, err error) {
+func decodeReady(b []byte) (bootSecs float64, created bool, walls string, err error) {
 	if len(b) == 0 || b[0] != frameReady {
-		return 0, false, errors.New("not a ready frame")
+		return 0, false, "", errors.New("not a ready frame")
 	}
 	d := faastype.Decoder{B: b[1:]}
 	bootSecs, created = d.F64(), d.Bool()
 	d.Uint()
-	return bootSecs, created, d.Finish("ready frame")
+	walls = d.Str()
+	return bootSecs, created, walls, d.Finish("ready frame")
 }
 
 // A run frame is frameRun then the task (faastype.AppendTask; its Timeout

@@ -34,6 +34,9 @@ type PoolConfig struct {
 	// interpreter, whatever its function asked for; Warm (or "") lets each
 	// function's own setting decide.
 	Isolation faastype.Isolation
+	// Walls says how each sandbox process locks itself down before its
+	// first task ("" is WallsBestEffort); see lockDown.
+	Walls Walls
 	// BundleCache bounds the bytes of bundles (faastype.Task.Bundle) each
 	// sandbox process keeps open, unpacked (bundle.Weight), so that tasks of a function with a
 	// bundle mount it without receiving or unpacking it again. Default
@@ -68,6 +71,7 @@ type Pool struct {
 	wg      sync.WaitGroup
 
 	tasks, warm, cold, timeouts, crashes, restarts atomic.Uint64
+	walls                                          atomic.Pointer[string] // the latest sandbox's report
 }
 
 type waiter struct {
@@ -130,7 +134,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		}
 	}
 	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits,
-		BundleCache: cfg.BundleCache})
+		BundleCache: cfg.BundleCache, Walls: cfg.Walls})
 	p := &Pool{
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sandbox-pool"),
@@ -141,6 +145,11 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 	}
 	if dir := os.Getenv(EnvCPUProfileDir); dir != "" {
 		p.env = append(p.env, EnvCPUProfileDir+"="+dir)
+	}
+	for _, name := range []string{envSeccompTrap, envProbes} {
+		if os.Getenv(name) == "1" {
+			p.env = append(p.env, name+"=1")
+		}
 	}
 	for i := 0; i < cfg.Size; i++ {
 		p.slots = append(p.slots, &slot{id: i})
@@ -251,12 +260,15 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 		cmd.Process.Kill()
 		return ctx.Err()
 	}
-	bootSecs, created, err := decodeReady(body)
+	bootSecs, created, walls, err := decodeReady(body)
 	if err != nil {
 		cmd.Process.Kill()
 		return fmt.Errorf("runtime: sandbox process sent no ready frame: %w", err)
 	}
-	p.log.Debug("sandbox ready", "slot", s.id, "pid", cmd.Process.Pid, "boot", bootSecs, "snapshot_created", created)
+	p.log.Debug("sandbox ready", "slot", s.id, "pid", cmd.Process.Pid, "boot", bootSecs, "snapshot_created", created, "walls", walls)
+	if old := p.walls.Swap(&walls); old == nil || *old != walls {
+		p.log.Info("sandbox walls", "walls", walls)
+	}
 
 	p.mu.Lock()
 	s.cmd, s.stdin, s.w, s.frames, s.exited = cmd, stdin, bufio.NewWriterSize(stdin, 64<<10), frames, exited
@@ -516,6 +528,9 @@ func (p *Pool) Stats() faastype.PoolStats {
 	p.mu.Unlock()
 	st.Tasks, st.WarmRuns, st.ColdRuns = p.tasks.Load(), p.warm.Load(), p.cold.Load()
 	st.Timeouts, st.Crashes, st.Restarts = p.timeouts.Load(), p.crashes.Load(), p.restarts.Load()
+	if w := p.walls.Load(); w != nil {
+		st.Walls = *w
+	}
 	return st
 }
 

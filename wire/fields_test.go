@@ -15,7 +15,7 @@ import (
 var carried = map[MsgType][]string{
 	MsgHello:     {"Name", "Session", "Lane", "Nonce"},
 	MsgChallenge: {"Channel", "Nonce", "Secured"},
-	MsgRegister:  {"Capacity", "Held", "MaxMessage"},
+	MsgRegister:  {"Capacity", "Held", "MaxMessage", "Walls"},
 	MsgWelcome:   {"Incarnation", "Heartbeat", "Misses", "Timeout", "MaxMessage"},
 	MsgHeartbeat: {"Free"},
 	MsgTask:      {"Tasks"},
@@ -26,7 +26,7 @@ var carried = map[MsgType][]string{
 	MsgDrain:     {},
 	MsgBye:       {},
 	MsgError:     {"Code", "Text"},
-	MsgPull:      {"Incarnation", "GotSeq", "Free", "Draining", "Held", "Results", "Released", "MaxMessage"},
+	MsgPull:      {"Incarnation", "GotSeq", "Free", "Draining", "Held", "Results", "Released", "MaxMessage", "Walls"},
 	MsgWork:      {"Incarnation", "WorkSeq", "RetryAfter", "Tasks", "Acks", "Cancels", "MaxMessage"},
 	MsgFetch:     {"Fetch", "Bundle"},
 	MsgBundle:    {"Fetch", "Bundle", "Code", "Text", "RetryAfter", "BundleData"},

@@ -70,7 +70,8 @@ package wire
 //
 //	0x0C HELLO      W→D both  name str, session id16, lane uint, nonce
 //	0x0D CHALLENGE  D→W both  channel id16, nonce, secured bool
-//	0x01 REGISTER   W→D push  capacity uint, held list<Held>, max_message uint
+//	0x01 REGISTER   W→D push  capacity uint, held list<Held>, max_message uint,
+//	                          walls str (optional: the sandboxes' OS walls)
 //	0x02 WELCOME    D→W push  incarnation id16, heartbeat_ms uint,
 //	                          misses uint, timeout_ms uint, max_message uint
 //	0x03 HEARTBEAT  both push free uint
@@ -85,7 +86,7 @@ package wire
 //	0x10 PULL       W→D pull  incarnation id16, got_seq uint, free uint,
 //	                          draining bool, held list<Held>,
 //	                          results list<Result>, released list<Ref>,
-//	                          max_message uint
+//	                          max_message uint, walls str (optional)
 //	0x11 WORK       D→W pull  incarnation id16, seq uint, retry_ms uint,
 //	                          tasks list<Task>, acks list<Ack>,
 //	                          cancels list<Ref>, max_message uint
@@ -422,6 +423,10 @@ type Message struct {
 	// MaxMessage is the largest message the sender takes (all types that
 	// have it; 0 means not said).
 	MaxMessage int
+	// Walls (REGISTER, PULL; a trailing field older peers neither send nor
+	// read) is the worker's report of the OS-level walls its sandbox
+	// processes put up (runtime's "up: ...; missing: ...").
+	Walls string
 
 	// HEARTBEAT, PULL
 	Free int
@@ -484,6 +489,7 @@ func (m *Message) Encode(b []byte) []byte {
 		e.Uint(uint64(max(m.Capacity, 0)))
 		e.helds(m.Held)
 		e.Uint(uint64(max(m.MaxMessage, 0)))
+		e.Str(m.Walls)
 	case MsgWelcome:
 		e.id16(m.Incarnation)
 		e.dur(m.Heartbeat)
@@ -526,6 +532,7 @@ func (m *Message) Encode(b []byte) []byte {
 		}
 		e.refs(m.Released)
 		e.Uint(uint64(max(m.MaxMessage, 0)))
+		e.Str(m.Walls)
 	case MsgWork:
 		e.id16(m.Incarnation)
 		e.Uint(m.WorkSeq)
@@ -614,6 +621,7 @@ func Decode(b []byte) (*Message, error) {
 		m.Capacity = d.int()
 		m.Held = d.helds()
 		m.MaxMessage = d.int()
+		m.Walls = d.walls()
 	case MsgWelcome:
 		m.Incarnation = d.id16()
 		m.Heartbeat = d.dur()
@@ -648,6 +656,7 @@ func Decode(b []byte) (*Message, error) {
 		}
 		m.Released = d.refs()
 		m.MaxMessage = d.int()
+		m.Walls = d.walls()
 	case MsgWork:
 		m.Incarnation = d.id16()
 		m.WorkSeq = d.Uint()
@@ -903,6 +912,21 @@ func (d *wdec) nonce() []byte {
 	}
 	return b
 }
+
+// walls reads the optional trailing walls report (absent from older
+// workers' messages), at most maxWalls bytes.
+func (d *wdec) walls() string {
+	if d.Err != nil || len(d.B) == 0 {
+		return ""
+	}
+	s := d.Str()
+	if len(s) > maxWalls {
+		d.Fail("walls report too long")
+	}
+	return s
+}
+
+const maxWalls = 4096
 
 // MaxCapacity bounds the sandboxes one worker may announce (REGISTER's
 // capacity, PULL's free count and HELLO's lane).

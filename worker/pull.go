@@ -289,7 +289,7 @@ func (w *pullWorker) waitFor(lastAsk time.Time) time.Duration {
 // exchange sends one PULL and handles the reply.
 func (w *pullWorker) exchange(sock zmq4.Socket) error {
 	req := &wire.Message{Type: wire.MsgPull, Incarnation: w.inc, GotSeq: w.gotSeq, Draining: w.stopping,
-		Held: w.ts.held(), Released: w.released, MaxMessage: w.cfg.Wire.MaxMessage}
+		Held: w.ts.held(), Released: w.released, MaxMessage: w.cfg.Wire.MaxMessage, Walls: w.cfg.Walls}
 	if !w.stopping {
 		req.Free = w.ts.free()
 	}

@@ -270,7 +270,7 @@ func (w *pushWorker) session1(ctx context.Context, sock zmq4.Socket) (welcomed b
 					}
 					w.ch = wire.WorkerChannel(w.cfg.Secret, hello, m)
 					w.sendMsg(sock, &wire.Message{Type: wire.MsgRegister, Capacity: w.ts.pool.Size(), Held: w.ts.held(),
-						MaxMessage: w.cfg.Wire.MaxMessage})
+						MaxMessage: w.cfg.Wire.MaxMessage, Walls: w.cfg.Walls})
 				case m.Type == wire.MsgError && !welcomed:
 					return false, refusal(m)
 				default:

@@ -91,7 +91,11 @@ type Config struct {
 	// dispatcher before it is handed back. Default DefaultBundleTimeout
 	// (10s).
 	BundleTimeout time.Duration
-	Logger        *slog.Logger
+	// Walls is the report of the OS-level walls the pool's sandbox
+	// processes put up (runtime.Pool's Stats().Walls), told to the
+	// dispatcher so that GET /runtime shows it.
+	Walls  string
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() error {

@@ -70,6 +70,7 @@ func (d *dispatchFlags) config(st *store.Store, log *slog.Logger) dispatch.Confi
 type sandboxFlags struct {
 	image     string
 	isolation string
+	walls     string
 	limits    *limitFlags
 }
 
@@ -77,6 +78,10 @@ func addSandboxFlags(fs *flagSet) *sandboxFlags {
 	s := &sandboxFlags{}
 	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one make build made for this binary)")
 	fs.StringVar(&s.isolation, "isolation", "warm", "warm: each function's own setting decides; fresh: a pristine interpreter for every task")
+	fs.StringVar(&s.walls, "sandbox-walls", string(runtime.WallsBestEffort), "the OS-level wall each sandbox process puts up "+
+		"around itself before its first task (no_new_privs, Landlock, nobody when started as root, rlimits, seccomp): "+
+		"best-effort puts up what the kernel has and reports the rest; strict refuses to run sandboxes without all of "+
+		"them; off puts up none (debugging only)")
 	s.limits = addLimitFlags(fs.FlagSet)
 	return s
 }
@@ -86,8 +91,13 @@ func (s *sandboxFlags) pool(ctx context.Context, n int, log *slog.Logger) (*runt
 	if err != nil {
 		return nil, fmt.Errorf("--isolation: %w", err)
 	}
-	log.Info("starting sandboxes", "count", n, "isolation", iso)
-	return runtime.NewPool(ctx, runtime.PoolConfig{Size: n, Limits: s.limits.limits(), ImageDir: s.image, Isolation: iso, Logger: log})
+	walls, err := runtime.ParseWalls(s.walls)
+	if err != nil {
+		return nil, fmt.Errorf("--sandbox-walls: %w", err)
+	}
+	log.Info("starting sandboxes", "count", n, "isolation", iso, "walls", walls)
+	return runtime.NewPool(ctx, runtime.PoolConfig{Size: n, Limits: s.limits.limits(), ImageDir: s.image, Isolation: iso,
+		Walls: walls, Logger: log})
 }
 
 func cmdDispatcher(args []string) int {

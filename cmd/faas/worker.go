@@ -206,7 +206,7 @@ Example: faas `+name+` 2 tcp://127.0.0.1:5555`)
 	}
 	defer pool.Close()
 	cfg := worker.Config{URL: url, Name: *wname, Heartbeat: rf.heartbeat, Misses: rf.misses, Drain: *drain,
-		Limits: sb.limits.limits(), Wire: rf.wire(log), Secret: secret, BundleCache: bundleCache, Logger: log}
+		Limits: sb.limits.limits(), Wire: rf.wire(log), Secret: secret, BundleCache: bundleCache, Walls: pool.Stats().Walls, Logger: log}
 	if err := run(ctx, cfg, pool); err != nil {
 		return fail(name, err)
 	}
