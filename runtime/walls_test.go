@@ -103,63 +103,69 @@ func TestForbiddenActsAfterLockdown(t *testing.T) {
 	}
 }
 
-// BenchmarkWalls: a sandbox process with its walls up against one with
-// none, side by side (each iteration runs one task on each): warm round
-// trip and fresh (restore + load + run + discard) per task, and the
-// start-up of a sandbox process (reported once, over 5 starts each).
+// BenchmarkWalls: sandbox processes with their walls up against ones with
+// none, side by side (each iteration runs one task on each, a pool of one
+// sandbox per walls setting and isolation): warm round trip and fresh
+// (restore + load + run + discard) per task, and the start-up of a sandbox
+// process (the mean of 5 starts each).
 //
 //	go test -run '^$' -bench Walls -benchtime 300x -count 3 ./runtime
 func BenchmarkWalls(b *testing.B) {
+	walls := []Walls{WallsOff, WallsBestEffort}
+	isos := []faastype.Isolation{faastype.Warm, faastype.Fresh}
 	start := map[Walls]time.Duration{}
-	pools := map[Walls]*Pool{}
 	for i := 0; i < 5; i++ {
-		for _, w := range []Walls{WallsOff, WallsBestEffort} {
+		for _, w := range walls {
 			t0 := time.Now()
 			p, err := NewPool(context.Background(), PoolConfig{Size: 1, Walls: w})
 			if err != nil {
 				b.Fatal(err)
 			}
 			start[w] += time.Since(t0)
-			if i < 4 {
-				p.Close()
-			} else {
-				pools[w] = p
-				b.Cleanup(func() { p.Close() })
+			p.Close()
+		}
+	}
+	type key struct {
+		w   Walls
+		iso faastype.Isolation
+	}
+	pools := map[key]*Pool{}
+	for _, w := range walls {
+		for _, iso := range isos {
+			p, err := NewPool(context.Background(), PoolConfig{Size: 1, Walls: w})
+			if err != nil {
+				b.Fatal(err)
 			}
+			b.Cleanup(func() { p.Close() })
+			pools[key{w, iso}] = p
 		}
 	}
 	pk := pickles(b, fibDefs, "noop", "((), {})")
-	isos := []faastype.Isolation{faastype.Warm, faastype.Fresh}
-	total := map[string]time.Duration{}
-	one := func(w Walls, iso faastype.Isolation) {
-		t0 := time.Now()
-		res := run(b, pools[w], pk[0], pk[1], iso)
-		total[string(w)+"/"+string(iso)] += time.Since(t0)
-		if res.Status != faastype.Completed {
-			b.Fatalf("%+v", res.Error)
+	total := map[key]time.Duration{}
+	round := func() {
+		for k, p := range pools {
+			t0 := time.Now()
+			res := run(b, p, pk[0], pk[1], k.iso)
+			total[k] += time.Since(t0)
+			if res.Status != faastype.Completed {
+				b.Fatalf("%+v", res.Error)
+			}
 		}
 	}
-	for _, iso := range isos {
-		one(WallsOff, iso)
-		one(WallsBestEffort, iso)
-	}
+	round()
 	clear(total)
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
-		for _, iso := range isos {
-			one(WallsOff, iso)
-			one(WallsBestEffort, iso)
-		}
+		round()
 	}
 	b.StopTimer()
 	for _, iso := range isos {
-		off := total[string(WallsOff)+"/"+string(iso)].Seconds() * 1e6 / float64(b.N)
-		on := total[string(WallsBestEffort)+"/"+string(iso)].Seconds() * 1e6 / float64(b.N)
+		off := total[key{WallsOff, iso}].Seconds() * 1e6 / float64(b.N)
+		on := total[key{WallsBestEffort, iso}].Seconds() * 1e6 / float64(b.N)
 		b.ReportMetric(off, string(iso)+"-off-us/task")
 		b.ReportMetric(on, string(iso)+"-walls-us/task")
 		b.ReportMetric(on/off, string(iso)+"-walls/off")
 	}
 	b.ReportMetric(start[WallsOff].Seconds()*1000/5, "start-off-ms")
 	b.ReportMetric(start[WallsBestEffort].Seconds()*1000/5, "start-walls-ms")
-	b.Logf("walls: %s", pools[WallsBestEffort].Stats().Walls)
 }
