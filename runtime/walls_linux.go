@@ -9,10 +9,12 @@ import (
 	"os/user"
 	"runtime"
 	"strconv"
+	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/landlock-lsm/go-landlock/landlock"
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 // lockConfig is what lockDown needs to know about the process.
@@ -36,8 +38,9 @@ const envSeccompTrap = "FAAS_SANDBOX_SECCOMP_TRAP"
 //  2. Landlock (while still able to open the image): no filesystem access
 //     but reading the image's standard library, no TCP bind or connect,
 //     no signals or abstract sockets out of the domain;
-//  3. as root: every group dropped, then gid and uid nogroup/nobody
-//     (which clears every capability);
+//  3. as root: the capability bounding set emptied, every group dropped,
+//     then gid and uid nogroup/nobody; then, root or not, every thread's
+//     ambient, effective, permitted and inheritable capabilities cleared;
 //  4. rlimits: no core files, no file growth, a few descriptors beyond
 //     those it holds, an address space a margin above what it has mapped
 //     plus the memory of two interpreters;
@@ -59,9 +62,17 @@ func lockDown(cfg lockConfig) (*wallReport, error) {
 
 	// Read while /proc/self is still ours (a uid switch makes it root's).
 	limits, limitsErr := rlimits(cfg)
+	lastCap, capErr := lastCapability()
 	r.add("no_new_privs", unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
 	r.add(landlockWall(cfg.libDir))
+	if capErr == nil {
+		capErr = dropBoundingSet(lastCap) // needs CAP_SETPCAP: before giving up root
+	}
 	r.add(dropUser())
+	if capErr == nil {
+		capErr = dropCapabilities()
+	}
+	r.add("capabilities", capErr)
 	if limitsErr == nil {
 		limitsErr = setLimits(limits)
 	}
@@ -80,6 +91,71 @@ func landlockWall(libDir string) (string, error) {
 	}
 	name := "landlock (ABI " + strconv.Itoa(int(abi)) + ")"
 	return name, landlock.V7.BestEffort().Restrict(landlock.RODirs(libDir))
+}
+
+func lastCapability() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	_, err = fmt.Sscan(string(b), &n)
+	return n, err
+}
+
+// dropBoundingSet removes every capability from every thread's bounding
+// set (what an exec could ever regain), when the process may.
+func dropBoundingSet(last int) error {
+	var caps capData
+	if err := capget(&caps); err != nil {
+		return err
+	}
+	if caps.eff[0]&(1<<unix.CAP_SETPCAP) == 0 {
+		return nil // an unprivileged process: its bounding set cannot matter to it
+	}
+	for c := 0; c <= last; c++ {
+		if _, _, errno := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); errno != 0 {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, errno)
+		}
+	}
+	return nil
+}
+
+// capData is the kernel's _LINUX_CAPABILITY_VERSION_3 header and data.
+type capData struct {
+	hdr unix.CapUserHeader
+	eff [2]uint32
+	d   [2]unix.CapUserData
+}
+
+func capget(c *capData) error {
+	c.hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	if err := unix.Capget(&c.hdr, &c.d[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	c.eff = [2]uint32{c.d[0].Effective, c.d[1].Effective}
+	return nil
+}
+
+// dropCapabilities clears the ambient, effective, permitted and
+// inheritable sets of every thread, and checks this one's.
+func dropCapabilities() error {
+	if _, _, errno := psx.Syscall6(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 {
+		return fmt.Errorf("clear ambient capabilities: %w", errno)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, errno := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); errno != 0 {
+		return fmt.Errorf("capset: %w", errno)
+	}
+	var c capData
+	if err := capget(&c); err != nil {
+		return err
+	}
+	if c.d[0] != (unix.CapUserData{}) || c.d[1] != (unix.CapUserData{}) {
+		return fmt.Errorf("capabilities left: %+v", c.d)
+	}
+	return nil
 }
 
 // dropUser switches a process running as root to nobody/nogroup.

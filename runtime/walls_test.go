@@ -18,7 +18,7 @@ import (
 // nobody is exercised too).
 func TestWallsAreUp(t *testing.T) {
 	w := pool(t).Stats().Walls
-	for _, want := range []string{"no_new_privs", "landlock", "rlimits", "seccomp"} {
+	for _, want := range []string{"no_new_privs", "landlock", "capabilities", "rlimits", "seccomp"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("walls %q lack %s", w, want)
 		}

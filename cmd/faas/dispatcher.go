@@ -79,7 +79,7 @@ func addSandboxFlags(fs *flagSet) *sandboxFlags {
 	fs.StringVar(&s.image, "image", "", "guest image directory (default: the one make build made for this binary)")
 	fs.StringVar(&s.isolation, "isolation", "warm", "warm: each function's own setting decides; fresh: a pristine interpreter for every task")
 	fs.StringVar(&s.walls, "sandbox-walls", string(runtime.WallsBestEffort), "the OS-level wall each sandbox process puts up "+
-		"around itself before its first task (no_new_privs, Landlock, nobody when started as root, rlimits, seccomp): "+
+		"around itself before its first task (no_new_privs, Landlock, nobody when started as root, no capabilities, rlimits, seccomp): "+
 		"best-effort puts up what the kernel has and reports the rest; strict refuses to run sandboxes without all of "+
 		"them; off puts up none (debugging only)")
 	s.limits = addLimitFlags(fs.FlagSet)

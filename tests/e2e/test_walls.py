@@ -26,6 +26,6 @@ def test_runtime_reports_the_walls(server):
         time.sleep(0.5)
     assert walls, "no live node with sandboxes"
     for w in walls:
-        for wall in ("no_new_privs", "landlock", "rlimits", "seccomp"):
+        for wall in ("no_new_privs", "landlock", "capabilities", "rlimits", "seccomp"):
             assert wall in w, w
         assert "missing" not in w, w
