@@ -243,6 +243,10 @@ func (p *Pool) start(ctx context.Context, s *slot) error {
 			frames <- b
 		}
 		cmd.Wait()
+		if bySeccomp(cmd) {
+			p.log.Error("sandbox process killed by its seccomp filter: a system call outside the allow-list "+
+				"(run the pool with "+envSeccompTrap+"=1 to have it named)", "slot", s.id, "pid", cmd.Process.Pid)
+		}
 		close(exited)
 	}()
 
@@ -373,7 +377,11 @@ func (p *Pool) exchange(ctx context.Context, s *slot, req *faastype.Task, timeou
 		}
 		return res, true
 	case <-s.exited:
-		return faastype.Failure(faastype.KindSandboxCrash, "the sandbox process died while running the task"), false
+		msg := "the sandbox process died while running the task"
+		if bySeccomp(s.cmd) {
+			msg += " (killed by its seccomp filter: a forbidden system call)"
+		}
+		return faastype.Failure(faastype.KindSandboxCrash, msg), false
 	case <-backstop.C:
 		s.cmd.Process.Kill()
 		return faastype.Failure(faastype.KindTimeout, fmt.Sprintf("task exceeded %s", formatDuration(timeout))), false
@@ -604,4 +612,14 @@ func (t *tailBuffer) String() string {
 		out += l
 	}
 	return out
+}
+
+// bySeccomp says an ended sandbox process was killed by SIGSYS, which is
+// how its seccomp filter ends it (see lockDown).
+func bySeccomp(cmd *exec.Cmd) bool {
+	if cmd.ProcessState == nil {
+		return false
+	}
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGSYS
 }
