@@ -670,3 +670,15 @@ def test_client_side_caps(tree, monkeypatch):
     monkeypatch.setattr(bundles, "MAX_FILES", 3)
     with pytest.raises(wasmfaas.BundleError, match="more than 3 files"):
         bundles.prepare(square, modules=[tree.name("many")])
+
+
+def test_left_out_list_matches_the_server():
+    """The client's copy of the standard library modules the sandbox leaves
+    out is the server's (pickle/modules.go, sandboxLeftOut)."""
+    import re
+    from wasmfaas import bundles
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    with open(os.path.join(root, "pickle", "modules.go")) as f:
+        go = f.read()
+    block = re.search(r"var sandboxLeftOut = \[\]string\{(.*?)\}", go, re.S).group(1)
+    assert set(re.findall(r'"([^"]+)"', block)) == set(bundles._SANDBOX_LEFT_OUT)
