@@ -153,6 +153,36 @@ def request_log():
     return RequestLog
 
 
+# A module of "yours" the bundle tests send (ModuleTree.write it as
+# "PFX_geo.py" or the like): a dataclass, functions that build and check
+# instances of it, and its own path.
+POINT_MODULE = """
+    import math
+    from dataclasses import dataclass
+
+
+    @dataclass
+    class Point:
+        x: float
+        y: float
+
+        def norm(self):
+            return math.hypot(self.x, self.y)
+
+
+    def scale(p, k):
+        return Point(p.x * k, p.y * k)
+
+
+    def is_mine(p):
+        return type(p) is Point
+
+
+    def where():
+        return __file__
+"""
+
+
 class ModuleTree:
     """Modules and packages of "yours" written under a directory on
     sys.path (the bundle tests). Every name starts with a fresh prefix

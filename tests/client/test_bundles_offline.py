@@ -26,7 +26,7 @@ import zipfile
 
 import pytest
 
-from client_fixtures import module_tree  # noqa: F401  (a fixture; also puts clients/python on sys.path)
+from client_fixtures import POINT_MODULE, module_tree  # noqa: F401  (a fixture; also puts clients/python on sys.path)
 
 import wasmfaas  # noqa: E402
 from wasmfaas import bundles, pickling  # noqa: E402
@@ -39,33 +39,6 @@ from wasmfaas.transport import Response  # noqa: E402
 @pytest.fixture
 def tree(module_tree):
     return module_tree
-
-
-POINT_MODULE = """
-    import math
-    from dataclasses import dataclass
-
-
-    @dataclass
-    class Point:
-        x: float
-        y: float
-
-        def norm(self):
-            return math.hypot(self.x, self.y)
-
-
-    def scale(p, k):
-        return Point(p.x * k, p.y * k)
-
-
-    def is_mine(p):
-        return type(p) is Point
-
-
-    def where():
-        return __file__
-"""
 
 
 RUNNER = r"""

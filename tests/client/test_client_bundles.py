@@ -12,36 +12,10 @@ import importlib.util
 
 import pytest
 
-from client_fixtures import client, module_tree, request_log, server  # noqa: F401  (fixtures; also puts clients/python on sys.path)
+from client_fixtures import POINT_MODULE, client, module_tree, request_log, server  # noqa: F401  (fixtures; also puts clients/python on sys.path)
 
 import wasmfaas  # noqa: E402
 from wasmfaas import bundles  # noqa: E402
-
-POINT_MODULE = """
-    import math
-    from dataclasses import dataclass
-
-
-    @dataclass
-    class Point:
-        x: float
-        y: float
-
-        def norm(self):
-            return math.hypot(self.x, self.y)
-
-
-    def scale(p, k):
-        return Point(p.x * k, p.y * k)
-
-
-    def is_mine(p):
-        return type(p) is Point
-
-
-    def where():
-        return __file__
-"""
 
 
 @pytest.fixture
