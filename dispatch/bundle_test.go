@@ -12,11 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/testkit"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 	"github.com/wasmfaas/wasmfaas/store/storetest"
@@ -38,22 +34,6 @@ const (
 )
 
 var storedZip = []byte("PK\x03\x04 the stored bundle \x00\xff")
-
-func quietLog() *slog.Logger {
-	if os.Getenv("FAAS_TEST_VERBOSE") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func freeURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "tcp://127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
 
 // bundleSetup stores a bundle and queues a task of it and a task of a
 // bundle the store does not have, and starts a dispatcher in mode.
@@ -69,9 +49,9 @@ func bundleSetup(t *testing.T, mode string) (st *store.Store, url, withBundle, w
 			t.Fatal(err)
 		}
 	}
-	url = freeURL(t)
+	url = testkit.FreeURL(t)
 	cfg := RemoteConfig{
-		Config:    Config{Store: st, Name: "d", Lease: 2 * time.Second, Drain: 100 * time.Millisecond, Poll: 100 * time.Millisecond, Logger: quietLog()},
+		Config:    Config{Store: st, Name: "d", Lease: 2 * time.Second, Drain: 100 * time.Millisecond, Poll: 100 * time.Millisecond, Logger: testkit.Logger()},
 		Listen:    url,
 		Heartbeat: 200 * time.Millisecond,
 		Misses:    50,
@@ -112,7 +92,7 @@ func dialFake(t *testing.T, mode, url string) *fakeWorker {
 	var sock zmq4.Socket
 	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if sock, err = dial(context.Background(), url, wire.Options{Logger: quietLog()}); err == nil {
+		if sock, err = dial(context.Background(), url, wire.Options{Logger: testkit.Logger()}); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

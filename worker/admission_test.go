@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/testkit"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 	"github.com/wasmfaas/wasmfaas/store/storetest"
@@ -64,7 +65,7 @@ func TestAdmission(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			dlog := &logBuf{}
 			startDispatcher(t, mode, st, url, func(c *dispatch.RemoteConfig) { c.Secret = testSecret; c.Logger = dlog.logger() })
 			none, wrong := newEcho(2, 0), newEcho(2, 0)
@@ -104,7 +105,7 @@ func TestWorkerRefusesOpenDispatcher(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startDispatcher(t, mode, st, url)
 			careful := newEcho(2, 0)
 			clog := &logBuf{}
@@ -129,10 +130,10 @@ func TestWorkerRefusesOpenDispatcher(t *testing.T) {
 func TestRogueDispatcher(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			o := wire.Options{Logger: logger()}
+			o := wire.Options{Logger: testkit.Logger()}
 			listen := wire.ListenRouter
 			if mode == "pull" {
 				listen = wire.ListenRep

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/testkit"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 	"github.com/wasmfaas/wasmfaas/store/storetest"
@@ -80,13 +81,13 @@ type fakeDispatcher struct {
 }
 
 func startFake(t *testing.T, mode string, onFetch func(*wire.Message) (*wire.Message, time.Duration)) (*fakeDispatcher, string) {
-	url := freeURL(t)
+	url := testkit.FreeURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	listen := wire.ListenRouter
 	if mode == "pull" {
 		listen = wire.ListenRep
 	}
-	sock, err := listen(ctx, url, wire.Options{Logger: logger()})
+	sock, err := listen(ctx, url, wire.Options{Logger: testkit.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +442,7 @@ func TestBundleThroughTheDispatcher(t *testing.T) {
 			if _, err := st.PutBundle(ctx, "", testHash, zip); err != nil {
 				t.Fatal(err)
 			}
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startDispatcher(t, mode, st, url)
 			a, b := newBundleRunner(2, 5*time.Millisecond), newBundleRunner(2, 5*time.Millisecond)
 			startWorker(t, mode, url, "a", a, time.Second)

@@ -9,11 +9,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/wasmfaas/wasmfaas/dispatch"
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/testkit"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 	"github.com/wasmfaas/wasmfaas/store/storetest"
@@ -64,22 +60,6 @@ func (r *echoRunner) ran() int {
 	return n
 }
 
-func logger() *slog.Logger {
-	if os.Getenv("FAAS_TEST_VERBOSE") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-func freeURL(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "tcp://127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
 type running struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -105,7 +85,7 @@ func goRun(t *testing.T, f func(ctx context.Context) error) *running {
 
 func startDispatcher(t *testing.T, mode string, st *store.Store, url string, opts ...func(*dispatch.RemoteConfig)) *running {
 	cfg := dispatch.RemoteConfig{
-		Config:    dispatch.Config{Store: st, Name: "d", Lease: time.Second, Drain: 100 * time.Millisecond, Poll: 200 * time.Millisecond, Logger: logger()},
+		Config:    dispatch.Config{Store: st, Name: "d", Lease: time.Second, Drain: 100 * time.Millisecond, Poll: 200 * time.Millisecond, Logger: testkit.Logger()},
 		Listen:    url,
 		Heartbeat: 50 * time.Millisecond,
 		Misses:    4,
@@ -122,7 +102,7 @@ func startDispatcher(t *testing.T, mode string, st *store.Store, url string, opt
 }
 
 func startWorker(t *testing.T, mode, url, name string, pool worker.Runner, drain time.Duration, opts ...func(*worker.Config)) *running {
-	cfg := worker.Config{URL: url, Name: name, Heartbeat: 50 * time.Millisecond, Misses: 4, Drain: drain, Logger: logger()}
+	cfg := worker.Config{URL: url, Name: name, Heartbeat: 50 * time.Millisecond, Misses: 4, Drain: drain, Logger: testkit.Logger()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -182,7 +162,7 @@ func TestRun(t *testing.T) {
 func testRun(t *testing.T, mode string, secret []byte) {
 	dopt, wopt := withSecret(secret)
 	st := store.New(redistest.Start(t), store.Options{})
-	url := freeURL(t)
+	url := testkit.FreeURL(t)
 	startDispatcher(t, mode, st, url, dopt)
 	a, b := newEcho(2, 20*time.Millisecond), newEcho(2, 20*time.Millisecond)
 	startWorker(t, mode, url, "a", a, time.Second, wopt)
@@ -200,7 +180,7 @@ func TestWorkerStopHandsBack(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startDispatcher(t, mode, st, url)
 			a := newEcho(2, 400*time.Millisecond)
 			wa := startWorker(t, mode, url, "a", a, 50*time.Millisecond)
@@ -227,7 +207,7 @@ func TestDispatcherRestart(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			dopt, wopt := withSecret(testSecret)
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			d := startDispatcher(t, mode, st, url, dopt)
 			w := newEcho(2, 150*time.Millisecond)
 			startWorker(t, mode, url, "a", w, time.Second, wopt)
@@ -252,7 +232,7 @@ func TestWorkerFirst(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startWorker(t, mode, url, "a", newEcho(1, time.Millisecond), time.Second)
 			time.Sleep(300 * time.Millisecond)
 			startDispatcher(t, mode, st, url)
@@ -287,7 +267,7 @@ func TestResultLargerThanTheDispatcherTakes(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startDispatcher(t, mode, st, url, func(c *dispatch.RemoteConfig) { c.Wire.MaxMessage = 256 << 10 })
 			startWorker(t, mode, url, "a", newEcho(1, 0), time.Second)
 			small := base64.StdEncoding.EncodeToString([]byte("small"))
@@ -315,7 +295,7 @@ func TestTaskLargerThanTheWorkerTakes(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			st := store.New(redistest.Start(t), store.Options{})
-			url := freeURL(t)
+			url := testkit.FreeURL(t)
 			startDispatcher(t, mode, st, url)
 			startWorker(t, mode, url, "a", newEcho(1, 0), time.Second, func(c *worker.Config) { c.Wire.MaxMessage = 256 << 10 })
 			small := base64.StdEncoding.EncodeToString([]byte("small"))
