@@ -331,29 +331,19 @@ func (w *pullWorker) exchange(sock zmq4.Socket) error {
 		lost()
 		return err
 	}
-	if !m.Sealed {
-		// An open ERROR: the dispatcher could not authenticate or place
-		// the request and looked at nothing in it; the previous reply
-		// still stands. Start over on a new socket.
+	err = w.openReply(m, req.Seq, func(open bool) {
+		// Open: an ERROR, the dispatcher could not authenticate or place
+		// the request and looked at nothing in it, so the previous reply
+		// still stands. Not authentic: treated as no reply (the request
+		// may have been served). Either way, start over on a new socket.
 		lost()
-		w.gotSeq = prevSeq
-		if m.Type == wire.MsgError {
-			if !w.proved || m.Code != wire.ErrCodeUnauthorized {
-				return refusal(m)
-			}
-			return fmt.Errorf("the dispatcher refused a request: %s", m.Text)
+		if open {
+			w.gotSeq = prevSeq
 		}
-		return fmt.Errorf("unexpected open %s reply", m.Type)
+	})
+	if err != nil {
+		return err
 	}
-	if err := w.ch.OpenReply(m, req.Seq); err != nil {
-		// Treated as no reply (the request may have been served).
-		lost()
-		if !w.proved {
-			return errRefusedDispatcher
-		}
-		return fmt.Errorf("a reply failed authentication (forged, replayed or corrupted): %w", err)
-	}
-	w.proved = true
 	switch m.Type {
 	case wire.MsgWork:
 	case wire.MsgError:
@@ -432,6 +422,33 @@ func (w *pullWorker) dueFetch() *laneFetch {
 	return nil
 }
 
+// openReply authenticates m, the reply to the sealed request seq. A reply
+// sent open (an ERROR: the dispatcher looked at nothing in the request) or
+// one that fails authentication makes the socket useless: undo(open) runs
+// first, then the error says why. Otherwise the dispatcher has proved it
+// holds the channel's key.
+func (w *pullWorker) openReply(m *wire.Message, seq uint64, undo func(open bool)) error {
+	if !m.Sealed {
+		undo(true)
+		if m.Type == wire.MsgError {
+			if !w.proved || m.Code != wire.ErrCodeUnauthorized {
+				return refusal(m)
+			}
+			return fmt.Errorf("the dispatcher refused a request: %s", m.Text)
+		}
+		return fmt.Errorf("unexpected open %s reply", m.Type)
+	}
+	if err := w.ch.OpenReply(m, seq); err != nil {
+		undo(false)
+		if !w.proved {
+			return errRefusedDispatcher
+		}
+		return fmt.Errorf("a reply failed authentication (forged, replayed or corrupted): %w", err)
+	}
+	w.proved = true
+	return nil
+}
+
 // untilFetch is how long until the next queued FETCH is due.
 func (w *pullWorker) untilFetch() time.Duration {
 	d := time.Hour
@@ -467,24 +484,16 @@ func (w *pullWorker) fetchExchange(sock zmq4.Socket, f *laneFetch) error {
 		fail("no answer from the dispatcher")
 		return err
 	}
-	if !m.Sealed {
-		fail("the dispatcher refused the request")
-		if m.Type == wire.MsgError {
-			if !w.proved || m.Code != wire.ErrCodeUnauthorized {
-				return refusal(m)
-			}
-			return fmt.Errorf("the dispatcher refused a request: %s", m.Text)
+	err = w.openReply(m, req.Seq, func(open bool) {
+		if open {
+			fail("the dispatcher refused the request")
+		} else {
+			fail("the answer failed authentication")
 		}
-		return fmt.Errorf("unexpected open %s reply", m.Type)
+	})
+	if err != nil {
+		return err
 	}
-	if err := w.ch.OpenReply(m, req.Seq); err != nil {
-		fail("the answer failed authentication")
-		if !w.proved {
-			return errRefusedDispatcher
-		}
-		return fmt.Errorf("a reply failed authentication (forged, replayed or corrupted): %w", err)
-	}
-	w.proved = true
 	switch m.Type {
 	case wire.MsgBundle:
 	case wire.MsgError:
