@@ -11,12 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// envProbes, set to 1 in the environment of the process that starts a
-// pool (tests), lets its sandbox processes answer frameProbe: they attempt
-// a forbidden act on the host side, after lockdown, and say what came of
-// it (or are killed by their seccomp filter).
-const envProbes = "FAAS_SANDBOX_PROBES"
-
 // attempt tries one forbidden act and says "ok ..." or "err ...".
 func attempt(act string) string {
 	res := func(err error) string {

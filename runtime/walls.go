@@ -33,6 +33,27 @@ func ParseWalls(s string) (Walls, error) {
 	return "", fmt.Errorf("sandbox walls must be %q, %q or %q, not %q", WallsStrict, WallsBestEffort, WallsOff, s)
 }
 
+// lockConfig is what lockDown needs to know about the process.
+type lockConfig struct {
+	mode        Walls
+	libDir      string // the image's standard library, the one tree it may still read
+	memoryBytes uint64 // the guest's memory cap
+	keepFiles   bool   // a CPU profile is written at exit: files may still grow
+	trap        bool   // debug: a forbidden system call traps (and is named) instead of killing
+}
+
+// envSeccompTrap, set to 1 in a sandbox process's environment, makes a
+// system call outside the allow-list raise SIGSYS, whose crash report
+// names it (Go prints the registers: rax is its number), instead of
+// killing the process silently: how the allow-list was found.
+const envSeccompTrap = "FAAS_SANDBOX_SECCOMP_TRAP"
+
+// envProbes, set to 1 in the environment of the process that starts a
+// pool (tests), lets its sandbox processes answer frameProbe: they attempt
+// a forbidden act on the host side, after lockdown, and say what came of
+// it (or are killed by their seccomp filter).
+const envProbes = "FAAS_SANDBOX_PROBES"
+
 // wallReport is what a sandbox process says it put up: the walls that
 // are up, in order, and why the others are not.
 type wallReport struct {

@@ -17,21 +17,6 @@ import (
 	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
-// lockConfig is what lockDown needs to know about the process.
-type lockConfig struct {
-	mode        Walls
-	libDir      string // the image's standard library, the one tree it may still read
-	memoryBytes uint64 // the guest's memory cap
-	keepFiles   bool   // a CPU profile is written at exit: files may still grow
-	trap        bool   // debug: a forbidden system call traps (and is named) instead of killing
-}
-
-// envSeccompTrap, set to 1 in a sandbox process's environment, makes a
-// system call outside the allow-list raise SIGSYS, whose crash report
-// names it (Go prints the registers: rax is its number), instead of
-// killing the process silently: how the allow-list was found.
-const envSeccompTrap = "FAAS_SANDBOX_SECCOMP_TRAP"
-
 // lockDown puts up the second wall, each step checked, in this order:
 //
 //  1. no_new_privs (nothing it could ever exec gains privileges);

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,9 +50,8 @@ func probe(t *testing.T, p *Pool, act string) string {
 		}
 		return string(b[1:])
 	case <-s.exited:
-		ws, _ := s.cmd.ProcessState.Sys().(syscall.WaitStatus)
 		p.replace(s)
-		if ws.Signaled() && ws.Signal() == syscall.SIGSYS {
+		if bySeccomp(s.cmd) {
 			return "killed"
 		}
 		return "exited " + s.cmd.ProcessState.String()
