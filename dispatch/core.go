@@ -86,7 +86,7 @@ var ErrNoBundle = errors.New("the function's bundle is not in the store")
 // from the store (read once however many tasks ask at a time). Any other
 // error is the store's: the task may run later.
 func (c *Core) Bundle(ctx context.Context, owner, hash string) ([]byte, error) {
-	return c.bundles.Fetch(ctx, owner+"/"+hash, func(ctx context.Context) ([]byte, int64, error) {
+	return c.bundles.Fetch(ctx, bundleKey(owner, hash), func(ctx context.Context) ([]byte, int64, error) {
 		b, err := c.st.GetBundle(ctx, owner, hash)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, 0, fmt.Errorf("bundle %s: %w", hash, ErrNoBundle)
@@ -98,8 +98,12 @@ func (c *Core) Bundle(ctx context.Context, owner, hash string) ([]byte, error) {
 // CachedBundle returns tenant owner's bundle hash if it is in memory,
 // without waiting for the store.
 func (c *Core) CachedBundle(owner, hash string) ([]byte, bool) {
-	return c.bundles.Get(owner + "/" + hash)
+	return c.bundles.Get(bundleKey(owner, hash))
 }
+
+// bundleKey names tenant owner's bundle hash in the dispatcher's caches
+// and reads ("/" is in no tenant name nor hash).
+func bundleKey(owner, hash string) string { return owner + "/" + hash }
 
 // NoBundle is the failure of a task whose bundle is gone from the store.
 func NoBundle(hash string) *faastype.Result {

@@ -378,7 +378,7 @@ func (d *pullDispatcher) fetch(ch *wire.Channel, m *wire.Message, now time.Time)
 	if data, ok := d.core.CachedBundle(owner, hash); ok {
 		return bundleReply(m.Fetch, hash, data, nil, s.maxMsg) // no PENDING round trip
 	}
-	rk := owner + "/" + hash
+	rk := bundleKey(owner, hash)
 	r := d.reads[rk]
 	if r == nil {
 		r = &bundleRead{}
