@@ -217,3 +217,19 @@ def test_worker_fetches_bundles_after_a_restart(remote):
         return geom.VERSION
 
     assert value(call(server, register(server, version, modules=other))) == 2
+
+
+def test_source_function_with_modules_and_json_call(server):
+    """A portable client: source text with modules as text, called with JSON
+    arguments; the result comes back as JSON."""
+    r = post(server, "/register_function", {
+        "name": "area", "source": "import geom\ndef area(w, h):\n    return geom.area(geom.Point(w, h))",
+        "modules": {"geom.py": FILES["geom.py"]}})
+    assert r.status_code == 200, r.text
+    r = post(server, "/execute_function", {"function_id": r.json()["function_id"], "args": [3, 4]})
+    assert r.status_code == 200, r.text
+    tid = r.json()["task_id"]
+    body = requests.get(f"{server.url}/result/{tid}?wait=30s", timeout=60,
+                        headers={"Authorization": "Bearer " + TOKENS["alice"]}).json()
+    assert body["status"] == "COMPLETED", body
+    assert body["result_json"] == 12
