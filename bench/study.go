@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // StudyConfig is the weak-scaling study: every mode at every size, with a
@@ -53,6 +55,11 @@ type Row struct {
 	// CPU is the processor time each part spent per task during the run,
 	// in microseconds: where the time of a task goes.
 	CPU CPU `json:"cpu_us_per_task"`
+	// RedisCommands is the number of commands Redis ran per task (INFO
+	// commandstats: script calls and the commands inside them alike), and
+	// RedisByCommand the same by command.
+	RedisCommands  float64            `json:"redis_commands_per_task"`
+	RedisByCommand map[string]float64 `json:"redis_commands_by_name,omitempty"`
 	// Round numbers the repeated headline measurements (0 elsewhere).
 	Round int `json:"round,omitempty"`
 }
@@ -123,6 +130,7 @@ func measure(ctx context.Context, cfg StudyConfig, d *deployment, mode string, n
 	rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
 	cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
 	stopSampling, peak := d.sampleRSS()
+	cmds0, cerr := redisCommands(ctx, d.rdb)
 	cpu0, self0 := d.cpuSeconds(), selfCPUSeconds()
 	rep, err := Run(ctx, rc)
 	cpu1, self1 := d.cpuSeconds(), selfCPUSeconds()
@@ -130,10 +138,16 @@ func measure(ctx context.Context, cfg StudyConfig, d *deployment, mode string, n
 	if err != nil {
 		return Row{}, fmt.Errorf("bench: %s with %d sandboxes, %s: %w", mode, n, k.Name, err)
 	}
+	cmds1, err := redisCommands(ctx, d.rdb)
+	if err = errors.Join(cerr, err); err != nil {
+		return Row{}, err
+	}
+	redisTotal, redisBy := commandsPerTask(cmds0, cmds1, rc.Tasks+rc.Warmup)
 	per := func(k string) float64 { return (cpu1[k] - cpu0[k]) * 1e6 / float64(rc.Tasks+rc.Warmup) }
 	cpu := CPU{Client: (self1 - self0) * 1e6 / float64(rc.Tasks+rc.Warmup), API: per("api"), Redis: per("redis"),
 		Dispatcher: per("dispatcher"), Worker: per("worker"), Sandboxes: per("sandboxes")}
-	return Row{Mode: mode, Sandboxes: n, Report: rep, RSSLoad: *peak, CPU: cpu}, nil
+	return Row{Mode: mode, Sandboxes: n, Report: rep, RSSLoad: *peak, CPU: cpu,
+		RedisCommands: redisTotal, RedisByCommand: redisBy}, nil
 }
 
 // Headline measures the no-op point with 2 sandboxes of every mode in
@@ -165,6 +179,7 @@ func Headline(ctx context.Context, cfg StudyConfig, rounds int, progress func(ki
 
 type deployment struct {
 	url   string
+	rdb   *redis.Client // to the deployment's redis-server, for its statistics
 	procs map[string]*exec.Cmd
 	order []string
 	dir   string
@@ -192,6 +207,7 @@ func startDeployment(ctx context.Context, cfg StudyConfig, mode string, n int) (
 		}
 	}
 	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", ports[0])
+	d.rdb = redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0])})
 	d.url = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	start := func(name, bin string, args ...string) error {
 		cmd := exec.Command(bin, args...)
@@ -451,6 +467,9 @@ func childPids(pid int) []int {
 }
 
 func (d *deployment) stop() {
+	if d.rdb != nil {
+		d.rdb.Close()
+	}
 	for i := len(d.order) - 1; i >= 0; i-- {
 		c := d.procs[d.order[i]]
 		syscall.Kill(-c.Process.Pid, syscall.SIGTERM)

@@ -63,7 +63,8 @@ func (k keys) task(id string) string { return id }
 
 // queue is the list of the default tenant's runnable task ids (open mode,
 // and the course layout): producers LPUSH, consumers RPOP, a requeued task
-// is RPUSHed so that it is next.
+// is RPUSHed so that it is next. An entry is the id, or "~" + id for a task
+// whose payloads are too large to read inside the claim script.
 func (k keys) queue() string { return k.prefix + "queue" }
 
 // tenantQueue is tenant's queue: queue() for the default tenant (""),
@@ -111,7 +112,7 @@ func (k keys) doneChannel() string { return k.prefix + "done" }
 func (k keys) nodes() string { return k.prefix + "nodes" }
 
 // stats is a hash of cluster-wide task counters and histogram buckets,
-// kept by the scripts (see lua/lib.lua and Stats).
+// each process adding its own (see counters.go and Stats).
 func (k keys) stats() string { return k.prefix + "stats" }
 
 // recent is the list of the default tenant's newest task ids, newest

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -56,7 +55,7 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 		return nil, fmt.Errorf("store: claim: lease must be positive, got %v", lease)
 	}
 	now := time.Now()
-	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
+	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()),
 		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning, stageBytes).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
@@ -203,14 +202,19 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	if o.Status == faastype.Failed {
 		kind = string(o.Error.Kind)
 	}
-	now := unixMS(time.Now())
+	nowMS := time.Now().UnixMilli()
+	now := strconv.FormatInt(nowMS, 10)
 	args := []any{
-		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), now, s.ttlMS, string(o.Status), kind,
+		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(),
 		fieldStatus, string(o.Status),
 		fieldResult, o.Result,
-		fieldStdout, o.Stdout,
-		fieldStderr, o.Stderr,
 		fieldFinishedAt, now,
+	}
+	if o.Stdout != "" {
+		args = append(args, fieldStdout, o.Stdout)
+	}
+	if o.Stderr != "" {
+		args = append(args, fieldStderr, o.Stderr)
 	}
 	if o.ResultJSON != "" {
 		args = append(args, fieldResultJSON, o.ResultJSON)
@@ -224,25 +228,23 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	}
 	if o.Timings != nil {
 		// Timings come from the worker (and ultimately from the guest):
-		// JSON cannot carry NaN or infinities, and a task must not be
-		// unrecordable because of them.
+		// NaN, infinities and negative values are recorded as 0.
 		t := *o.Timings
-		for _, v := range []*float64{&t.Queue, &t.Boot, &t.Deserialize, &t.Run, &t.Serialize, &t.Total} {
-			if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 {
-				*v = 0
-			}
-		}
-		b, err := json.Marshal(t)
-		if err != nil {
-			return false, fmt.Errorf("store: complete task %s: encode timings: %w", id, err)
-		}
-		args = append(args, fieldTimings, string(b))
+		args = append(args, fieldTimings, encodeTimings(t))
 	}
-	n, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()), args...).Int()
+	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()), args...).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: complete task %s: %w", id, err)
 	}
-	return n == 1, nil
+	times, ok := res.([]any)
+	if !ok {
+		return false, nil // stale
+	}
+	if len(times) != 2 {
+		return true, fmt.Errorf("store: complete task %s: unexpected script reply of %d items", id, len(times))
+	}
+	s.counts.final(o.Status, faastype.ErrorKind(kind), nowMS, msOf(times[0]), msOf(times[1]))
+	return true, nil
 }
 
 // Release gives back a task that the caller claimed but did not run (for
@@ -255,7 +257,7 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 func (s *Store) Release(ctx context.Context, id string, fence int64) error {
 	_, err := scriptRelease.Run(ctx, s.rdb,
 		s.keys.tenancy(s.keys.task(id), s.keys.leases()),
-		id, strconv.FormatInt(fence, 10)).Int()
+		id, strconv.FormatInt(fence, 10), s.capped()).Int()
 	if err != nil {
 		return fmt.Errorf("store: release task %s: %w", id, err)
 	}
@@ -277,8 +279,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 		return nil, nil, fmt.Errorf("store: reap: %w", err)
 	}
 	for {
-		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
-			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS).Slice()
+		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()),
+			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped()).Slice()
 		if err != nil {
 			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
 		}
@@ -286,7 +288,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 			return requeued, failed, fmt.Errorf("store: reap expired leases: unexpected script reply of %d items", len(res))
 		}
 		requeued = append(requeued, strs(res[0])...)
-		failed = append(failed, strs(res[1])...)
+		failed = append(failed, s.countLost(res[1], now.UnixMilli())...)
 		if handled, _ := res[2].(int64); handled < reapBatch {
 			return requeued, failed, nil
 		}
@@ -354,16 +356,58 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 	if checkOwner {
 		check = "1"
 	}
-	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()),
-		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
-		queued, queuedErr, running, runningErr, check, tenant).Text()
+	now := time.Now().UnixMilli()
+	res, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()),
+		id, s.keys.doneChannel(), s.keys.cancelChannel(), now, s.ttlMS,
+		queued, queuedErr, running, runningErr, check, tenant).Slice()
 	if errors.Is(err, redis.Nil) {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	return Cancellation{Cancelled: !faastype.Status(was).Final(), Was: faastype.Status(was)}, nil
+	if len(res) != 3 {
+		return Cancellation{}, fmt.Errorf("store: cancel task %s: unexpected script reply of %d items", id, len(res))
+	}
+	was := faastype.Status(str(res[0]))
+	c := Cancellation{Cancelled: !was.Final(), Was: was}
+	if c.Cancelled {
+		started := msOf(res[2])
+		if was != faastype.Running {
+			started = 0
+		}
+		s.counts.final(faastype.Failed, faastype.KindCancelled, now, msOf(res[1]), started)
+	}
+	return c, nil
+}
+
+// capped tells the scripts whether this store's claims can park tenants
+// (a cap of running tasks is set), so that dropping a lease must look for
+// a parked tenant to wake.
+func (s *Store) capped() string {
+	if s.maxRunning > 0 {
+		return "1"
+	}
+	return "0"
+}
+
+// countLost counts the tasks a reap or requeue failed with WORKER_LOST at
+// now (unix ms), from the script's flat list of id, created_at,
+// started_at, and returns their ids.
+func (s *Store) countLost(v any, now int64) []string {
+	items, _ := v.([]any)
+	ids := make([]string, 0, len(items)/3)
+	for i := 0; i+2 < len(items); i += 3 {
+		ids = append(ids, str(items[i]))
+		s.counts.final(faastype.Failed, faastype.KindWorkerLost, now, msOf(items[i+1]), msOf(items[i+2]))
+	}
+	return ids
+}
+
+// msOf reads a unix-millisecond field a script returned (0 if absent).
+func msOf(v any) int64 {
+	n, _ := strconv.ParseInt(str(v), 10, 64)
+	return n
 }
 
 func strs(v any) []string {

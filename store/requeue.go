@@ -24,17 +24,18 @@ func (s *Store) Requeue(ctx context.Context, claims map[string]int64) (requeued,
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue: %w", err)
 	}
-	args := make([]any, 0, 6+2*len(claims))
-	args = append(args, time.Now().UnixMilli(), s.maxAttempts, s.keys.doneChannel(), result, errJSON, s.ttlMS)
+	now := time.Now().UnixMilli()
+	args := make([]any, 0, 7+2*len(claims))
+	args = append(args, now, s.maxAttempts, s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped())
 	for id, fence := range claims {
 		args = append(args, id, strconv.FormatInt(fence, 10))
 	}
-	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()), args...).Slice()
+	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()), args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue %d claims: %w", len(claims), err)
 	}
 	if len(res) != 2 {
 		return nil, nil, fmt.Errorf("store: requeue: unexpected script reply of %d items", len(res))
 	}
-	return strs(res[0]), strs(res[1]), nil
+	return strs(res[0]), s.countLost(res[1], now), nil
 }

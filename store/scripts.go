@@ -2,9 +2,6 @@ package store
 
 import (
 	_ "embed"
-	"math"
-	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -14,10 +11,10 @@ import (
 // real Redis and miniredis behave the same, and go-redis runs them with
 // EVALSHA, falling back to EVAL when the script cache is empty.
 //
-// Every script but put_function and renew starts with lib.lua, preceded by
-// the histogram bounds (withLib): its shared functions keep the task
-// counters and the per-tenant queues, ring and running counts, and take the
-// four tenancy keys as KEYS[1..4] (keys.tenancy).
+// Every script but put_function and renew starts with lib.lua (withLib):
+// its shared functions keep the per-tenant queues, ring and running counts,
+// taking the four tenancy keys as KEYS[1..4] (keys.tenancy), and rewrite a
+// task that becomes final. The task counters are not theirs (counters.go).
 var (
 	//go:embed lua/lib.lua
 	libLua string
@@ -64,24 +61,10 @@ var (
 )
 
 // HistogramBuckets are the upper bounds, in seconds, of the task latency
-// and execution-time histograms the scripts keep (see Stats).
+// and execution-time histograms (see Stats).
 var HistogramBuckets = []float64{
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 }
 
-// withLib puts the shared functions of lib.lua, and the bucket bounds they
-// use, in front of script.
-func withLib(script string) string {
-	var b strings.Builder
-	b.WriteString("local BUCKETS_MS = {")
-	for i, s := range HistogramBuckets {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.FormatInt(int64(math.Round(s*1000)), 10))
-	}
-	b.WriteString("}\n")
-	b.WriteString(libLua)
-	b.WriteString(script)
-	return b.String()
-}
+// withLib puts the shared functions of lib.lua in front of script.
+func withLib(script string) string { return libLua + script }

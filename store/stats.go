@@ -13,7 +13,7 @@ import (
 	"github.com/wasmfaas/wasmfaas/faastype"
 )
 
-// Histogram is one of the histograms the scripts keep in the stats hash.
+// Histogram is one of the task histograms of the stats hash.
 type Histogram struct {
 	// Counts[i] counts the observations in bucket i: at most
 	// HistogramBuckets[i] and above the bound before (not cumulative);
@@ -36,11 +36,18 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 }
 
 // Stats are the cluster-wide task statistics: what every API instance
-// reads the same, because the scripts keep them in Redis as tasks move.
+// reads the same. The counters and histograms are kept in Redis, each
+// process adding its own a second late at most (counters.go); the gauges
+// are read from the queues and the lease set.
 type Stats struct {
 	Submitted int64 // tasks ever enqueued
-	Queued    int64 // tasks QUEUED now
-	Running   int64 // tasks RUNNING now (requeued ones included)
+	// Queued is the number of tasks waiting to run: QUEUED ones, and
+	// RUNNING ones back in a queue after their worker was lost
+	// (QueueLength).
+	Queued int64
+	// Running is the number of tasks being run: leased to a dispatcher or
+	// worker now (Leases).
+	Running int64
 	// Finished counts the tasks that became final, by status (COMPLETED and
 	// FAILED are always present).
 	Finished map[faastype.Status]int64
@@ -57,8 +64,11 @@ type Stats struct {
 	Leases int64
 }
 
-// Stats reads the statistics.
+// Stats reads the statistics, after flushing this store's own counts.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	if err := s.Flush(ctx); err != nil {
+		s.log.Warn("store: stats read before this process's latest counts were written", "err", err)
+	}
 	pipe := s.rdb.Pipeline()
 	all := pipe.HGetAll(ctx, s.keys.stats())
 	leases := pipe.ZCard(ctx, s.keys.leases())
@@ -76,6 +86,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		Execution:   map[faastype.Status]Histogram{},
 		QueueLength: qlen,
 		Leases:      leases.Val(),
+		Queued:      qlen,
+		Running:     leases.Val(),
 	}
 	for _, status := range []faastype.Status{faastype.Completed, faastype.Failed} {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
@@ -89,10 +101,6 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		switch parts := strings.Split(field, ":"); {
 		case field == "submitted":
 			st.Submitted = n
-		case field == "queued":
-			st.Queued = max(n, 0) // tasks older than the counters can drive it below 0
-		case field == "running":
-			st.Running = max(n, 0)
 		case len(parts) == 2 && parts[0] == "finished":
 			st.Finished[faastype.Status(parts[1])] = n
 		case len(parts) == 2 && parts[0] == "failed":

@@ -128,6 +128,10 @@ const DefaultResultTTL = 24 * time.Hour
 // recent-tasks index (RecentTasks).
 const RecentTasks = 200
 
+// MaxBatch is the most tasks one EnqueueBatch creates (the script passes
+// them to Redis commands as arguments, and Lua bounds how many).
+const MaxBatch = 4000
+
 // Store is the Redis-backed state. It is safe for concurrent use.
 type Store struct {
 	rdb         redis.UniversalClient
@@ -137,6 +141,7 @@ type Store struct {
 	maxQueued   int
 	maxRunning  int
 	log         *slog.Logger
+	counts      *counters // task counters not yet in the stats hash
 }
 
 // New returns a Store on rdb. It needs a single Redis node (or miniredis):
@@ -156,8 +161,10 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if ttl > 0 && ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	return &Store{rdb: rdb, keys: keys{prefix: opts.Prefix}, maxAttempts: opts.MaxAttempts,
-		ttlMS: ttl.Milliseconds(), maxQueued: max(opts.MaxQueued, 0), maxRunning: max(opts.MaxRunning, 0), log: opts.Logger}
+	k := keys{prefix: opts.Prefix}
+	return &Store{rdb: rdb, keys: k, maxAttempts: opts.MaxAttempts,
+		ttlMS: ttl.Milliseconds(), maxQueued: max(opts.MaxQueued, 0), maxRunning: max(opts.MaxRunning, 0), log: opts.Logger,
+		counts: &counters{rdb: rdb, key: k.stats(), log: opts.Logger}}
 }
 
 // MaxQueued is the configured cap of ids per tenant queue (0: none).
@@ -350,6 +357,9 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if len(ids) == 0 || len(ids) != len(params) {
 		return fmt.Errorf("%d task ids for %d argument payloads", len(ids), len(params))
 	}
+	if len(ids) > MaxBatch {
+		return fmt.Errorf("%d tasks in one call; at most %d", len(ids), MaxBatch)
+	}
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if id == "" {
@@ -399,12 +409,12 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
-	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner))
+	keys := s.keys.tenancy(s.keys.recentOf(tmpl.Owner))
 	for _, id := range ids {
 		keys = append(keys, s.keys.task(id))
 	}
-	args := make([]any, 0, 6+len(shared)+len(params))
-	args = append(args, s.keys.newTasksChannel(), RecentTasks, tmpl.Owner, s.maxQueued, len(shared)/2)
+	args := make([]any, 0, 7+len(shared)+len(params))
+	args = append(args, s.keys.newTasksChannel(), RecentTasks, tmpl.Owner, s.maxQueued, stageBytes, len(shared)/2)
 	args = append(args, shared...)
 	if staged {
 		pipe := s.rdb.TxPipeline()
@@ -442,6 +452,7 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	case -2:
 		return fmt.Errorf("staged payloads expired before the tasks were created (over %s)", stagedTTL)
 	}
+	s.counts.add("submitted", int64(len(ids)))
 	return nil
 }
 
@@ -534,8 +545,8 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 		t.Error = &te
 	}
 	if tm := m[fieldTimings]; tm != "" {
-		var ti faastype.Timings
-		if err := json.Unmarshal([]byte(tm), &ti); err != nil {
+		ti, err := decodeTimings(tm)
+		if err != nil {
 			return Task{}, fmt.Errorf("store: get task %s: decode timings field: %w", id, err)
 		}
 		t.Timings = &ti

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,7 @@ func addAPIFlags(fs *flagSet) *apiFlags {
 	fs.StringVar(&a.addr, "addr", "127.0.0.1:8000", "address the HTTP API listens on")
 	fs.Var(byteSize{&a.maxBody}, "max-body", "largest request body accepted (413 beyond)")
 	fs.DurationVar(&a.maxWait, "max-wait", api.DefaultMaxWait, "longest long-poll of GET /result?wait=")
-	fs.IntVar(&a.maxBatch, "max-batch", api.DefaultMaxBatch, "most calls in one POST /execute_batch (413 beyond)")
+	fs.IntVar(&a.maxBatch, "max-batch", api.DefaultMaxBatch, "most calls in one POST /execute_batch (413 beyond; at most "+strconv.Itoa(store.MaxBatch)+")")
 	fs.StringVar(&a.tokensFile, "tokens-file", "", "`file` of API tokens, one tenant:token a line (# starts a comment line); "+
 		"with tokens, every route but /healthz, /, /docs and /openapi.json needs \"Authorization: Bearer <token>\" and "+
 		"each tenant sees only its own functions and tasks; without any, the API is open")
@@ -68,8 +69,8 @@ func addAPIFlags(fs *flagSet) *apiFlags {
 // token checked (a weak one is an error that names its tenant and line,
 // never the token).
 func (a *apiFlags) options(log *slog.Logger) (api.Options, error) {
-	if a.maxBatch < 1 {
-		return api.Options{}, fmt.Errorf("--max-batch must be at least 1, got %d", a.maxBatch)
+	if a.maxBatch < 1 || a.maxBatch > store.MaxBatch {
+		return api.Options{}, fmt.Errorf("--max-batch must be 1 to %d, got %d", store.MaxBatch, a.maxBatch)
 	}
 	if a.bundle.MaxFiles < 1 || a.bundle.MaxBytes < 1 || a.bundle.MaxFiles > bundle.MaxOpen.MaxFiles || a.bundle.MaxBytes > bundle.MaxOpen.MaxBytes {
 		return api.Options{}, fmt.Errorf("--bundle-max-files must be 1 to %d and --bundle-max-bytes 1 to %d (what a sandbox opens)",
@@ -190,7 +191,9 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	defer rdb.Close()
 	sopts.MaxQueued = af.queuedCap(aopts)
 	logTenancy(log, aopts, sopts.MaxQueued, -1)
-	h := api.New(store.New(rdb, sopts), aopts)
+	st := store.New(rdb, sopts)
+	defer closeStore(st, log)
+	h := api.New(st, aopts)
 	defer h.Close()
 	log.Info("API listening", "addr", "http://"+af.addr, "redis", sf.url)
 	if err := api.Serve(ctx, af.addr, h, log); err != nil {
@@ -255,6 +258,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	defer rdb.Close()
 	st := store.New(rdb, store.Options{MaxAttempts: *maxAttempts, ResultTTL: resultTTL,
 		MaxQueued: af.queuedCap(aopts), MaxRunning: df.maxRunning})
+	defer closeStore(st, log)
 	logTenancy(log, aopts, st.MaxQueued(), st.MaxRunning())
 
 	pool, err := sb.pool(ctx, *workers, log)

@@ -1,17 +1,19 @@
 -- Leases up to ARGV[1] runnable tasks to a worker, taking them from the
 -- tenants' queues in turn (round robin), each tenant's oldest first, and
 -- skipping the tenants at their cap of running tasks.
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases
 -- ARGV[1] max tasks, ARGV[2] worker, ARGV[3] now (unix ms),
 -- ARGV[4] lease expiry (unix ms), ARGV[5] most tasks a tenant may have
 -- leased (0: no cap), ARGV[6] largest payloads (function and arguments
--- together, bytes) returned here; larger ones are left for the caller to
--- read with a plain HMGET, as Lua would copy them in and out
+-- together, bytes) returned here for a '~' entry; larger ones are left for
+-- the caller to read with a plain HMGET, as Lua would copy them in and out
 -- The tenant at the head of the ring (the lowest turn) is served one task,
--- then moves behind every other tenant; a tenant whose queue empties leaves
--- the ring; a tenant at its cap is parked (out of the ring) until one of its
--- leases is dropped or the next reap. So one claim costs O(log tenants) per
--- task, plus O(log tenants) once for each capped tenant it parks.
+-- then moves behind every other tenant; a tenant alone in the ring is
+-- served all the tasks asked for; a tenant whose queue is found empty
+-- leaves the ring; a tenant at its cap is parked (out of the ring) until
+-- one of its leases is dropped or the next reap. So one claim costs
+-- O(log tenants) per task, plus O(log tenants) once for each capped tenant
+-- it parks.
 -- Ids whose hash is gone, whose status is final (e.g. cancelled) or that are
 -- already leased (cannot happen unless someone pushed a duplicate) are
 -- dropped. A requeued task has status RUNNING (statuses never move
@@ -24,60 +26,92 @@ local n = tonumber(ARGV[1])
 local cap = tonumber(ARGV[5])
 local inline = tonumber(ARGV[6])
 local out = {}
--- Ids in the default queue with the default tenant out of the ring (pushed
--- by an older version of these scripts): serve them too.
-if redis.call('LLEN', KEYS[1]) > 0 then
-  faas_ring_join('')
-end
+local META = {'status', 'owner', 'attempts', 'fence', 'started_at', 'function_id', 'fn_hash', 'isolation',
+  'want_json', 'bundle'}
+local WITH_PAYLOADS = {unpack(META)}
+WITH_PAYLOADS[#WITH_PAYLOADS + 1] = 'fn_payload'
+WITH_PAYLOADS[#WITH_PAYLOADS + 1] = 'param_payload'
+
 local function capped(tenant)
   return cap > 0 and (tonumber(redis.call('HGET', KEYS[4], tenant)) or 0) >= cap
 end
+
+local function park(tenant)
+  redis.call('ZREM', KEYS[2], tenant)
+  redis.call('ZADD', KEYS[3], 0, tenant)
+end
+
+-- take leases the task of queue entry e, or returns nil if it is not
+-- runnable.
+local function take(e)
+  local checked = string.sub(e, 1, 1) == '~'
+  local id = e
+  local h
+  if checked then
+    id = string.sub(e, 2)
+    h = redis.call('HMGET', id, unpack(META))
+  else
+    h = redis.call('HMGET', id, unpack(WITH_PAYLOADS))
+  end
+  local st = h[1]
+  if st ~= 'QUEUED' and st ~= 'RUNNING' then
+    return nil
+  end
+  if redis.call('ZADD', KEYS[5], 'NX', ARGV[4], id) == 0 then
+    return nil
+  end
+  local attempts = (tonumber(h[3]) or 0) + 1
+  local fence = (tonumber(h[4]) or 0) + 1
+  if h[5] then
+    redis.call('HSET', id, 'status', 'RUNNING', 'worker', ARGV[2], 'attempts', attempts, 'fence', fence)
+  else
+    redis.call('HSET', id, 'status', 'RUNNING', 'worker', ARGV[2], 'attempts', attempts, 'fence', fence,
+      'started_at', ARGV[3])
+  end
+  local owner = h[2] or ''
+  faas_leased(owner)
+  local fetch, fn, param = 0, h[11] or '', h[12] or ''
+  if checked then
+    if redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload') <= inline then
+      local p = redis.call('HMGET', id, 'fn_payload', 'param_payload')
+      fn, param = p[1] or '', p[2] or ''
+    else
+      fetch = 1
+    end
+  end
+  return {id, h[6] or '', fn, param, h[7] or '', h[8] or '', attempts, fence, h[9] or '', fetch, owner, h[10] or ''}
+end
+
 while #out < n do
-  local tenant = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  local head = redis.call('ZRANGE', KEYS[2], 0, 1)
+  local tenant = head[1]
   if not tenant then
     break
   end
   if capped(tenant) then
-    redis.call('ZREM', KEYS[2], tenant)
-    redis.call('ZADD', KEYS[3], 0, tenant)
+    park(tenant)
   else
+    local alone = head[2] == nil
     local q = faas_queue(tenant)
-    local id = redis.call('RPOP', q)
-    while id do
-      local h = redis.call('HMGET', id, 'status', 'owner')
-      local st = h[1]
-      if (st == 'QUEUED' or st == 'RUNNING') and not redis.call('ZSCORE', KEYS[5], id) then
-        if st == 'QUEUED' then
-          redis.call('HINCRBY', KEYS[6], 'queued', -1)
-          redis.call('HINCRBY', KEYS[6], 'running', 1)
-        end
-        local attempts = redis.call('HINCRBY', id, 'attempts', 1)
-        local fence = redis.call('HINCRBY', id, 'fence', 1)
-        redis.call('HSET', id, 'status', 'RUNNING', 'worker', ARGV[2])
-        redis.call('HSETNX', id, 'started_at', ARGV[3])
-        redis.call('ZADD', KEYS[5], ARGV[4], id)
-        faas_leased(h[2] or '')
-        local size = redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload')
-        if size <= inline then
-          local f = redis.call('HMGET', id, 'function_id', 'fn_payload', 'param_payload', 'fn_hash', 'isolation', 'want_json', 'bundle')
-          out[#out + 1] = {id, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '', attempts, fence, f[6] or '', 0,
-            h[2] or '', f[7] or ''}
-        else
-          local f = redis.call('HMGET', id, 'function_id', 'fn_hash', 'isolation', 'want_json', 'bundle')
-          out[#out + 1] = {id, f[1] or '', '', '', f[2] or '', f[3] or '', attempts, fence, f[4] or '', 1,
-            h[2] or '', f[5] or ''}
-        end
+    local served = false
+    while #out < n and not served do
+      local e = redis.call('RPOP', q)
+      if not e then
+        redis.call('ZREM', KEYS[2], tenant)
         break
       end
-      id = redis.call('RPOP', q)
+      local row = take(e)
+      if row then
+        out[#out + 1] = row
+        served = not alone or capped(tenant)
+      end
     end
-    if redis.call('LLEN', q) == 0 then
-      faas_ring_leave(tenant)
-    elseif capped(tenant) then
-      redis.call('ZREM', KEYS[2], tenant)
-      redis.call('ZADD', KEYS[3], 0, tenant)
-    else
-      faas_ring_back(tenant)
+    if served then
+      if capped(tenant) then
+        park(tenant)
+      elseif not alone then
+        faas_ring_back(tenant)
+      end
     end
   end
 end

@@ -1,28 +1,32 @@
 -- Takes tasks away from a worker that is known to be gone (dead, silent or
 -- past its deadline) without waiting for their leases to expire: the same
 -- transition as an expired lease in reap.lua, for the given claims only.
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] done channel,
 -- ARGV[4] result for a failed task (pickled exception), ARGV[5] error JSON,
--- ARGV[6] result TTL (ms, 0: keep), ARGV[7..] pairs of task id, fence
+-- ARGV[6] result TTL (ms, 0: keep), ARGV[7] '1' if tenants can be parked,
+-- ARGV[8..] pairs of task id, fence
 -- A claim is handled only if the task is RUNNING, its fence is the given one
 -- and its lease is present; anything else (completed, reaped, claimed again
 -- since) is left alone. A handled task with attempts left goes back to the
 -- consumer end of its tenant's queue (it stays RUNNING; the attempt stays
 -- counted); one without becomes FAILED (WORKER_LOST) and is announced on
 -- the done channel.
--- Returns {requeued ids, failed ids}.
-local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[4], err = ARGV[5], ttl = ARGV[6], done = ARGV[3]}
+-- Returns {requeued ids, failed}: failed lists id, created_at, started_at
+-- of each failed task.
+local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[4], err = ARGV[5], ttl = ARGV[6], done = ARGV[3],
+  capped = ARGV[7] == '1'}
 local requeued, failed = {}, {}
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   local id = ARGV[i]
-  local h = redis.call('HMGET', id, 'status', 'fence', 'attempts', 'owner')
-  if h[1] == 'RUNNING' and h[2] == ARGV[i + 1] and redis.call('ZSCORE', KEYS[5], id) then
-    redis.call('ZREM', KEYS[5], id)
-    if faas_requeue_or_lose(KEYS[6], id, h[3], h[4], lost) then
+  local h = faas_read(id)
+  if h.status == 'RUNNING' and h.fence == ARGV[i + 1] and redis.call('ZREM', KEYS[5], id) == 1 then
+    if faas_requeue_or_lose(id, h, lost) then
       requeued[#requeued + 1] = id
     else
       failed[#failed + 1] = id
+      failed[#failed + 1] = h.created_at or ''
+      failed[#failed + 1] = h.started_at or ''
     end
   end
 end

@@ -1,0 +1,182 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/store"
+)
+
+// A finished task keeps what /result, /status and the dashboard read, and
+// nothing else: its payloads, fence, fn_hash, isolation and bundle go, and
+// on redis-server a no-op's hash is stored compactly (listpack), well under
+// half a kilobyte. Every final transition rewrites it so.
+func TestFinishedTasksAreSmall(t *testing.T) {
+	// A real function payload is a few hundred bytes: enough to make the
+	// queued task's hash a hash table.
+	bigFn := fnPayload + strings.Repeat("A", 400)
+	finals := []struct {
+		name   string
+		finish func(t *testing.T, st *store.Store, id string)
+		status faastype.Status
+	}{
+		{"completed", func(t *testing.T, st *store.Store, id string) {
+			cl := claimOne(t, st, id)
+			ok, err := st.Complete(testCtx(t), id, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg==",
+				Timings: &faastype.Timings{Deserialize: 0.000281, Run: 0.000007, Serialize: 0.000006, Total: 0.001065}})
+			if err != nil || !ok {
+				t.Fatalf("Complete: %v %v", ok, err)
+			}
+		}, faastype.Completed},
+		{"cancelled while queued", func(t *testing.T, st *store.Store, id string) {
+			if _, err := st.Cancel(testCtx(t), id); err != nil {
+				t.Fatal(err)
+			}
+		}, faastype.Failed},
+		{"cancelled while running", func(t *testing.T, st *store.Store, id string) {
+			claimOne(t, st, id)
+			if _, err := st.Cancel(testCtx(t), id); err != nil {
+				t.Fatal(err)
+			}
+		}, faastype.Failed},
+		{"lost on its last attempt", func(t *testing.T, st *store.Store, id string) {
+			claimOne(t, st, id)
+			if _, failed, err := st.ReapExpired(testCtx(t), time.Now().Add(time.Hour)); err != nil || len(failed) != 1 {
+				t.Fatalf("ReapExpired: %v %v", failed, err)
+			}
+		}, faastype.Failed},
+	}
+	for _, f := range finals {
+		t.Run(f.name, func(t *testing.T) {
+			eachBackend(t, store.Options{MaxAttempts: 1, ResultTTL: time.Hour}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+				ctx := testCtx(t)
+				task := newTask(uuid.NewString())
+				task.FnPayload, task.Owner, task.Bundle, task.WantJSON = bigFn, "acme", "b-hash", true
+				if err := st.Enqueue(ctx, task); err != nil {
+					t.Fatal(err)
+				}
+				f.finish(t, st, task.ID)
+				fields, err := rdb.HGetAll(ctx, task.ID).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, gone := range []string{"fn_payload", "param_payload", "fence", "fn_hash", "isolation", "bundle"} {
+					if _, ok := fields[gone]; ok {
+						t.Errorf("a final task keeps %s", gone)
+					}
+				}
+				for _, kept := range []string{"status", "result", "finished_at", "created_at", "function_id", "owner", "want_json", "attempts"} {
+					if fields[kept] == "" {
+						t.Errorf("a final task lost %s: %v", kept, fields)
+					}
+				}
+				got, err := st.GetTask(ctx, task.ID)
+				if err != nil || got.Status != f.status || got.Owner != "acme" || !got.WantJSON || got.Result == "" {
+					t.Fatalf("GetTask: %+v %v", got, err)
+				}
+				if ttl := rdb.PTTL(ctx, task.ID).Val(); ttl <= 0 || ttl > time.Hour {
+					t.Errorf("TTL %v, want the result TTL", ttl)
+				}
+				if !strings.HasPrefix(t.Name(), "TestFinishedTasksAreSmall/"+f.name+"/redis-server") {
+					return // miniredis has no encodings
+				}
+				if enc := rdb.ObjectEncoding(ctx, task.ID).Val(); enc != "listpack" && f.status == faastype.Completed {
+					t.Errorf("a finished no-op is stored as %q, want listpack", enc)
+				}
+				if n := rdb.MemoryUsage(ctx, task.ID).Val(); f.status == faastype.Completed && n > 512 {
+					t.Errorf("a finished no-op takes %d bytes", n)
+				}
+			})
+		})
+	}
+}
+
+// The task counters of one store reach the stats hash, and so another
+// store's Stats, when it flushes (at most a second later, or at Close);
+// its own Stats see them at once. The gauges come from the queues and
+// leases, not from counters.
+func TestCountersReachOtherProcesses(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		other := store.New(rdb, store.Options{})
+		ids := enqueueN(t, st, 3)
+		cls, err := st.Claim(ctx, "w", 1, time.Minute)
+		if err != nil || len(cls) != 1 {
+			t.Fatal(cls, err)
+		}
+		if ok, err := st.Complete(ctx, cls[0].TaskID, cls[0].Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		claimOne(t, st, ids[1])
+		mine, err := st.Stats(ctx)
+		if err != nil || mine.Submitted != 3 || mine.Finished[faastype.Completed] != 1 || mine.Queued != 1 || mine.Running != 1 {
+			t.Fatalf("own Stats: %+v %v", mine, err)
+		}
+		if err := st.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := other.Stats(ctx)
+		if err != nil || theirs.Submitted != 3 || theirs.Finished[faastype.Completed] != 1 || theirs.Latency[faastype.Completed].Count != 1 {
+			t.Fatalf("another store's Stats: %+v %v", theirs, err)
+		}
+		// Without a flush, the timer writes them within a second or so.
+		if _, err := other.Cancel(ctx, ids[2]); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			s, err := st.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Failed[faastype.KindCancelled] == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a cancel counted by another store never arrived: %+v", s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+func TestTimingsRoundTrip(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		cases := []struct {
+			in, want faastype.Timings
+		}{
+			{faastype.Timings{Queue: 0.5, Boot: 0.001, Deserialize: 0.000281, Run: 3599.999999, Serialize: 0.000006, Total: 3600},
+				faastype.Timings{Queue: 0.5, Boot: 0.001, Deserialize: 0.000281, Run: 3599.999999, Serialize: 0.000006, Total: 3600}},
+			{faastype.Timings{Queue: -1, Run: 1e-7}, faastype.Timings{}},
+		}
+		for _, c := range cases {
+			id := enqueueN(t, st, 1)[0]
+			cl := claimOne(t, st, id)
+			in := c.in
+			if ok, err := st.Complete(ctx, id, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg==", Timings: &in}); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			got, err := st.GetTask(ctx, id)
+			if err != nil || got.Timings == nil || *got.Timings != c.want {
+				t.Fatalf("timings %+v read back as %+v (%v)", c.in, got.Timings, err)
+			}
+			if raw := rdb.HGet(ctx, id, "timings").Val(); len(raw) > 64 {
+				t.Errorf("timings field %q is over 64 bytes", raw)
+			}
+			rdb.Del(ctx, id)
+		}
+		// A task written by an older version holds JSON.
+		id := enqueueN(t, st, 1)[0]
+		rdb.HSet(ctx, id, "status", "COMPLETED", "result", "gAROLg==", "timings", `{"queue":0.25,"total":1.5}`)
+		got, err := st.GetTask(ctx, id)
+		if err != nil || got.Timings == nil || got.Timings.Queue != 0.25 || got.Timings.Total != 1.5 {
+			t.Fatalf("JSON timings read as %+v (%v)", got.Timings, err)
+		}
+	})
+}
