@@ -26,14 +26,15 @@ import (
 //
 // Field names in the stats hash (unchanged from when the scripts kept
 // them, so a store written by an older version reads the same):
-//   submitted                 tasks ever enqueued
-//   finished:<STATUS>         tasks that became COMPLETED / FAILED
-//   failed:<KIND>             FAILED tasks by error kind
-//   <h>:<STATUS>:<i>          histogram h (latency: created -> final;
-//                             execution: first claim -> final) bucket i, not
-//                             cumulative: i (from 1) is the first bound >= the
-//                             value, len(HistogramBuckets)+1 for larger ones
-//   <h>:<STATUS>:sum_ms, <h>:<STATUS>:count
+//
+//	submitted                 tasks ever enqueued
+//	finished:<STATUS>         tasks that became COMPLETED / FAILED
+//	failed:<KIND>             FAILED tasks by error kind
+//	<h>:<STATUS>:<i>          histogram h (latency: created -> final;
+//	                          execution: first claim -> final) bucket i, not
+//	                          cumulative: i (from 1) is the first bound >= the
+//	                          value, len(HistogramBuckets)+1 for larger ones
+//	<h>:<STATUS>:sum_ms, <h>:<STATUS>:count
 const flushEvery = time.Second
 
 type counters struct {
