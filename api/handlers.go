@@ -407,14 +407,21 @@ func (h *Handler) waitFinal(ctx context.Context, tenant, id string, wait time.Du
 	defer timer.Stop()
 	draining := drainingFrom(ctx)
 	for {
-		woken, stop := h.waiter.Wait(id)
+		woken, stop := h.waiter.WaitTask(id)
 		t, err := h.readTask(ctx, tenant, id)
 		if err != nil || t.Status.Final() {
 			stop()
 			return t, err
 		}
 		select {
-		case <-woken:
+		case <-woken.C:
+			// The done message usually carries the final task: no read back.
+			if t, ok := woken.Task(); ok {
+				if t.Owner != tenant {
+					return store.Task{}, store.ErrNotFound
+				}
+				return t, nil
+			}
 			continue
 		case <-timer.C:
 		case <-draining:

@@ -507,6 +507,11 @@ func (s *Store) getTask(ctx context.Context, id string, fields []string) (Task, 
 			m[f] = v
 		}
 	}
+	return taskFromFields(id, m)
+}
+
+// taskFromFields reads a task from its hash's fields.
+func taskFromFields(id string, m map[string]string) (Task, error) {
 	st, ok := m[fieldStatus]
 	status := faastype.Status(st)
 	if !ok {

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +32,7 @@ type Waiter struct {
 	done  chan struct{}
 
 	mu      sync.Mutex
-	waiting map[string]map[chan struct{}]struct{}
+	waiting map[string]map[*Wakeup]struct{}
 	closed  bool
 
 	readyOnce, closeOnce sync.Once
@@ -45,7 +47,7 @@ func (s *Store) NewWaiter(ctx context.Context) *Waiter {
 		log:     s.log,
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
-		waiting: make(map[string]map[chan struct{}]struct{}),
+		waiting: make(map[string]map[*Wakeup]struct{}),
 	}
 	msgs := w.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go w.loop(ctx, msgs)
@@ -71,7 +73,8 @@ func (w *Waiter) loop(ctx context.Context, msgs <-chan any) {
 					w.wakeAll()
 				}
 			case *redis.Message:
-				w.wake(m.Payload)
+				id, record, _ := strings.Cut(m.Payload, "\n")
+				w.wake(id, record)
 			}
 		}
 	}
@@ -85,23 +88,63 @@ func (w *Waiter) Ready() <-chan struct{} { return w.ready }
 // called when the caller gives up waiting (it is safe to call it more than
 // once or after a wake-up). After Close, the channel is never closed.
 func (w *Waiter) Wait(id string) (<-chan struct{}, func()) {
+	wk, stop := w.WaitTask(id)
+	return wk.C, stop
+}
+
+// Wakeup is one registration of WaitTask: C is closed at the wake-up, and
+// then Task says what the done message carried.
+type Wakeup struct {
+	C      <-chan struct{}
+	ch     chan struct{}
+	id     string
+	record string // the final task's fields from the done message, if it had them
+}
+
+// Task returns the final task the done message carried (read it only after
+// C is closed): false when the message had only the id (a large result)
+// or the wake-up was not a done message (a reconnection), and the caller
+// must read the task.
+func (wk *Wakeup) Task() (Task, bool) {
+	if wk.record == "" {
+		return Task{}, false
+	}
+	var pairs []string
+	if err := json.Unmarshal([]byte(wk.record), &pairs); err != nil || len(pairs)%2 != 0 {
+		return Task{}, false
+	}
+	m := make(map[string]string, len(pairs)/2)
+	for i := 0; i < len(pairs); i += 2 {
+		m[pairs[i]] = pairs[i+1]
+	}
+	t, err := taskFromFields(wk.id, m)
+	if err != nil || !t.Status.Final() {
+		return Task{}, false
+	}
+	return t, true
+}
+
+// WaitTask is Wait with the final task delivered when the done message
+// carried it (Wakeup.Task).
+func (w *Waiter) WaitTask(id string) (*Wakeup, func()) {
 	ch := make(chan struct{})
+	wk := &Wakeup{C: ch, ch: ch, id: id}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return ch, func() {}
+		return wk, func() {}
 	}
 	set := w.waiting[id]
 	if set == nil {
-		set = make(map[chan struct{}]struct{})
+		set = make(map[*Wakeup]struct{})
 		w.waiting[id] = set
 	}
-	set[ch] = struct{}{}
-	return ch, func() {
+	set[wk] = struct{}{}
+	return wk, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if set, ok := w.waiting[id]; ok {
-			delete(set, ch)
+			delete(set, wk)
 			if len(set) == 0 {
 				delete(w.waiting, id)
 			}
@@ -116,24 +159,25 @@ func (w *Waiter) Waiting() int {
 	return len(w.waiting)
 }
 
-func (w *Waiter) wake(id string) {
+func (w *Waiter) wake(id, record string) {
 	w.mu.Lock()
 	set := w.waiting[id]
 	delete(w.waiting, id)
 	w.mu.Unlock()
-	for ch := range set {
-		close(ch)
+	for wk := range set {
+		wk.record = record // before the close: readers read it after
+		close(wk.ch)
 	}
 }
 
 func (w *Waiter) wakeAll() {
 	w.mu.Lock()
 	all := w.waiting
-	w.waiting = make(map[string]map[chan struct{}]struct{})
+	w.waiting = make(map[string]map[*Wakeup]struct{})
 	w.mu.Unlock()
 	for _, set := range all {
-		for ch := range set {
-			close(ch)
+		for wk := range set {
+			close(wk.ch)
 		}
 	}
 }

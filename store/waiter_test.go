@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -167,6 +170,58 @@ func TestSubscribeTasks(t *testing.T) {
 		}
 		stop()
 		for range ids { // drains, then ends because stop closed it
+		}
+	})
+}
+
+// A done message carries a small final task, which the wake-up hands over
+// exactly as GetTask would read it; a large one carries only its id.
+func TestWakeupCarriesTheFinalTask(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		w := st.NewWaiter(ctx)
+		defer w.Close()
+		<-w.Ready()
+		cases := []struct {
+			name   string
+			out    store.Outcome
+			inline bool
+		}{
+			{"small", store.Outcome{Status: faastype.Completed, Result: "gAROLg==", Stdout: "hi\n\"quoted\" ünïcode",
+				Timings: &faastype.Timings{Run: 0.000123, Total: 0.0005}}, true},
+			{"failed", store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException,
+				Message: "ValueError: no", Traceback: "Traceback ...\n"}}, true},
+			{"large", store.Outcome{Status: faastype.Completed, Result: strings.Repeat("QUFB", 2000)}, false},
+		}
+		for _, c := range cases {
+			id := enqueueN(t, st, 1)[0]
+			wk, stop := w.WaitTask(id)
+			cl := claimOne(t, st, id)
+			if ok, err := st.Complete(ctx, id, cl.Fence, c.out); !ok || err != nil {
+				t.Fatalf("%s: Complete = %v, %v", c.name, ok, err)
+			}
+			select {
+			case <-wk.C:
+			case <-ctx.Done():
+				t.Fatalf("%s: not woken", c.name)
+			}
+			stop()
+			got, ok := wk.Task()
+			if ok != c.inline {
+				t.Fatalf("%s: the message carried the task: %v, want %v", c.name, ok, c.inline)
+			}
+			if !ok {
+				rdb.Del(ctx, id)
+				continue
+			}
+			want, err := st.GetTaskSummary(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: the message says\n%+v\nthe store says\n%+v", c.name, got, want)
+			}
+			rdb.Del(ctx, id)
 		}
 	})
 }

@@ -111,7 +111,11 @@ end
 -- Deleted and written anew, a no-op task's hash is small enough for Redis
 -- to store it compactly (a listpack, about 0.4 KB in all) instead of the
 -- hash table its payloads made it. It expires ttl_ms later (0: never), and
--- its id is published on the done channel.
+-- its id is published on the done channel, followed, when the fields come
+-- to at most FAAS_DONE_INLINE bytes, by a newline and the fields as a JSON
+-- array of field/value strings: a waiting API answers from the message
+-- without reading the task back (waiter.go).
+local FAAS_DONE_INLINE = 4096
 local function faas_finish(id, h, fields, ttl_ms, done)
   local args = {}
   for _, f in ipairs(FAAS_KEEP) do
@@ -129,7 +133,15 @@ local function faas_finish(id, h, fields, ttl_ms, done)
   if ttl and ttl > 0 then
     redis.call('PEXPIRE', id, ttl)
   end
-  redis.call('PUBLISH', done, id)
+  local size = 0
+  for i = 1, #args do
+    size = size + #args[i]
+  end
+  if size <= FAAS_DONE_INLINE then
+    redis.call('PUBLISH', done, id .. '\n' .. cjson.encode(args))
+  else
+    redis.call('PUBLISH', done, id)
+  end
 end
 
 -- faas_requeue_or_lose handles a RUNNING task (h from faas_read) whose
