@@ -398,6 +398,31 @@ func (c *Core) Complete(ctx context.Context, cl store.Claim, res *faastype.Resul
 	}
 }
 
+// CompleteAndClaim records a task's outcome, as Complete does, and claims
+// up to n more tasks (for the caller to Track) in the same round trip to the
+// store. Should that fail, it falls back to Complete's retries and claims
+// nothing.
+func (c *Core) CompleteAndClaim(ctx context.Context, cl store.Claim, res *faastype.Result, n int) []store.Claim {
+	if n <= 0 {
+		c.Complete(ctx, cl, res)
+		return nil
+	}
+	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, Outcome(res), c.cfg.Name, n, c.cfg.Lease)
+	if err != nil && !ok && len(next) == 0 {
+		c.log.Warn("recording a result and claiming the next task failed; recording it alone", "task", cl.TaskID, "err", err)
+		c.Complete(ctx, cl, res)
+		return nil
+	}
+	c.untrack(cl)
+	if err != nil {
+		c.log.Error("claiming after a result", "task", cl.TaskID, "err", err)
+	}
+	if !ok {
+		c.log.Warn("late result rejected: the task's lease moved on", "task", cl.TaskID, "fence", cl.Fence)
+	}
+	return next
+}
+
 // Release gives a claimed task back to the queue without it counting as an
 // attempt (used when shutting down).
 func (c *Core) Release(ctx context.Context, cl store.Claim) {

@@ -83,34 +83,26 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 				// claim: the task's end may have brought its tenant back
 				// under its running cap (store.Options.MaxRunning).
 				defer func() { free <- struct{}{}; core.Wake() }()
-				defer cancel()
-				task, bad := Task(cl)
-				res := bad
-				if res == nil && task.Bundle != "" {
-					var err error
-					task.BundleData, err = core.Bundle(taskCtx, cl.Owner, task.Bundle)
-					switch {
-					case errors.Is(err, ErrNoBundle):
-						res = NoBundle(task.Bundle)
-					case err != nil:
-						// The store is away (or the lease was lost): run it later.
-						log.Warn("reading a task's bundle failed; it goes back to the queue", "task", cl.TaskID, "err", err)
-						core.Release(context.Background(), cl)
+				for {
+					res := runClaim(taskCtx, bgCtx, core, pool, cl)
+					cancel()
+					if res == nil {
+						return // released
+					}
+					// Record it and take the sandbox's next task in one
+					// round trip; none once the dispatcher is stopping.
+					want := 1
+					if ctx.Err() != nil {
+						want = 0
+					}
+					next := core.CompleteAndClaim(bgCtx, cl, res, want)
+					if len(next) == 0 {
 						return
 					}
+					cl = next[0]
+					taskCtx, cancel = context.WithCancel(bgCtx)
+					core.Track(cl, cancel)
 				}
-				if res == nil {
-					var err error
-					res, err = pool.Run(taskCtx, task)
-					if err != nil || (res.Error != nil && res.Error.Kind == faastype.KindCancelled) {
-						// Lost lease or shutdown: not an outcome of the task.
-						if bgCtx.Err() != nil || taskCtx.Err() != nil {
-							core.Release(context.Background(), cl)
-						}
-						return
-					}
-				}
-				core.Complete(bgCtx, cl, res)
 			}()
 		}
 	}
@@ -125,4 +117,36 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 		<-drained
 	}
 	return nil
+}
+
+// runClaim runs one claimed task on pool and returns its outcome, or nil if
+// the task was given back (its bundle could not be read, or the lease was
+// lost or the dispatcher is stopping: not an outcome of the task).
+func runClaim(taskCtx, bgCtx context.Context, core *Core, pool Runner, cl store.Claim) *faastype.Result {
+	task, bad := Task(cl)
+	if bad != nil {
+		return bad
+	}
+	if task.Bundle != "" {
+		var err error
+		task.BundleData, err = core.Bundle(taskCtx, cl.Owner, task.Bundle)
+		switch {
+		case errors.Is(err, ErrNoBundle):
+			return NoBundle(task.Bundle)
+		case err != nil:
+			// The store is away (or the lease was lost): run it later.
+			core.Logger().Warn("reading a task's bundle failed; it goes back to the queue", "task", cl.TaskID, "err", err)
+			core.Release(context.Background(), cl)
+			return nil
+		}
+	}
+	res, err := pool.Run(taskCtx, task)
+	if err != nil || (res.Error != nil && res.Error.Kind == faastype.KindCancelled) {
+		// Lost lease or shutdown: not an outcome of the task.
+		if bgCtx.Err() != nil || taskCtx.Err() != nil {
+			core.Release(context.Background(), cl)
+		}
+		return nil
+	}
+	return res
 }

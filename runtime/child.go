@@ -59,7 +59,8 @@ func ChildRequested() bool { return os.Getenv(envChild) == "1" }
 // exit code. The process ignores SIGINT and SIGTERM: a Ctrl-C reaches the
 // whole process group, and the pool that owns the sandbox decides when it
 // ends (closing its stdin, or killing it), so running tasks can drain.
-// ready, if not nil, is called once the sandbox is up, before its first task.
+// ready, if not nil, is called once the sandbox is up, before its walls go
+// up (lockDown) and its first task.
 func RunChild(ready func()) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
 	return serveChild(os.Getenv(envChildConfig), os.Stdin, os.Stdout, ready)
@@ -95,6 +96,9 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
 	}
+	if ready != nil {
+		ready() // before the walls: it may open files (the CPU profile)
+	}
 	walls, err := lockDown(lockConfig{mode: cfg.Walls, libDir: eng.libDir, memoryBytes: eng.limits.MemoryBytes,
 		keepFiles: os.Getenv(EnvCPUProfileDir) != "", trap: os.Getenv(envSeccompTrap) == "1"})
 	if err != nil {
@@ -104,9 +108,6 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 	readyFrame := encodeReady(time.Since(t0).Seconds(), eng.BootInfo.SnapshotCreated, eng.BootInfo.SnapshotBytes, walls.String())
 	if err := c.send(readyFrame); err != nil {
 		return 1
-	}
-	if ready != nil {
-		ready()
 	}
 	r := bufio.NewReaderSize(in, 64<<10)
 	limits := eng.Limits()

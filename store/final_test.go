@@ -180,3 +180,37 @@ func TestTimingsRoundTrip(t *testing.T) {
 		}
 	})
 }
+
+// CompleteAndClaim records like Complete and claims like Claim, in one
+// script: a stale outcome is rejected and the claim still made; an
+// invalid outcome does nothing at all.
+func TestCompleteAndClaim(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		ids := enqueueN(t, st, 4)
+		first := claimOne(t, st, ids[0])
+		done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
+		ok, next, err := st.CompleteAndClaim(ctx, ids[0], first.Fence, done, "w", 2, time.Minute)
+		if err != nil || !ok || len(next) != 2 || next[0].TaskID != ids[1] || next[1].TaskID != ids[2] {
+			t.Fatalf("CompleteAndClaim = %v %v %v", ok, claimIDs(next), err)
+		}
+		if next[0].FnPayload != fnPayload || next[0].ParamPayload != paramPayload || next[0].Attempt != 1 {
+			t.Fatalf("claim %+v", next[0])
+		}
+		mustStatus(t, st, ids[0], faastype.Completed)
+		mustStatus(t, st, ids[1], faastype.Running)
+		// The same outcome again is stale; the claim goes on.
+		ok, more, err := st.CompleteAndClaim(ctx, ids[0], first.Fence, done, "w", 5, time.Minute)
+		if err != nil || ok || len(more) != 1 || more[0].TaskID != ids[3] {
+			t.Fatalf("stale CompleteAndClaim = %v %v %v", ok, claimIDs(more), err)
+		}
+		if _, _, err := st.CompleteAndClaim(ctx, ids[1], next[0].Fence, store.Outcome{Status: faastype.Failed}, "w", 1, time.Minute); err == nil {
+			t.Fatal("a FAILED outcome without an error was accepted")
+		}
+		mustStatus(t, st, ids[1], faastype.Running)
+		s, err := st.Stats(ctx)
+		if err != nil || s.Finished[faastype.Completed] != 1 || s.Running != 3 {
+			t.Fatalf("Stats %+v %v", s, err)
+		}
+	})
+}

@@ -51,15 +51,29 @@ func (s *Store) Claim(ctx context.Context, worker string, n int, lease time.Dura
 	if n <= 0 {
 		return nil, nil
 	}
+	args, err := s.claimArgs(worker, n, lease)
+	if err != nil {
+		return nil, err
+	}
+	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()), args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
+	}
+	return s.readClaims(ctx, worker, res)
+}
+
+// claimArgs are the claim script's arguments.
+func (s *Store) claimArgs(worker string, n int, lease time.Duration) ([]any, error) {
 	if lease <= 0 {
 		return nil, fmt.Errorf("store: claim: lease must be positive, got %v", lease)
 	}
 	now := time.Now()
-	res, err := scriptClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()),
-		n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning, stageBytes).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("store: claim for worker %s: %w", worker, err)
-	}
+	return []any{n, worker, now.UnixMilli(), now.Add(lease).UnixMilli(), s.maxRunning, stageBytes}, nil
+}
+
+// readClaims decodes the claim script's reply and reads the payloads it
+// left out.
+func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Claim, error) {
 	claims := make([]Claim, 0, len(res))
 	var fetch []int // claims whose payloads are read apart
 	for _, r := range res {
@@ -186,17 +200,58 @@ type Outcome struct {
 // exception it stands for (pickle.FailurePayload: see faastype.Result) is
 // stored, so that every FAILED result can be raised by a Python client.
 func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome) (bool, error) {
+	args, done, err := s.completeArgs(id, fence, o)
+	if err != nil {
+		return false, err
+	}
+	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()), args...).Result()
+	if err != nil {
+		return false, fmt.Errorf("store: complete task %s: %w", id, err)
+	}
+	return done(res)
+}
+
+// CompleteAndClaim is Complete followed by Claim(worker, n, lease), in one
+// script and one round trip: how a dispatcher whose sandbox just finished a
+// task records it and takes the next. The claims come back whether or not
+// the outcome was recorded; on an error nothing was done.
+func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o Outcome, worker string, n int, lease time.Duration) (bool, []Claim, error) {
+	cargs, err := s.claimArgs(worker, n, lease)
+	if err != nil {
+		return false, nil, err
+	}
+	args, done, err := s.completeArgs(id, fence, o)
+	if err != nil {
+		return false, nil, err
+	}
+	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id)), append(cargs, args...)...).Slice()
+	if err != nil {
+		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", id, err)
+	}
+	if len(res) != 2 {
+		return false, nil, fmt.Errorf("store: complete task %s and claim: unexpected script reply of %d items", id, len(res))
+	}
+	recorded, err := done(res[0])
+	rows, _ := res[1].([]any)
+	claims, cerr := s.readClaims(ctx, worker, rows)
+	return recorded, claims, errors.Join(err, cerr)
+}
+
+// completeArgs are the complete script's arguments for recording o, and
+// done reads its reply and counts the task.
+func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, done func(any) (bool, error), err error) {
+
 	switch o.Status {
 	case faastype.Completed:
 	case faastype.Failed:
 		if o.Error == nil {
-			return false, fmt.Errorf("store: complete task %s: FAILED outcome without Error", id)
+			return nil, nil, fmt.Errorf("store: complete task %s: FAILED outcome without Error", id)
 		}
 		if o.Result == "" {
 			o.Result = pickle.EncodeBase64(pickle.FailurePayload(o.Error))
 		}
 	default:
-		return false, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, faastype.Completed, faastype.Failed, o.Status)
+		return nil, nil, fmt.Errorf("store: complete task %s: status must be %s or %s, got %q", id, faastype.Completed, faastype.Failed, o.Status)
 	}
 	kind := ""
 	if o.Status == faastype.Failed {
@@ -204,8 +259,8 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	}
 	nowMS := time.Now().UnixMilli()
 	now := strconv.FormatInt(nowMS, 10)
-	args := []any{
-		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(),
+	args = []any{
+		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(), 0,
 		fieldStatus, string(o.Status),
 		fieldResult, o.Result,
 		fieldFinishedAt, now,
@@ -222,7 +277,7 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	if o.Error != nil {
 		b, err := json.Marshal(o.Error)
 		if err != nil {
-			return false, fmt.Errorf("store: complete task %s: encode error: %w", id, err)
+			return nil, nil, fmt.Errorf("store: complete task %s: encode error: %w", id, err)
 		}
 		args = append(args, fieldError, string(b))
 	}
@@ -232,19 +287,19 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 		t := *o.Timings
 		args = append(args, fieldTimings, encodeTimings(t))
 	}
-	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()), args...).Result()
-	if err != nil {
-		return false, fmt.Errorf("store: complete task %s: %w", id, err)
+	args[5] = len(args) - 6
+	done = func(res any) (bool, error) {
+		times, ok := res.([]any)
+		if !ok {
+			return false, nil // stale
+		}
+		if len(times) != 2 {
+			return true, fmt.Errorf("store: complete task %s: unexpected script reply of %d items", id, len(times))
+		}
+		s.counts.final(o.Status, faastype.ErrorKind(kind), nowMS, msOf(times[0]), msOf(times[1]))
+		return true, nil
 	}
-	times, ok := res.([]any)
-	if !ok {
-		return false, nil // stale
-	}
-	if len(times) != 2 {
-		return true, fmt.Errorf("store: complete task %s: unexpected script reply of %d items", id, len(times))
-	}
-	s.counts.final(o.Status, faastype.ErrorKind(kind), nowMS, msOf(times[0]), msOf(times[1]))
-	return true, nil
+	return args, done, nil
 }
 
 // Release gives back a task that the caller claimed but did not run (for

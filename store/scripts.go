@@ -29,7 +29,7 @@ var (
 
 	//go:embed lua/claim.lua
 	claimLua    string
-	scriptClaim = redis.NewScript(withLib(claimLua))
+	scriptClaim = redis.NewScript(withLib(claimLua + "return faas_claim(KEYS[5], 1)\n"))
 
 	//go:embed lua/renew.lua
 	renewLua    string
@@ -37,7 +37,14 @@ var (
 
 	//go:embed lua/complete.lua
 	completeLua    string
-	scriptComplete = redis.NewScript(withLib(completeLua))
+	scriptComplete = redis.NewScript(withLib(completeLua + "return faas_complete(KEYS[5], KEYS[6], 1)\n"))
+
+	// scriptCompleteClaim records an outcome and claims the next tasks in
+	// one round trip: KEYS[1..4] tenancy, KEYS[5] leases, KEYS[6] task
+	// hash; ARGV[1..6] those of the claim, ARGV[7..] those of the
+	// completion. Returns {completion's reply, claim's reply}.
+	scriptCompleteClaim = redis.NewScript(withLib(completeLua + claimLua +
+		"local done = faas_complete(KEYS[6], KEYS[5], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
 
 	//go:embed lua/release.lua
 	releaseLua    string
