@@ -250,7 +250,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 		}
 		defer mr.Close()
 		go expireLoop(ctx, mr)
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: redisProtocol})
 		where = "embedded (in memory, lost on exit) at redis://" + mr.Addr()
 	} else if rdb, err = connectRedis(ctx, redisURL, 30*time.Second, log); err != nil {
 		return fail("up", err)
