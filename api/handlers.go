@@ -200,6 +200,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 	if err := h.st.Enqueue(r.Context(), t); err != nil {
 		return enqueueError(err)
 	}
+	h.waiter.Expect(t.ID, t.Owner)
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
 	return nil
 }
@@ -398,17 +399,39 @@ func (h *Handler) readTask(ctx context.Context, tenant, id string) (store.Task, 
 
 // waitFinal reads the task of tenant, waiting up to wait for it to become
 // final. It subscribes before each read, so no completion slips between the
-// two, and reads again only when woken: no polling.
+// two, and reads again only when woken: no polling. A task this process
+// created is usually answered from its done message (store.Waiter.Expect):
+// not read at all when final, not read before waiting when not.
 func (h *Handler) waitFinal(ctx context.Context, tenant, id string, wait time.Duration) (store.Task, error) {
+	if t, ok := h.waiter.Final(id); ok {
+		if t.Owner != tenant {
+			return store.Task{}, store.ErrNotFound
+		}
+		return t, nil
+	}
 	if wait <= 0 {
 		return h.readTask(ctx, tenant, id)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	draining := drainingFrom(ctx)
+	owner, expected := h.waiter.Expecting(id)
+	expected = expected && owner == tenant
 	for {
 		woken, stop := h.waiter.WaitTask(id)
-		t, err := h.readTask(ctx, tenant, id)
+		var t store.Task
+		var err error
+		if expected {
+			// Not final when Final looked, and its done message not in
+			// since (Expecting is checked after registering).
+			if _, still := h.waiter.Expecting(id); still {
+				t = store.Task{ID: id, Status: faastype.Queued, Owner: owner}
+			} else if t, expected = h.waiter.Final(id); !expected {
+				t, err = h.readTask(ctx, tenant, id)
+			}
+		} else {
+			t, err = h.readTask(ctx, tenant, id)
+		}
 		if err != nil || t.Status.Final() {
 			stop()
 			return t, err
@@ -422,12 +445,17 @@ func (h *Handler) waitFinal(ctx context.Context, tenant, id string, wait time.Du
 				}
 				return t, nil
 			}
+			expected = false
 			continue
 		case <-timer.C:
 		case <-draining:
 		case <-ctx.Done():
 		}
 		stop()
+		if expected {
+			// Waited it out without a read: say where it is now.
+			return h.readTask(context.WithoutCancel(ctx), tenant, id)
+		}
 		return t, nil
 	}
 }

@@ -91,6 +91,9 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 	if err := h.st.EnqueueBatch(r.Context(), tmpl, ids, params); err != nil {
 		return enqueueError(err)
 	}
+	for _, id := range ids {
+		h.waiter.Expect(id, tmpl.Owner)
+	}
 	writeJSON(w, http.StatusOK, batchResponse{TaskIDs: ids})
 	return nil
 }

@@ -34,6 +34,7 @@ type Waiter struct {
 	mu      sync.Mutex
 	waiting map[string]map[*Wakeup]struct{}
 	closed  bool
+	memo    memo // see expect.go
 
 	readyOnce, closeOnce sync.Once
 }
@@ -48,6 +49,7 @@ func (s *Store) NewWaiter(ctx context.Context) *Waiter {
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 		waiting: make(map[string]map[*Wakeup]struct{}),
+		memo:    newMemo(time.Duration(s.ttlMS) * time.Millisecond),
 	}
 	msgs := w.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 	go w.loop(ctx, msgs)
@@ -105,19 +107,22 @@ type Wakeup struct {
 // C is closed): false when the message had only the id (a large result)
 // or the wake-up was not a done message (a reconnection), and the caller
 // must read the task.
-func (wk *Wakeup) Task() (Task, bool) {
-	if wk.record == "" {
+func (wk *Wakeup) Task() (Task, bool) { return recordTask(wk.id, wk.record) }
+
+// recordTask reads the final task a done message carried ("" for none).
+func recordTask(id, record string) (Task, bool) {
+	if record == "" {
 		return Task{}, false
 	}
 	var pairs []string
-	if err := json.Unmarshal([]byte(wk.record), &pairs); err != nil || len(pairs)%2 != 0 {
+	if err := json.Unmarshal([]byte(record), &pairs); err != nil || len(pairs)%2 != 0 {
 		return Task{}, false
 	}
 	m := make(map[string]string, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
 		m[pairs[i]] = pairs[i+1]
 	}
-	t, err := taskFromFields(wk.id, m)
+	t, err := taskFromFields(id, m)
 	if err != nil || !t.Status.Final() {
 		return Task{}, false
 	}
@@ -163,6 +168,7 @@ func (w *Waiter) wake(id, record string) {
 	w.mu.Lock()
 	set := w.waiting[id]
 	delete(w.waiting, id)
+	w.memo.done(id, record, time.Now())
 	w.mu.Unlock()
 	for wk := range set {
 		wk.record = record // before the close: readers read it after
@@ -174,6 +180,10 @@ func (w *Waiter) wakeAll() {
 	w.mu.Lock()
 	all := w.waiting
 	w.waiting = make(map[string]map[*Wakeup]struct{})
+	// Done messages may have been lost while the subscription was down:
+	// what this process expected is read from Redis again.
+	clear(w.memo.expected)
+	w.memo.expOrder = nil
 	w.mu.Unlock()
 	for _, set := range all {
 		for wk := range set {

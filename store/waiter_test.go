@@ -225,3 +225,42 @@ func TestWakeupCarriesTheFinalTask(t *testing.T) {
 		}
 	})
 }
+
+// The done message of a task this process created (Expect) is kept for a
+// while, never longer than a quarter of the result TTL; one of a task it
+// did not create is not kept at all.
+func TestWaiterKeepsExpectedFinals(t *testing.T) {
+	eachBackend(t, store.Options{ResultTTL: 2 * time.Second}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		w := st.NewWaiter(ctx)
+		defer w.Close()
+		<-w.Ready()
+		ids := enqueueN(t, st, 2)
+		w.Expect(ids[0], "")
+		if owner, ok := w.Expecting(ids[0]); !ok || owner != "" {
+			t.Fatal("Expecting after Expect:", owner, ok)
+		}
+		for _, id := range ids {
+			wk, stop := w.WaitTask(id)
+			cl := claimOne(t, st, id)
+			if ok, err := st.Complete(ctx, id, cl.Fence, completed("gAROLg==")); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			<-wk.C
+			stop()
+		}
+		if _, ok := w.Expecting(ids[0]); ok {
+			t.Fatal("still expecting a task whose done message came")
+		}
+		if got, ok := w.Final(ids[0]); !ok || got.Status != faastype.Completed || got.Result != "gAROLg==" {
+			t.Fatalf("Final of an expected task: %+v %v", got, ok)
+		}
+		if _, ok := w.Final(ids[1]); ok {
+			t.Fatal("kept the final of a task this process did not create")
+		}
+		time.Sleep(600 * time.Millisecond) // over a quarter of the 2 s TTL
+		if _, ok := w.Final(ids[0]); ok {
+			t.Fatal("kept a final task past a quarter of the result TTL")
+		}
+	})
+}
