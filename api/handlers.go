@@ -197,10 +197,13 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		Owner:        f.Owner,
 		Bundle:       f.Bundle,
 	}
+	// Expected before it exists: its done message may come before Enqueue
+	// returns.
+	h.waiter.Expect(t.ID, t.Owner)
 	if err := h.st.Enqueue(r.Context(), t); err != nil {
+		h.waiter.Forget(t.ID)
 		return enqueueError(err)
 	}
-	h.waiter.Expect(t.ID, t.Owner)
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
 	return nil
 }

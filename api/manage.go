@@ -88,11 +88,14 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	tmpl := store.Task{FunctionID: f.ID, FnPayload: f.Payload, FnHash: f.Hash, Isolation: f.Isolation, WantJSON: hasCalls,
 		Owner: f.Owner, Bundle: f.Bundle}
-	if err := h.st.EnqueueBatch(r.Context(), tmpl, ids, params); err != nil {
-		return enqueueError(err)
-	}
-	for _, id := range ids {
+	for _, id := range ids { // before they exist: see executeFunction
 		h.waiter.Expect(id, tmpl.Owner)
+	}
+	if err := h.st.EnqueueBatch(r.Context(), tmpl, ids, params); err != nil {
+		for _, id := range ids {
+			h.waiter.Forget(id)
+		}
+		return enqueueError(err)
 	}
 	writeJSON(w, http.StatusOK, batchResponse{TaskIDs: ids})
 	return nil

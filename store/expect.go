@@ -70,8 +70,10 @@ func (m *memo) done(id, record string, now time.Time) {
 	m.prune(now)
 }
 
-// Expect notes that this process created task id of owner ("" the default
-// tenant), so that its done message is kept for Final.
+// Expect notes that this process is creating task id of owner ("" the
+// default tenant), so that its done message is kept for Final. Call it
+// before the task exists (its done message may come before Enqueue
+// returns), and Forget if it is not created after all.
 func (w *Waiter) Expect(id, owner string) {
 	now := time.Now()
 	w.mu.Lock()
@@ -82,6 +84,13 @@ func (w *Waiter) Expect(id, owner string) {
 	w.memo.expected[id] = owner
 	w.memo.expOrder = append(w.memo.expOrder, aged{id, now})
 	w.memo.prune(now)
+}
+
+// Forget undoes Expect for a task that was not created.
+func (w *Waiter) Forget(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.memo.expected, id)
 }
 
 // Expecting reports whether this process created task id (Expect) and has
