@@ -255,8 +255,9 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	res.Timings.Total = time.Since(start).Seconds()
 	c.collectOutput(in, res)
 	if in.dead || fresh || (res.Error != nil && res.Error.Kind == faastype.KindMemoryLimit) {
-		in.close(ctx)
-		c.cur = nil
+		// Closed (its memory reset for the next) by prepare, once the
+		// result is on its way.
+		in.dead = true
 	}
 	return res
 }

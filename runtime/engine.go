@@ -47,6 +47,7 @@ type Engine struct {
 	rt       wazero.Runtime
 	restore  wazero.CompiledModule
 	snap     *snapshot
+	reuse    *memReuse // memories of closed instances, reset for the next (nil: none)
 	libDir   string
 	// libRoot is libDir opened once: the guest's stdlib is read relative
 	// to it (openat), so that it stays readable after the process gives up
@@ -76,6 +77,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		return nil, err
 	}
 	e.snap = snap
+	e.reuse = newMemReuse(snap)
 	e.BootInfo.Snapshot = time.Since(t0)
 	e.BootInfo.SnapshotCreated = created
 	e.BootInfo.SnapshotBytes = snap.memBytes
@@ -139,6 +141,7 @@ func (e *Engine) Close(ctx context.Context) {
 	if e.libRoot != nil {
 		e.libRoot.Close()
 	}
+	e.reuse.close()
 	e.snap.close()
 }
 
@@ -186,9 +189,13 @@ type instance struct {
 
 // newInstance restores a pristine interpreter from the snapshot.
 func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
-	m, err := e.snap.mapMemory(e.limits.MemoryBytes)
-	if err != nil {
-		return nil, err
+	m := e.reuse.take(e.limits.MemoryBytes)
+	if m == nil {
+		var err error
+		if m, err = e.snap.mapMemory(e.limits.MemoryBytes); err != nil {
+			return nil, err
+		}
+		m.reuse = e.reuse
 	}
 	used := false
 	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(

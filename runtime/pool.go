@@ -133,6 +133,11 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 			}
 		}
 	}
+	if cfg.CacheDir == "" {
+		// Resolved here: sandbox processes get no HOME, and would fall back
+		// to /tmp/wasmfaas (their own compiled code and snapshot there).
+		cfg.CacheDir = CacheDir()
+	}
 	conf, _ := json.Marshal(childConfig{ImageDir: cfg.ImageDir, CacheDir: cfg.CacheDir, Limits: cfg.Limits,
 		BundleCache: cfg.BundleCache, Walls: cfg.Walls})
 	p := &Pool{
@@ -155,11 +160,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		p.slots = append(p.slots, &slot{id: i})
 	}
 	rest := p.slots
-	cacheDir := cfg.CacheDir
-	if cacheDir == "" {
-		cacheDir = CacheDir()
-	}
-	if _, err := os.Stat(snapshotPath(cacheDir, img)); err != nil {
+	if _, err := os.Stat(snapshotPath(cfg.CacheDir, img)); err != nil {
 		if err := p.start(ctx, p.slots[0]); err != nil {
 			p.Close()
 			return nil, err

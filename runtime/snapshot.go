@@ -173,9 +173,11 @@ func (e *Engine) bootForSnapshot(ctx context.Context) ([]byte, uint32, error) {
 // copy-on-write mapping of the snapshot file; the rest of the reservation
 // (up to the memory limit) is anonymous zero pages, committed on first use.
 type snapMemory struct {
-	base unsafe.Pointer
-	max  uint64
-	buf  []byte
+	base  unsafe.Pointer
+	max   uint64
+	buf   []byte
+	high  uint64    // the largest size the guest grew it to
+	reuse *memReuse // where Free hands it back (see memreuse_linux.go); nil: unmap
 }
 
 func (s *snapshot) mapMemory(max uint64) (*snapMemory, error) {
@@ -199,12 +201,20 @@ func (m *snapMemory) Reallocate(size uint64) []byte {
 	if size > m.max || m.buf == nil {
 		return nil
 	}
+	m.high = max(m.high, size)
 	return m.buf[:size]
 }
 
+// Free is called by wazero when the instance closes: the memory is reset
+// for the next instance if it can be, unmapped otherwise.
 func (m *snapMemory) Free() {
-	if m.buf != nil {
-		m.buf = nil
-		unix.MunmapPtr(m.base, uintptr(m.max))
+	if m.buf == nil {
+		return
+	}
+	m.buf = nil
+	if !m.reuse.put(m) {
+		m.unmap()
 	}
 }
+
+func (m *snapMemory) unmap() { unix.MunmapPtr(m.base, uintptr(m.max)) }
