@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +97,13 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: first instance", "err", err)
 		return 2
 	}
+	// What compiling (or loading the compiled code) and restoring left
+	// behind goes back to the system now, not at the GC's leisure: an idle
+	// sandbox's memory is what bounds how many a host runs.
+	if _, err := shareCode(eng.cacheDir); err != nil {
+		log.Warn("sandbox: the compiled guest code stays private to this process", "err", err)
+	}
+	debug.FreeOSMemory()
 	if ready != nil {
 		ready() // before the walls: it may open files (the CPU profile)
 	}

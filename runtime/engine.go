@@ -96,6 +96,9 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		return nil, fmt.Errorf("runtime: compile restore module: %w", err)
 	}
 	e.BootInfo.Compile = time.Since(t0)
+	// The module is compiled and the snapshot taken: the image's bytes
+	// (8 MB) are not needed again.
+	e.img.Wasm = nil
 	return e, nil
 }
 
