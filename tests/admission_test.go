@@ -210,8 +210,10 @@ func TestForgedResult(t *testing.T) {
 			c.checkResults(ids, xs, tasks)
 			done.check(t, ids)
 			got := tasks[ids[0]]
-			if got.Attempts != 1 || got.Fence != task.Fence || !strings.HasPrefix(got.Worker, "w1/") {
-				t.Errorf("task: attempts %d, fence %d (was %d), worker %s", got.Attempts, got.Fence, task.Fence, got.Worker)
+			// (A final task keeps no fence: attempts and worker say which
+			// claim recorded it.)
+			if got.Attempts != 1 || !strings.HasPrefix(got.Worker, "w1/") {
+				t.Errorf("task: attempts %d, worker %s", got.Attempts, got.Worker)
 			}
 			if n := d.count(c.joined()); n != 1 {
 				t.Errorf("%d workers admitted, want 1", n)

@@ -12,7 +12,7 @@
 -- The tenant at the head of the ring (the lowest turn) is served one task,
 -- then moves behind every other tenant; a tenant alone in the ring is
 -- served all the tasks asked for; a tenant whose queue is found empty
--- leaves the ring; a tenant at its cap is parked (out of the ring) until
+-- leaves the ring, unless it is alone there; a tenant at its cap is parked (out of the ring) until
 -- one of its leases is dropped or the next reap. So one claim costs
 -- O(log tenants) per task, plus O(log tenants) once for each capped tenant
 -- it parks.
@@ -102,6 +102,11 @@ local function faas_claim(leases, o)
       while #out < n and not served do
         local e = redis.call('RPOP', q)
         if not e then
+          if alone then
+            -- Stays: its next task would only bring it back (4 commands
+            -- at the enqueue instead of 1), and nobody else waits.
+            return out
+          end
           redis.call('ZREM', KEYS[2], tenant)
           break
         end
