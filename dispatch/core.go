@@ -403,15 +403,31 @@ func (c *Core) Complete(ctx context.Context, cl store.Claim, res *faastype.Resul
 // store. Should that fail, it falls back to Complete's retries and claims
 // nothing.
 func (c *Core) CompleteAndClaim(ctx context.Context, cl store.Claim, res *faastype.Result, n int) []store.Claim {
+	_, next := c.CompleteAndClaimFor(ctx, cl, res, c.cfg.Name, n)
+	return next
+}
+
+// CompleteAndClaimFor is CompleteAndClaim for a remote worker's slot: the
+// claims are leased under owner (see ClaimFor). It reports whether the
+// outcome was recorded.
+func (c *Core) CompleteAndClaimFor(ctx context.Context, cl store.Claim, res *faastype.Result, owner string, n int) (bool, []store.Claim) {
 	if n <= 0 {
-		c.Complete(ctx, cl, res)
-		return nil
+		return c.Complete(ctx, cl, res), nil
 	}
-	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, Outcome(res), c.cfg.Name, n, c.cfg.Lease)
-	if err != nil && !ok && len(next) == 0 {
+	ok, next, err := c.CompleteAndClaimOnce(ctx, cl, res, owner, n)
+	if err != nil {
 		c.log.Warn("recording a result and claiming the next task failed; recording it alone", "task", cl.TaskID, "err", err)
-		c.Complete(ctx, cl, res)
-		return nil
+		return c.Complete(ctx, cl, res), nil
+	}
+	return ok, next
+}
+
+// CompleteAndClaimOnce is one attempt of CompleteAndClaimFor: an error
+// means nothing was done, and the caller records the outcome another way.
+func (c *Core) CompleteAndClaimOnce(ctx context.Context, cl store.Claim, res *faastype.Result, owner string, n int) (bool, []store.Claim, error) {
+	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, Outcome(res), owner, n, c.cfg.Lease)
+	if err != nil && !ok && len(next) == 0 {
+		return false, nil, err
 	}
 	c.untrack(cl)
 	if err != nil {
@@ -420,7 +436,7 @@ func (c *Core) CompleteAndClaim(ctx context.Context, cl store.Claim, res *faasty
 	if !ok {
 		c.log.Warn("late result rejected: the task's lease moved on", "task", cl.TaskID, "fence", cl.Fence)
 	}
-	return next
+	return ok, next, nil
 }
 
 // Release gives a claimed task back to the queue without it counting as an

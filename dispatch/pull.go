@@ -283,9 +283,20 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 			}
 		}
 	}
-	for _, r := range m.Results {
-		if t := s.running[r.ID]; t != nil && t.claim.Fence == r.Fence {
+	// A single result with a request for work (a lane's usual PULL) is
+	// recorded and the next tasks claimed in one round trip to the store,
+	// below; any other goes to the completer.
+	var fused *wire.Result
+	for i, r := range m.Results {
+		t := s.running[r.ID]
+		current := t != nil && t.claim.Fence == r.Fence
+		if current {
 			delete(s.running, r.ID)
+		}
+		if current && len(m.Results) == 1 && m.Free > 0 && !d.stopping && !m.Draining &&
+			d.comp.claim(wire.Ref{ID: r.ID, Fence: r.Fence}) {
+			fused = &m.Results[i]
+			continue
 		}
 		d.comp.submit(key, r)
 	}
@@ -322,6 +333,21 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 	}
 
 	var claims []store.Claim
+	var fusedAck *wire.Ack
+	if fused != nil {
+		ref := wire.Ref{ID: fused.ID, Fence: fused.Fence}
+		cctx, cancel := context.WithTimeout(ctx, d.claimTimeout)
+		ok, next, ferr := d.core.CompleteAndClaimOnce(cctx, store.Claim{TaskID: fused.ID, Fence: fused.Fence}, fused.Result, s.owner, want)
+		cancel()
+		d.comp.release(ref)
+		if ferr != nil {
+			// Recorded by the completer instead (it retries); claimed below.
+			d.comp.submit(key, *fused)
+		} else {
+			claims, want = next, 0
+			fusedAck = &wire.Ack{ID: fused.ID, Fence: fused.Fence, Recorded: ok}
+		}
+	}
 	if want > 0 {
 		cctx, cancel := context.WithTimeout(ctx, d.claimTimeout)
 		claims, err = d.core.ClaimFor(cctx, s.owner, want)
@@ -356,6 +382,9 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 		reply.RetryAfter = d.cfg.Heartbeat
 	}
 	reply.Acks, s.acks = s.acks, nil
+	if fusedAck != nil {
+		reply.Acks = append(reply.Acks, *fusedAck)
+	}
 	reply.Cancels, s.cancels = s.cancels, nil
 	return ch.SealAs(reply, m.Seq)
 }

@@ -448,11 +448,31 @@ func (d *pushDispatcher) handle(rid string, frame []byte) {
 	case wire.MsgHeartbeat:
 	case wire.MsgResult:
 		r := m.Results[0]
-		if t := w.running[r.ID]; t != nil && t.claim.Fence == r.Fence {
-			delete(w.running, r.ID)
+		t := w.running[r.ID]
+		if t == nil || t.claim.Fence != r.Fence {
+			d.comp.submit(w.key, r) // a repeat, or after a reconnection
+			return
+		}
+		delete(w.running, r.ID)
+		if w.draining || d.stopping {
+			d.free.Broadcast()
+			d.comp.submit(w.key, r)
+			return
+		}
+		// The slot the result freed gets its next task with the
+		// completion, in one round trip to the store: reserved for it
+		// meanwhile, so that no claimer takes it.
+		w.reserved++
+		key := w.key
+		job := completeJob{key: key, res: r, next: &nextClaim{owner: w.owner, deliver: func(claims []store.Claim) {
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			d.deliver(key, 1, claims)
+		}}}
+		if !d.comp.submitJob(job) {
+			w.reserved--
 			d.free.Broadcast()
 		}
-		d.comp.submit(w.key, r)
 	case wire.MsgRelease:
 		for _, ref := range m.Released {
 			if t := w.running[ref.ID]; t != nil && t.claim.Fence == ref.Fence {

@@ -288,6 +288,17 @@ func bundleReply(ref wire.Ref, hash string, data []byte, err error, maxMsg int) 
 type completeJob struct {
 	key sessKey
 	res wire.Result
+	// next, when set, is the worker's slot the result freed, reserved for
+	// a claim made with the completion (Core.CompleteAndClaimFor).
+	next *nextClaim
+}
+
+// nextClaim is a claim of one task for a worker's slot, made in the same
+// script as a completion; deliver hands the claims (none, if the store
+// had none or failed) to the worker and frees the reservation.
+type nextClaim struct {
+	owner   string
+	deliver func(claims []store.Claim)
 }
 
 // completer records results with Core.Complete on a few goroutines, so that
@@ -318,16 +329,39 @@ func newCompleter(ctx context.Context, core *Core, workers int, done func(sessKe
 	return c
 }
 
-func (c *completer) submit(key sessKey, r wire.Result) {
-	ref := wire.Ref{ID: r.ID, Fence: r.Fence}
+func (c *completer) submit(key sessKey, r wire.Result) { c.submitJob(completeJob{key: key, res: r}) }
+
+// submitJob queues j; false if it was dropped (closed, or that result is
+// being recorded already), and then j.next is not called.
+func (c *completer) submitJob(j completeJob) bool {
+	ref := wire.Ref{ID: j.res.ID, Fence: j.res.Fence}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || c.inflight[ref] {
-		return
+		return false
 	}
 	c.inflight[ref] = true
-	c.queue = append(c.queue, completeJob{key, r})
+	c.queue = append(c.queue, j)
 	c.cond.Signal()
+	return true
+}
+
+// claim marks result ref as being recorded by the caller itself (not
+// queued); false if it is already being recorded. release ends that.
+func (c *completer) claim(ref wire.Ref) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.inflight[ref] {
+		return false
+	}
+	c.inflight[ref] = true
+	return true
+}
+
+func (c *completer) release(ref wire.Ref) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inflight, ref)
 }
 
 // pending is the number of results queued or being recorded.
@@ -353,7 +387,15 @@ func (c *completer) loop() {
 		c.queue = c.queue[1:]
 		c.mu.Unlock()
 
-		ok := c.core.Complete(c.ctx, store.Claim{TaskID: j.res.ID, Fence: j.res.Fence}, j.res.Result)
+		cl := store.Claim{TaskID: j.res.ID, Fence: j.res.Fence}
+		var ok bool
+		if j.next != nil {
+			var claims []store.Claim
+			ok, claims = c.core.CompleteAndClaimFor(c.ctx, cl, j.res.Result, j.next.owner, 1)
+			j.next.deliver(claims)
+		} else {
+			ok = c.core.Complete(c.ctx, cl, j.res.Result)
+		}
 		decided := ok || c.ctx.Err() == nil
 		c.mu.Lock()
 		delete(c.inflight, wire.Ref{ID: j.res.ID, Fence: j.res.Fence})

@@ -204,7 +204,7 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	if err != nil {
 		return false, err
 	}
-	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()), args...).Result()
+	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()), args...).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: complete task %s: %w", id, err)
 	}
@@ -224,7 +224,8 @@ func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o 
 	if err != nil {
 		return false, nil, err
 	}
-	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id)), append(cargs, args...)...).Slice()
+	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id), s.keys.stats()),
+		append(cargs, args...)...).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", id, err)
 	}
@@ -257,8 +258,7 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 	if o.Status == faastype.Failed {
 		kind = string(o.Error.Kind)
 	}
-	nowMS := time.Now().UnixMilli()
-	now := strconv.FormatInt(nowMS, 10)
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	args = []any{
 		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(), 0,
 		fieldStatus, string(o.Status),
@@ -288,16 +288,13 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 		args = append(args, fieldTimings, encodeTimings(t))
 	}
 	args[5] = len(args) - 6
+	args = append(args, string(o.Status), kind, now)
 	done = func(res any) (bool, error) {
-		times, ok := res.([]any)
+		n, ok := res.(int64)
 		if !ok {
-			return false, nil // stale
+			return false, fmt.Errorf("store: complete task %s: unexpected script reply %T", id, res)
 		}
-		if len(times) != 2 {
-			return true, fmt.Errorf("store: complete task %s: unexpected script reply of %d items", id, len(times))
-		}
-		s.counts.final(o.Status, faastype.ErrorKind(kind), nowMS, msOf(times[0]), msOf(times[1]))
-		return true, nil
+		return n == 1, nil
 	}
 	return args, done, nil
 }
@@ -334,7 +331,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 		return nil, nil, fmt.Errorf("store: reap: %w", err)
 	}
 	for {
-		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()),
+		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
 			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped()).Slice()
 		if err != nil {
 			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
@@ -343,7 +340,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 			return requeued, failed, fmt.Errorf("store: reap expired leases: unexpected script reply of %d items", len(res))
 		}
 		requeued = append(requeued, strs(res[0])...)
-		failed = append(failed, s.countLost(res[1], now.UnixMilli())...)
+		failed = append(failed, strs(res[1])...)
 		if handled, _ := res[2].(int64); handled < reapBatch {
 			return requeued, failed, nil
 		}
@@ -411,29 +408,16 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 	if checkOwner {
 		check = "1"
 	}
-	now := time.Now().UnixMilli()
-	res, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases()),
-		id, s.keys.doneChannel(), s.keys.cancelChannel(), now, s.ttlMS,
-		queued, queuedErr, running, runningErr, check, tenant).Slice()
+	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()),
+		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
+		queued, queuedErr, running, runningErr, check, tenant).Text()
 	if errors.Is(err, redis.Nil) {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	if len(res) != 3 {
-		return Cancellation{}, fmt.Errorf("store: cancel task %s: unexpected script reply of %d items", id, len(res))
-	}
-	was := faastype.Status(str(res[0]))
-	c := Cancellation{Cancelled: !was.Final(), Was: was}
-	if c.Cancelled {
-		started := msOf(res[2])
-		if was != faastype.Running {
-			started = 0
-		}
-		s.counts.final(faastype.Failed, faastype.KindCancelled, now, msOf(res[1]), started)
-	}
-	return c, nil
+	return Cancellation{Cancelled: !faastype.Status(was).Final(), Was: faastype.Status(was)}, nil
 }
 
 // capped tells the scripts whether this store's claims can park tenants
@@ -444,25 +428,6 @@ func (s *Store) capped() string {
 		return "1"
 	}
 	return "0"
-}
-
-// countLost counts the tasks a reap or requeue failed with WORKER_LOST at
-// now (unix ms), from the script's flat list of id, created_at,
-// started_at, and returns their ids.
-func (s *Store) countLost(v any, now int64) []string {
-	items, _ := v.([]any)
-	ids := make([]string, 0, len(items)/3)
-	for i := 0; i+2 < len(items); i += 3 {
-		ids = append(ids, str(items[i]))
-		s.counts.final(faastype.Failed, faastype.KindWorkerLost, now, msOf(items[i+1]), msOf(items[i+2]))
-	}
-	return ids
-}
-
-// msOf reads a unix-millisecond field a script returned (0 if absent).
-func msOf(v any) int64 {
-	n, _ := strconv.ParseInt(str(v), 10, 64)
-	return n
 }
 
 func strs(v any) []string {

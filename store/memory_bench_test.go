@@ -75,7 +75,6 @@ func BenchmarkRedisMemoryPerTask(b *testing.B) {
 			finished := used()
 			b.ReportMetric((queued-empty)/tasks, "B/queued-task")
 			b.ReportMetric((finished-empty)/tasks, "B/finished-task")
-			st.Close(ctx)
 			rdb.Do(ctx, "FLUSHALL")
 		})
 	}

@@ -30,12 +30,12 @@ func (s *Store) Requeue(ctx context.Context, claims map[string]int64) (requeued,
 	for id, fence := range claims {
 		args = append(args, id, strconv.FormatInt(fence, 10))
 	}
-	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases()), args...).Slice()
+	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()), args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue %d claims: %w", len(claims), err)
 	}
 	if len(res) != 2 {
 		return nil, nil, fmt.Errorf("store: requeue: unexpected script reply of %d items", len(res))
 	}
-	return strs(res[0]), s.countLost(res[1], now), nil
+	return strs(res[0]), strs(res[1]), nil
 }

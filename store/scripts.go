@@ -2,6 +2,9 @@ package store
 
 import (
 	_ "embed"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -11,10 +14,11 @@ import (
 // real Redis and miniredis behave the same, and go-redis runs them with
 // EVALSHA, falling back to EVAL when the script cache is empty.
 //
-// Every script but put_function and renew starts with lib.lua (withLib):
-// its shared functions keep the per-tenant queues, ring and running counts,
-// taking the four tenancy keys as KEYS[1..4] (keys.tenancy), and rewrite a
-// task that becomes final. The task counters are not theirs (counters.go).
+// Every script but put_function and renew starts with lib.lua, preceded by
+// the histogram bounds (withLib): its shared functions keep the per-tenant
+// queues, ring and running counts, taking the four tenancy keys as
+// KEYS[1..4] (keys.tenancy), and count, rewrite and announce a task that
+// becomes final.
 var (
 	//go:embed lua/lib.lua
 	libLua string
@@ -36,15 +40,16 @@ var (
 	scriptRenew = redis.NewScript(renewLua)
 
 	//go:embed lua/complete.lua
-	completeLua    string
-	scriptComplete = redis.NewScript(withLib(completeLua + "return faas_complete(KEYS[5], KEYS[6], 1)\n"))
+	completeLua string
+	// KEYS[1..4] tenancy, KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats
+	scriptComplete = redis.NewScript(withLib(completeLua + "return faas_complete(KEYS[5], KEYS[6], KEYS[7], 1)\n"))
 
 	// scriptCompleteClaim records an outcome and claims the next tasks in
 	// one round trip: KEYS[1..4] tenancy, KEYS[5] leases, KEYS[6] task
-	// hash; ARGV[1..6] those of the claim, ARGV[7..] those of the
-	// completion. Returns {completion's reply, claim's reply}.
+	// hash, KEYS[7] stats; ARGV[1..6] those of the claim, ARGV[7..] those
+	// of the completion. Returns {completion's reply, claim's reply}.
 	scriptCompleteClaim = redis.NewScript(withLib(completeLua + claimLua +
-		"local done = faas_complete(KEYS[6], KEYS[5], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
+		"local done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
 
 	//go:embed lua/release.lua
 	releaseLua    string
@@ -68,10 +73,24 @@ var (
 )
 
 // HistogramBuckets are the upper bounds, in seconds, of the task latency
-// and execution-time histograms (see Stats).
+// and execution-time histograms the scripts keep (see Stats).
 var HistogramBuckets = []float64{
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 }
 
-// withLib puts the shared functions of lib.lua in front of script.
-func withLib(script string) string { return libLua + script }
+// withLib puts the shared functions of lib.lua, and the bucket bounds they
+// use, in front of script.
+func withLib(script string) string {
+	var b strings.Builder
+	b.WriteString("local BUCKETS_MS = {")
+	for i, s := range HistogramBuckets {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(strconv.FormatInt(int64(math.Round(s*1000)), 10))
+	}
+	b.WriteString("}\n")
+	b.WriteString(libLua)
+	b.WriteString(script)
+	return b.String()
+}

@@ -36,9 +36,9 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 }
 
 // Stats are the cluster-wide task statistics: what every API instance
-// reads the same. The counters and histograms are kept in Redis, each
-// process adding its own a second late at most (counters.go); the gauges
-// are read from the queues and the lease set.
+// reads the same, because the scripts keep the counters and histograms in
+// Redis as tasks move (see lua/lib.lua); the gauges are read from the
+// queues and the lease set.
 type Stats struct {
 	Submitted int64 // tasks ever enqueued
 	// Queued is the number of tasks waiting to run: QUEUED ones, and
@@ -64,11 +64,8 @@ type Stats struct {
 	Leases int64
 }
 
-// Stats reads the statistics, after flushing this store's own counts.
+// Stats reads the statistics.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
-	if err := s.Flush(ctx); err != nil {
-		s.log.Warn("store: stats read before this process's latest counts were written", "err", err)
-	}
 	pipe := s.rdb.Pipeline()
 	all := pipe.HGetAll(ctx, s.keys.stats())
 	leases := pipe.ZCard(ctx, s.keys.leases())
@@ -93,6 +90,24 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
 		st.Execution[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
 	}
+	hist := func(hs map[faastype.Status]Histogram, status faastype.Status) Histogram {
+		h, ok := hs[status]
+		if !ok {
+			h = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
+		}
+		return h
+	}
+	// observe adds n observations in bucket b (from 1) of histogram hs's
+	// status; b 0 adds none.
+	observe := func(hs map[faastype.Status]Histogram, status faastype.Status, b int, n int64) {
+		if b < 1 || b > len(HistogramBuckets)+1 || n <= 0 {
+			return
+		}
+		h := hist(hs, status)
+		h.Counts[b-1] += uint64(n)
+		h.Count += uint64(n)
+		hs[status] = h
+	}
 	for field, v := range all.Val() {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -101,31 +116,39 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		switch parts := strings.Split(field, ":"); {
 		case field == "submitted":
 			st.Submitted = n
-		case len(parts) == 2 && parts[0] == "finished":
-			st.Finished[faastype.Status(parts[1])] = n
+		case len(parts) == 5 && parts[0] == "f":
+			// f:<STATUS>:<KIND>:<latency bucket>:<execution bucket>
+			status := faastype.Status(parts[1])
+			st.Finished[status] += n
+			if parts[2] != "" {
+				st.Failed[faastype.ErrorKind(parts[2])] += n
+			}
+			lb, _ := strconv.Atoi(parts[3])
+			eb, _ := strconv.Atoi(parts[4])
+			observe(st.Latency, status, lb, n)
+			observe(st.Execution, status, eb, n)
+		case len(parts) == 2 && parts[0] == "finished": // written before the f: fields
+			st.Finished[faastype.Status(parts[1])] += n
 		case len(parts) == 2 && parts[0] == "failed":
-			st.Failed[faastype.ErrorKind(parts[1])] = n
+			st.Failed[faastype.ErrorKind(parts[1])] += n
 		case len(parts) == 3 && (parts[0] == "latency" || parts[0] == "execution"):
 			hs := st.Latency
 			if parts[0] == "execution" {
 				hs = st.Execution
 			}
 			status := faastype.Status(parts[1])
-			h, ok := hs[status]
-			if !ok {
-				h = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
-			}
+			h := hist(hs, status)
 			switch parts[2] {
 			case "sum_ms":
-				h.Sum = float64(n) / 1000
+				h.Sum += float64(n) / 1000
 			case "count":
-				h.Count = uint64(max(n, 0))
+				h.Count += uint64(max(n, 0))
 			default:
 				i, err := strconv.Atoi(parts[2])
 				if err != nil || i < 1 || i > len(h.Counts) {
 					continue
 				}
-				h.Counts[i-1] = uint64(max(n, 0))
+				h.Counts[i-1] += uint64(max(n, 0))
 			}
 			hs[status] = h
 		}

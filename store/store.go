@@ -141,7 +141,6 @@ type Store struct {
 	maxQueued   int
 	maxRunning  int
 	log         *slog.Logger
-	counts      *counters // task counters not yet in the stats hash
 }
 
 // New returns a Store on rdb. It needs a single Redis node (or miniredis):
@@ -161,10 +160,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if ttl > 0 && ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	k := keys{prefix: opts.Prefix}
-	return &Store{rdb: rdb, keys: k, maxAttempts: opts.MaxAttempts,
-		ttlMS: ttl.Milliseconds(), maxQueued: max(opts.MaxQueued, 0), maxRunning: max(opts.MaxRunning, 0), log: opts.Logger,
-		counts: &counters{rdb: rdb, key: k.stats(), log: opts.Logger}}
+	return &Store{rdb: rdb, keys: keys{prefix: opts.Prefix}, maxAttempts: opts.MaxAttempts,
+		ttlMS: ttl.Milliseconds(), maxQueued: max(opts.MaxQueued, 0), maxRunning: max(opts.MaxRunning, 0), log: opts.Logger}
 }
 
 // MaxQueued is the configured cap of ids per tenant queue (0: none).
@@ -409,7 +406,7 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
-	keys := s.keys.tenancy(s.keys.recentOf(tmpl.Owner))
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner))
 	for _, id := range ids {
 		keys = append(keys, s.keys.task(id))
 	}
@@ -452,7 +449,6 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	case -2:
 		return fmt.Errorf("staged payloads expired before the tasks were created (over %s)", stagedTTL)
 	}
-	s.counts.add("submitted", int64(len(ids)))
 	return nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/wasmfaas/wasmfaas/store"
 )
 
 // signalContext ends on the first SIGINT or SIGTERM; a second one exits at
@@ -115,14 +114,3 @@ func newFlagSet(name, usageLine, about string) *flagSet {
 
 // defaultSandboxes is one sandbox per CPU, at least 2.
 func defaultSandboxes() int { return max(2, goruntime.NumCPU()) }
-
-// closeStore writes the task counters st has not written yet (see
-// store.Store.Close); deferred after the store is made, it runs before the
-// Redis client closes.
-func closeStore(st *store.Store, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := st.Close(ctx); err != nil {
-		log.Warn("the last task counters were not written", "err", err)
-	}
-}

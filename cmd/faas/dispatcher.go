@@ -142,7 +142,6 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	}
 	opts.MaxRunning = df.maxRunning
 	st := store.New(rdb, opts)
-	defer closeStore(st, log)
 	cfg := df.config(st, log)
 	switch mode {
 	case "local":

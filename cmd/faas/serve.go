@@ -191,9 +191,7 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	defer rdb.Close()
 	sopts.MaxQueued = af.queuedCap(aopts)
 	logTenancy(log, aopts, sopts.MaxQueued, -1)
-	st := store.New(rdb, sopts)
-	defer closeStore(st, log)
-	h := api.New(st, aopts)
+	h := api.New(store.New(rdb, sopts), aopts)
 	defer h.Close()
 	log.Info("API listening", "addr", "http://"+af.addr, "redis", sf.url)
 	if err := api.Serve(ctx, af.addr, h, log); err != nil {
@@ -258,7 +256,6 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	defer rdb.Close()
 	st := store.New(rdb, store.Options{MaxAttempts: *maxAttempts, ResultTTL: resultTTL,
 		MaxQueued: af.queuedCap(aopts), MaxRunning: df.maxRunning})
-	defer closeStore(st, log)
 	logTenancy(log, aopts, st.MaxQueued(), st.MaxRunning())
 
 	pool, err := sb.pool(ctx, *workers, log)

@@ -5,16 +5,16 @@
 -- loses its lease, so that its holder's result is rejected, and its id is
 -- published on the cancel channel so that the holder stops it at once (its
 -- next lease renewal would tell it too).
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] task hash, KEYS[6] leases
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] task hash, KEYS[6] leases,
+-- KEYS[7] stats
 -- ARGV[1] task id, ARGV[2] done channel, ARGV[3] cancel channel,
 -- ARGV[4] now (unix ms), ARGV[5] result TTL (ms, 0: keep),
 -- ARGV[6] result for a QUEUED task, ARGV[7] error JSON for a QUEUED task,
 -- ARGV[8] result for a RUNNING task, ARGV[9] error JSON for a RUNNING task,
 -- ARGV[10] '1' to cancel only a task of tenant ARGV[11] ('' the default one)
--- Returns {status, created_at, started_at}: the status the task had
--- ('QUEUED' or 'RUNNING' if it was cancelled, 'COMPLETED' or 'FAILED' if it
--- was already final), or false (nil) if there is no such task (of that
--- tenant).
+-- Returns the status the task had ('QUEUED' or 'RUNNING' if it was
+-- cancelled, 'COMPLETED' or 'FAILED' if it was already final), or false
+-- (nil) if there is no such task (of that tenant).
 local h = faas_read(KEYS[5])
 local st, owner = h.status, h.owner or ''
 if not st or (ARGV[10] == '1' and owner ~= ARGV[11]) then
@@ -29,15 +29,15 @@ elseif st == 'RUNNING' then
     faas_lease_dropped(owner, true)
   end
 else
-  return {st, '', ''}
+  return st
 end
 local q = faas_queue(owner)
 if redis.call('LREM', q, 0, ARGV[1]) + redis.call('LREM', q, 0, '~' .. ARGV[1]) > 0 and redis.call('LLEN', q) == 0 then
   redis.call('ZREM', KEYS[2], owner)
   redis.call('ZREM', KEYS[3], owner)
 end
-faas_finish(KEYS[5], h, fields, ARGV[5], ARGV[2])
+faas_finish(KEYS[5], h, fields, ARGV[5], ARGV[2], {stats = KEYS[7], status = 'FAILED', kind = 'CANCELLED', now = ARGV[4]})
 if st == 'RUNNING' then
   redis.call('PUBLISH', ARGV[3], ARGV[1])
 end
-return {st, h.created_at or '', h.started_at or ''}
+return st

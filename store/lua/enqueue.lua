@@ -1,9 +1,9 @@
 -- Creates QUEUED tasks of one tenant, makes them runnable in order and
 -- announces them: all of them or none, if any id is taken or the tenant's
 -- queue would grow past its cap.
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] the tenant's recent list,
--- KEYS[6..5+c] task hashes (the key is the task id), and when the payloads
--- were staged, KEYS[6+c..5+2c] their staged hashes in the same order
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] stats, KEYS[6] the tenant's recent
+-- list, KEYS[7..6+c] task hashes (the key is the task id), and when the
+-- payloads were staged, KEYS[7+c..6+2c] their staged hashes in the same order
 -- (holding fn_payload and param_payload; renamed to the task hashes here,
 -- so that large payloads never pass through Lua)
 -- ARGV[1] new-task channel, ARGV[2] length of the recent list,
@@ -24,14 +24,14 @@ local tenant = ARGV[3]
 local q = faas_queue(tenant)
 local n = tonumber(ARGV[6])
 local staged = ARGV[7 + 2 * n] == '1'
-local count = #KEYS - 5
+local count = #KEYS - 6
 if staged then
   count = math.floor(count / 2)
 end
-local ids = {unpack(KEYS, 6, 5 + count)}
+local ids = {unpack(KEYS, 7, 6 + count)}
 local function refuse(code, depth)
   if staged then
-    redis.call('DEL', unpack(KEYS, 6 + count, #KEYS))
+    redis.call('DEL', unpack(KEYS, 7 + count, #KEYS))
   end
   return {code, depth}
 end
@@ -45,7 +45,7 @@ end
 if redis.call('EXISTS', unpack(ids)) > 0 then
   return refuse(0, 0)
 end
-if staged and redis.call('EXISTS', unpack(KEYS, 6 + count, #KEYS)) < count then
+if staged and redis.call('EXISTS', unpack(KEYS, 7 + count, #KEYS)) < count then
   -- expired before the script ran: the caller may retry
   return refuse(-2, 0)
 end
@@ -59,7 +59,7 @@ end
 local entries = {}
 for i, id in ipairs(ids) do
   if staged then
-    redis.call('RENAME', KEYS[5 + count + i], id)
+    redis.call('RENAME', KEYS[6 + count + i], id)
     redis.call('PERSIST', id)
     redis.call('HSET', id, unpack(shared))
     entries[i] = '~' .. id
@@ -78,9 +78,10 @@ if depth == count then
   faas_ring_join(tenant)
 end
 local keep = tonumber(ARGV[2])
-if redis.call('LPUSH', KEYS[5], unpack(ids)) > keep + math.ceil(keep / 10) then
-  redis.call('LTRIM', KEYS[5], 0, keep - 1)
+if redis.call('LPUSH', KEYS[6], unpack(ids)) > keep + math.ceil(keep / 10) then
+  redis.call('LTRIM', KEYS[6], 0, keep - 1)
 end
+redis.call('HINCRBY', KEYS[5], 'submitted', count)
 for _, id in ipairs(ids) do
   redis.call('PUBLISH', ARGV[1], id)
 end

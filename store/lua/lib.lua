@@ -1,8 +1,26 @@
 -- Shared functions, put in front of every script but put_function and renew
--- (scripts.go prepends this file): the tenants' queues and ring, and the
--- rewrite of a task that becomes final. The task counters and histograms
--- are not kept here (see counters.go): a script returns what its caller
--- needs to count.
+-- (scripts.go prepends this file, and before it the line
+--   local BUCKETS_MS = {...}
+-- with the histogram bucket bounds in milliseconds, from HistogramBuckets):
+-- the tenants' queues and ring, and what happens to a task that becomes
+-- final (its counters, its compact rewrite, its announcement).
+--
+-- The stats hash (passed to each script that makes tasks final) holds,
+-- cluster-wide, updated in the same script as the transition, so that a
+-- final task is always counted when it can be seen:
+--   submitted                   tasks ever enqueued
+--   f:<STATUS>:<KIND>:<l>:<e>   tasks that became final with that status and
+--                               error kind ('' for none), whose latency
+--                               (created -> final) fell in bucket l and
+--                               execution (first claim -> final) in bucket e
+--                               (0: never claimed): i is the first bound >=
+--                               the value, #BUCKETS_MS + 1 for larger ones.
+--                               One field per combination (a few hundred at
+--                               most) instead of the six counters it took
+--                               before; Stats sums them.
+--   latency:<STATUS>:sum_ms, execution:<STATUS>:sum_ms
+-- (Stores written before also hold finished:<STATUS>, failed:<KIND>,
+-- <h>:<STATUS>:<i> and <h>:<STATUS>:count, which Stats adds in.)
 --
 -- Tenants. Every script that starts with this file has the four tenancy
 -- keys first:
@@ -116,7 +134,39 @@ end
 -- array of field/value strings: a waiting API answers from the message
 -- without reading the task back (waiter.go).
 local FAAS_DONE_INLINE = 4096
-local function faas_finish(id, h, fields, ttl_ms, done)
+local function faas_bucket(ms)
+  if ms < 0 then
+    ms = 0
+  end
+  for j, b in ipairs(BUCKETS_MS) do
+    if ms <= b then
+      return j, ms
+    end
+  end
+  return #BUCKETS_MS + 1, ms
+end
+
+-- faas_count counts task h (from faas_read, before its rewrite) as final
+-- with status and error kind ('' for none) at now (unix ms), in stats.
+local function faas_count(stats, h, status, kind, now)
+  now = tonumber(now)
+  local created, started = tonumber(h.created_at), tonumber(h.started_at)
+  local lb, eb, ms = 0, 0, 0
+  if created then
+    lb, ms = faas_bucket(now - created)
+    redis.call('HINCRBY', stats, 'latency:' .. status .. ':sum_ms', ms)
+  end
+  if started and h.status == 'RUNNING' then
+    eb, ms = faas_bucket(now - started)
+    redis.call('HINCRBY', stats, 'execution:' .. status .. ':sum_ms', ms)
+  end
+  redis.call('HINCRBY', stats, 'f:' .. status .. ':' .. kind .. ':' .. lb .. ':' .. eb, 1)
+end
+
+-- fin = {stats key, status, error kind ('' none), now (unix ms)}: how
+-- faas_finish counts the task.
+local function faas_finish(id, h, fields, ttl_ms, done, fin)
+  faas_count(fin.stats, h, fin.status, fin.kind, fin.now)
   local args = {}
   for _, f in ipairs(FAAS_KEEP) do
     if h[f] and h[f] ~= '' then
@@ -150,7 +200,8 @@ end
 -- stays RUNNING (the attempt stays counted); without, it becomes FAILED
 -- with WORKER_LOST and is announced on the done channel. lost = {max
 -- attempts, now (unix ms), result (pickled exception), error JSON, result
--- TTL (ms), done channel, capped}. Returns true if the task was requeued.
+-- TTL (ms), done channel, capped, stats key}. Returns true if the task was
+-- requeued.
 local function faas_requeue_or_lose(id, h, lost)
   faas_lease_dropped(h.owner, lost.capped)
   if (tonumber(h.attempts) or 0) < lost.max then
@@ -158,6 +209,6 @@ local function faas_requeue_or_lose(id, h, lost)
     return true
   end
   faas_finish(id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},
-    lost.ttl, lost.done)
+    lost.ttl, lost.done, {stats = lost.stats, status = 'FAILED', kind = 'WORKER_LOST', now = lost.now})
   return false
 end

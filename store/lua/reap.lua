@@ -1,5 +1,5 @@
 -- Handles leases that expired at or before ARGV[1].
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] batch size,
 -- ARGV[4] done channel, ARGV[5] result for a failed task (pickled exception),
 -- ARGV[6] error JSON for a failed task, ARGV[7] result TTL (ms, 0: keep),
@@ -12,8 +12,7 @@
 -- never stays parked after a cap was raised; so does the default tenant if
 -- its queue holds ids but it is out of the ring (ids pushed by a version of
 -- these scripts before the ring).
--- Returns {requeued ids, failed, number of expired leases handled}: failed
--- lists id, created_at, started_at of each failed task.
+-- Returns {requeued ids, failed ids, number of expired leases handled}.
 for _, tenant in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   faas_unpark(tenant)
 end
@@ -22,7 +21,7 @@ if redis.call('LLEN', KEYS[1]) > 0 then
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[5], err = ARGV[6], ttl = ARGV[7], done = ARGV[4],
-  capped = ARGV[8] == '1'}
+  capped = ARGV[8] == '1', stats = KEYS[6]}
 local requeued, failed = {}, {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[5], id)
@@ -32,8 +31,6 @@ for _, id in ipairs(ids) do
       requeued[#requeued + 1] = id
     else
       failed[#failed + 1] = id
-      failed[#failed + 1] = h.created_at or ''
-      failed[#failed + 1] = h.started_at or ''
     end
   elseif h.status then
     faas_lease_dropped(h.owner, lost.capped)

@@ -1,7 +1,7 @@
 -- Takes tasks away from a worker that is known to be gone (dead, silent or
 -- past its deadline) without waiting for their leases to expire: the same
 -- transition as an expired lease in reap.lua, for the given claims only.
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] done channel,
 -- ARGV[4] result for a failed task (pickled exception), ARGV[5] error JSON,
 -- ARGV[6] result TTL (ms, 0: keep), ARGV[7] '1' if tenants can be parked,
@@ -12,10 +12,9 @@
 -- consumer end of its tenant's queue (it stays RUNNING; the attempt stays
 -- counted); one without becomes FAILED (WORKER_LOST) and is announced on
 -- the done channel.
--- Returns {requeued ids, failed}: failed lists id, created_at, started_at
--- of each failed task.
+-- Returns {requeued ids, failed ids}.
 local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[4], err = ARGV[5], ttl = ARGV[6], done = ARGV[3],
-  capped = ARGV[7] == '1'}
+  capped = ARGV[7] == '1', stats = KEYS[6]}
 local requeued, failed = {}, {}
 for i = 8, #ARGV, 2 do
   local id = ARGV[i]
@@ -25,8 +24,6 @@ for i = 8, #ARGV, 2 do
       requeued[#requeued + 1] = id
     else
       failed[#failed + 1] = id
-      failed[#failed + 1] = h.created_at or ''
-      failed[#failed + 1] = h.started_at or ''
     end
   end
 end
