@@ -101,7 +101,15 @@ type Wakeup struct {
 	ch     chan struct{}
 	id     string
 	record string // the final task's fields from the done message, if it had them
+	// resubscribed: woken because the subscription was (re)established
+	// (messages may have been lost), not by a done message.
+	resubscribed bool
 }
+
+// Resubscribed says the wake-up came from the subscription being
+// (re)established rather than from the task's done message (read it only
+// after C is closed).
+func (wk *Wakeup) Resubscribed() bool { return wk.resubscribed }
 
 // Task returns the final task the done message carried (read it only after
 // C is closed): false when the message had only the id (a large result)
@@ -187,6 +195,7 @@ func (w *Waiter) wakeAll() {
 	w.mu.Unlock()
 	for _, set := range all {
 		for wk := range set {
+			wk.resubscribed = true // before the close: readers read it after
 			close(wk.ch)
 		}
 	}

@@ -65,28 +65,31 @@ func (c *commonFlags) logger() (*slog.Logger, error) {
 // API's processor time in a no-op load. We use no RESP3 feature.
 const redisProtocol = 2
 
-// connectRedis opens a client for url (redis://host:port/db) and checks it
-// answers, retrying for up to wait so services can start in any order.
-func connectRedis(ctx context.Context, url string, wait time.Duration, log *slog.Logger) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
+// connectRedis opens a client for a --redis URL (see redisurl.go), with
+// the password from FAAS_REDIS_PASSWORD or passwordFile if either is set,
+// and checks it answers, retrying for up to wait so services can start in
+// any order. It returns what the logs may show of the URL.
+func connectRedis(ctx context.Context, rawURL, passwordFile string, wait time.Duration, log *slog.Logger) (*redis.Client, string, error) {
+	pw, err := redisPassword(passwordFile)
 	if err != nil {
-		return nil, fmt.Errorf("--redis %q: %v (example: redis://127.0.0.1:6379/0)", url, err)
+		return nil, "", err
 	}
-	if !strings.Contains(url, "protocol=") {
-		opts.Protocol = redisProtocol
+	target, err := parseRedisURL(rawURL, pw)
+	if err != nil {
+		return nil, "", err
 	}
-	rdb := redis.NewClient(opts)
+	rdb := target.client()
 	deadline := time.Now().Add(wait)
 	for {
 		err := rdb.Ping(ctx).Err()
 		if err == nil {
-			return rdb, nil
+			return rdb, target.display, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			rdb.Close()
-			return nil, fmt.Errorf("redis at %s does not answer: %v", opts.Addr, err)
+			return nil, "", fmt.Errorf("redis at %s does not answer: %v", target.display, err)
 		}
-		log.Warn("waiting for redis", "addr", opts.Addr, "err", err)
+		log.Warn("waiting for redis", "redis", target.display, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

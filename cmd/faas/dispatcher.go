@@ -14,14 +14,16 @@ import (
 
 // storeFlags select the Redis server and the store's settings.
 type storeFlags struct {
-	url         string
-	maxAttempts int
-	resultTTL   time.Duration
+	url          string
+	passwordFile string
+	maxAttempts  int
+	resultTTL    time.Duration
 }
 
 func addStoreFlags(fs *flagSet) *storeFlags {
 	s := &storeFlags{}
-	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", "Redis URL")
+	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", redisURLHelp)
+	fs.StringVar(&s.passwordFile, "redis-password-file", "", redisPasswordHelp)
 	fs.IntVar(&s.maxAttempts, "max-attempts", 3, "runs of a task whose worker is lost before it FAILS with WORKER_LOST")
 	addResultTTLFlag(fs, &s.resultTTL)
 	return s
@@ -128,7 +130,7 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	}
 	ctx, cancel := signalContext(log)
 	defer cancel()
-	rdb, err := connectRedis(ctx, sf.url, 30*time.Second, log)
+	rdb, _, err := connectRedis(ctx, sf.url, sf.passwordFile, 30*time.Second, log)
 	if err != nil {
 		return fail("dispatcher", err)
 	}

@@ -184,7 +184,7 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	}
 	ctx, cancel := signalContext(log)
 	defer cancel()
-	rdb, err := connectRedis(ctx, sf.url, 30*time.Second, log)
+	rdb, shown, err := connectRedis(ctx, sf.url, sf.passwordFile, 30*time.Second, log)
 	if err != nil {
 		return fail("api", err)
 	}
@@ -193,7 +193,7 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	logTenancy(log, aopts, sopts.MaxQueued, -1)
 	h := api.New(store.New(rdb, sopts), aopts)
 	defer h.Close()
-	log.Info("API listening", "addr", "http://"+af.addr, "redis", sf.url)
+	log.Info("API listening", "addr", "http://"+af.addr, "redis", shown)
 	if err := api.Serve(ctx, af.addr, h, log); err != nil {
 		return fail("api", err)
 	}
@@ -208,8 +208,9 @@ names a real one, which keeps tasks across restarts and lets other
 dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	af := addAPIFlags(fs)
 	workers := fs.Int("w", defaultSandboxes(), "number of sandboxes")
-	var redisURL string
-	fs.StringVar(&redisURL, "redis", "", "Redis URL; empty runs an embedded in-memory Redis")
+	var redisURL, passwordFile string
+	fs.StringVar(&redisURL, "redis", "", redisURLHelp+"; empty runs an embedded in-memory Redis")
+	fs.StringVar(&passwordFile, "redis-password-file", "", redisPasswordHelp)
 	maxAttempts := fs.Int("max-attempts", 3, "runs of a task whose sandbox process is lost before it FAILS")
 	var resultTTL time.Duration
 	addResultTTLFlag(fs, &resultTTL)
@@ -240,7 +241,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	defer cancel()
 
 	var rdb *redis.Client
-	where := redisURL
+	var where string
 	if redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -250,7 +251,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 		go expireLoop(ctx, mr)
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), Protocol: redisProtocol})
 		where = "embedded (in memory, lost on exit) at redis://" + mr.Addr()
-	} else if rdb, err = connectRedis(ctx, redisURL, 30*time.Second, log); err != nil {
+	} else if rdb, where, err = connectRedis(ctx, redisURL, passwordFile, 30*time.Second, log); err != nil {
 		return fail("up", err)
 	}
 	defer rdb.Close()

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The --redis URL forms, the same in every command:
+//
+//	redis://[[user]:password@]host:port[/db]      one Redis
+//	rediss://...                                  the same over TLS
+//	redis-sentinel://[[user]:password@]host:port[,host:port...][/db]?master=name[&sentinel_password=...]
+//	                                              Redis Sentinel: the sentinels' addresses, the
+//	                                              primary followed through failovers
+//	redis-cluster://...                           refused for now (see parseRedisURL)
+//
+// A password in FAAS_REDIS_PASSWORD, or in the file --redis-password-file
+// names, replaces the URL's (so that it stays out of process listings and
+// logs); redactURL is what the logs show.
+
+const (
+	redisURLHelp = "Redis URL: redis://host:port/db, rediss:// (TLS), or redis-sentinel://host:port,host:port/db?master=name " +
+		"(Sentinel: the primary is followed through failovers)"
+	redisPasswordHelp = "file holding the Redis password (replaces the URL's; FAAS_REDIS_PASSWORD does the same)"
+)
+
+// redisTarget is a parsed --redis.
+type redisTarget struct {
+	single   *redis.Options
+	failover *redis.FailoverOptions
+	display  string // for logs: the URL without its password
+}
+
+// parseRedisURL parses a --redis URL; password, if not empty, replaces
+// the URL's.
+func parseRedisURL(raw, password string) (*redisTarget, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %v", err)
+	}
+	display := u.Redacted()
+	switch u.Scheme {
+	case "redis", "rediss", "unix":
+		opts, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("--redis %s: %v (example: redis://127.0.0.1:6379/0)", display, err)
+		}
+		if password != "" {
+			opts.Password = password
+		}
+		if !strings.Contains(u.RawQuery, "protocol=") {
+			opts.Protocol = redisProtocol
+		}
+		return &redisTarget{single: opts, display: display}, nil
+	case "redis-sentinel", "rediss-sentinel":
+		return parseSentinelURL(u, password, display)
+	case "redis-cluster", "rediss-cluster":
+		return nil, fmt.Errorf("--redis %s: Redis Cluster is not supported yet: the task scripts touch keys of "+
+			"several hash slots (a tenant's queue and its tasks); use one Redis or Redis Sentinel", display)
+	default:
+		return nil, fmt.Errorf("--redis %s: the scheme must be redis, rediss or redis-sentinel "+
+			"(examples: redis://127.0.0.1:6379/0, redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/0?master=mymaster)", display)
+	}
+}
+
+func parseSentinelURL(u *url.URL, password, display string) (*redisTarget, error) {
+	q := u.Query()
+	master := q.Get("master")
+	if master == "" {
+		return nil, fmt.Errorf("--redis %s: a redis-sentinel URL needs ?master=<the name the sentinels monitor>", display)
+	}
+	var addrs []string
+	for _, a := range strings.Split(u.Host, ",") {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, "26379")
+		}
+		addrs = append(addrs, a)
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("--redis %s: no sentinel address", display)
+	}
+	db := 0
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--redis %s: the database must be a number, not %q", display, p)
+		}
+		db = n
+	}
+	opts := &redis.FailoverOptions{MasterName: master, SentinelAddrs: addrs, DB: db, Protocol: redisProtocol,
+		SentinelPassword: q.Get("sentinel_password")}
+	if u.User != nil {
+		opts.Username = u.User.Username()
+		opts.Password, _ = u.User.Password()
+	}
+	if password != "" {
+		opts.Password = password
+	}
+	if strings.HasPrefix(u.Scheme, "rediss") {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	for k := range q {
+		if k != "master" && k != "sentinel_password" {
+			return nil, fmt.Errorf("--redis %s: unknown parameter %q (master and sentinel_password are)", display, k)
+		}
+	}
+	return &redisTarget{failover: opts, display: display}, nil
+}
+
+// client opens the client for t (no connection is made yet).
+func (t *redisTarget) client() *redis.Client {
+	if t.failover != nil {
+		return redis.NewFailoverClient(t.failover)
+	}
+	return redis.NewClient(t.single)
+}
+
+// redisPassword is the password from FAAS_REDIS_PASSWORD or the file
+// file names ("" for neither); both set is an error.
+func redisPassword(file string) (string, error) {
+	env := os.Getenv("FAAS_REDIS_PASSWORD")
+	if file == "" {
+		return env, nil
+	}
+	if env != "" {
+		return "", errors.New("both FAAS_REDIS_PASSWORD and --redis-password-file are set; use one")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--redis-password-file: %v", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("--redis-password-file %s is empty", file)
+	}
+	return pw, nil
+}

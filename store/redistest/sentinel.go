@@ -1,0 +1,214 @@
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// SentinelMaster is the master name the Sentinel topologies use.
+const SentinelMaster = "faas"
+
+// Sentinel is a throwaway Redis Sentinel deployment: a primary, its
+// replicas and three sentinels (redis-server --sentinel), on free loopback
+// ports, stopped by t.Cleanup.
+type Sentinel struct {
+	Sentinels []string // host:port of the sentinels
+	procs     map[string]*exec.Cmd
+	mu        sync.Mutex
+}
+
+// StartSentinel starts a Sentinel deployment and waits until the sentinels
+// agree on the primary and see its replicas. With durable set, there are
+// two replicas (so that one is left after a failover), the primary refuses
+// writes while no replica is within a second of it (min-replicas-to-write
+// 1) and every server syncs its append-only file on every write; without,
+// one replica and no persistence.
+func StartSentinel(t testing.TB, durable bool) *Sentinel {
+	t.Helper()
+	if _, err := os.Stat(ServerPath); err != nil {
+		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
+	}
+	s := &Sentinel{procs: map[string]*exec.Cmd{}}
+	t.Cleanup(s.stopAll)
+	dir := t.TempDir()
+	nrep := 1
+	if durable {
+		nrep = 2
+	}
+	ports := make([]int, 1+nrep+3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = p
+	}
+	primary := ports[0]
+	common := []string{"--save", "", "--bind", "127.0.0.1", "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"}
+	if durable {
+		common = append(common, "--appendonly", "yes", "--appendfsync", "always", "--min-replicas-to-write", "1",
+			"--min-replicas-max-lag", "1")
+	} else {
+		common = append(common, "--appendonly", "no")
+	}
+	for i, p := range ports[:1+nrep] {
+		args := append([]string{"--port", strconv.Itoa(p), "--dir", mkdir(t, dir, p)}, common...)
+		if i > 0 {
+			args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(primary))
+		}
+		s.run(t, addr(p), args...)
+	}
+	for _, p := range ports[1+nrep:] {
+		conf := filepath.Join(mkdir(t, dir, p), "sentinel.conf")
+		text := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor %s 127.0.0.1 %d 2\n"+
+			"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+			p, SentinelMaster, primary, SentinelMaster, SentinelMaster, SentinelMaster)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.run(t, addr(p), conf, "--sentinel")
+		s.Sentinels = append(s.Sentinels, addr(p))
+	}
+	// Every sentinel knows the primary, its replica and the other sentinels.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, sa := range s.Sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: sa})
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			replicas, err1 := sc.Replicas(ctx, SentinelMaster).Result()
+			sentinels, err2 := sc.Sentinels(ctx, SentinelMaster).Result()
+			cancel()
+			if err1 == nil && err2 == nil && len(replicas) == nrep && len(sentinels) == 2 && allUp(replicas) {
+				break
+			}
+			if time.Now().After(deadline) {
+				sc.Close()
+				t.Fatalf("redistest: the sentinels did not discover the deployment (replicas %v, %v; sentinels %d, %v)",
+					replicas, err1, len(sentinels), err2)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		sc.Close()
+	}
+	return s
+}
+
+func allUp(replicas []map[string]string) bool {
+	for _, r := range replicas {
+		if strings.Contains(r["flags"], "down") || strings.Contains(r["flags"], "disconnected") || r["master-link-status"] != "ok" {
+			return false
+		}
+	}
+	return true
+}
+
+func mkdir(t testing.TB, dir string, port int) string {
+	d := filepath.Join(dir, strconv.Itoa(port))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+func (s *Sentinel) run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(ServerPath, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redistest: run %s: %v", ServerPath, err)
+	}
+	s.mu.Lock()
+	s.procs[name] = cmd
+	s.mu.Unlock()
+	if !strings.HasSuffix(args[len(args)-1], "--sentinel") {
+		waitPing(t, name)
+	}
+}
+
+func waitPing(t testing.TB, a string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: a})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: redis-server at %s did not answer PING", a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Client returns a client that follows the primary through failovers.
+func (s *Sentinel) Client(t testing.TB) *redis.Client {
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: s.Sentinels,
+		Protocol: 2})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// Primary is the address the sentinels give for the primary now.
+func (s *Sentinel) Primary(ctx context.Context) (string, error) {
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinels[0]})
+	defer sc.Close()
+	a, err := sc.GetMasterAddrByName(ctx, SentinelMaster).Result()
+	if err != nil {
+		return "", err
+	}
+	return a[0] + ":" + a[1], nil
+}
+
+// KillPrimary SIGKILLs the primary and waits until the sentinels have
+// promoted the replica; it returns the new primary's address.
+func (s *Sentinel) KillPrimary(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	old, err := s.Primary(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	cmd := s.procs[old]
+	delete(s.procs, old)
+	s.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("redistest: no process for the primary %s", old)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if a, err := s.Primary(ctx); err == nil && a != old {
+			rdb := redis.NewClient(&redis.Options{Addr: a})
+			role, err := rdb.Do(ctx, "ROLE").Slice()
+			rdb.Close()
+			if err == nil && len(role) > 0 && role[0] == "master" {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redistest: the sentinels did not promote the replica within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *Sentinel) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, cmd := range s.procs {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		delete(s.procs, name)
+	}
+}
