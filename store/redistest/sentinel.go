@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,9 +39,18 @@ func StartSentinel(t testing.TB, durable bool) *Sentinel {
 	if _, err := os.Stat(ServerPath); err != nil {
 		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
 	}
+	s, err := startSentinel(t.TempDir(), durable)
+	if s != nil {
+		t.Cleanup(s.stopAll)
+	}
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return s
+}
+
+func startSentinel(dir string, durable bool) (*Sentinel, error) {
 	s := &Sentinel{procs: map[string]*exec.Cmd{}}
-	t.Cleanup(s.stopAll)
-	dir := t.TempDir()
 	nrep := 1
 	if durable {
 		nrep = 2
@@ -49,7 +59,7 @@ func StartSentinel(t testing.TB, durable bool) *Sentinel {
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
-			t.Fatal(err)
+			return s, err
 		}
 		ports[i] = p
 	}
@@ -62,24 +72,36 @@ func StartSentinel(t testing.TB, durable bool) *Sentinel {
 		common = append(common, "--appendonly", "no")
 	}
 	for i, p := range ports[:1+nrep] {
-		args := append([]string{"--port", strconv.Itoa(p), "--dir", mkdir(t, dir, p)}, common...)
+		d, err := mkdir(dir, p)
+		if err != nil {
+			return s, err
+		}
+		args := append([]string{"--port", strconv.Itoa(p), "--dir", d}, common...)
 		if i > 0 {
 			args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(primary))
 		}
-		s.run(t, addr(p), args...)
+		if err := s.run(addr(p), false, args...); err != nil {
+			return s, err
+		}
 	}
 	for _, p := range ports[1+nrep:] {
-		conf := filepath.Join(mkdir(t, dir, p), "sentinel.conf")
+		d, err := mkdir(dir, p)
+		if err != nil {
+			return s, err
+		}
+		conf := filepath.Join(d, "sentinel.conf")
 		text := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor %s 127.0.0.1 %d 2\n"+
 			"sentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
 			p, SentinelMaster, primary, SentinelMaster, SentinelMaster, SentinelMaster)
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
+			return s, err
 		}
-		s.run(t, addr(p), conf, "--sentinel")
+		if err := s.run(addr(p), true, conf, "--sentinel"); err != nil {
+			return s, err
+		}
 		s.Sentinels = append(s.Sentinels, addr(p))
 	}
-	// Every sentinel knows the primary, its replica and the other sentinels.
+	// Every sentinel knows the primary, its replicas and the other sentinels.
 	deadline := time.Now().Add(30 * time.Second)
 	for _, sa := range s.Sentinels {
 		sc := redis.NewSentinelClient(&redis.Options{Addr: sa})
@@ -93,14 +115,14 @@ func StartSentinel(t testing.TB, durable bool) *Sentinel {
 			}
 			if time.Now().After(deadline) {
 				sc.Close()
-				t.Fatalf("redistest: the sentinels did not discover the deployment (replicas %v, %v; sentinels %d, %v)",
+				return s, fmt.Errorf("the sentinels did not discover the deployment (replicas %v, %v; sentinels %d, %v)",
 					replicas, err1, len(sentinels), err2)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		sc.Close()
 	}
-	return s
+	return s, nil
 }
 
 func allUp(replicas []map[string]string) bool {
@@ -112,45 +134,41 @@ func allUp(replicas []map[string]string) bool {
 	return true
 }
 
-func mkdir(t testing.TB, dir string, port int) string {
+func mkdir(dir string, port int) (string, error) {
 	d := filepath.Join(dir, strconv.Itoa(port))
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return d, os.MkdirAll(d, 0o755)
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
-func (s *Sentinel) run(t testing.TB, name string, args ...string) {
-	t.Helper()
+func (s *Sentinel) run(name string, sentinel bool, args ...string) error {
 	cmd := exec.Command(ServerPath, args...)
+	// A deployment shared by a test binary goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("redistest: run %s: %v", ServerPath, err)
+		return fmt.Errorf("run %s: %w", ServerPath, err)
 	}
 	s.mu.Lock()
 	s.procs[name] = cmd
 	s.mu.Unlock()
-	if !strings.HasSuffix(args[len(args)-1], "--sentinel") {
-		waitPing(t, name)
+	if sentinel {
+		return nil
 	}
-}
-
-func waitPing(t testing.TB, a string) {
-	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: a})
+	rdb := redis.NewClient(&redis.Options{Addr: name})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for rdb.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest: redis-server at %s did not answer PING", a)
+			return fmt.Errorf("redis-server at %s did not answer PING", name)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // Client returns a client that follows the primary through failovers.
 func (s *Sentinel) Client(t testing.TB) *redis.Client {
+	t.Helper()
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: s.Sentinels,
 		Protocol: 2})
 	t.Cleanup(func() { _ = rdb.Close() })
@@ -211,4 +229,40 @@ func (s *Sentinel) stopAll() {
 		_ = cmd.Wait()
 		delete(s.procs, name)
 	}
+}
+
+// shared is the Sentinel deployment of StartSentinelShared, one per test
+// binary: starting five servers and waiting for the sentinels to agree
+// takes seconds, too long for every test.
+var shared struct {
+	once sync.Once
+	s    *Sentinel
+	err  error
+}
+
+// StartSentinelShared returns a client, through the sentinels, to the
+// emptied database of the test binary's shared Sentinel deployment (a
+// primary, a replica, three sentinels): the Sentinel backend of table
+// tests. Tests using it must not run in parallel with each other.
+func StartSentinelShared(t testing.TB) *redis.Client {
+	t.Helper()
+	if _, err := os.Stat(ServerPath); err != nil {
+		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
+	}
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "redistest-sentinel-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.s, shared.err = startSentinel(dir, false)
+	})
+	if shared.err != nil {
+		t.Fatalf("redistest: shared Sentinel deployment: %v", shared.err)
+	}
+	rdb := shared.s.Client(t)
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatalf("redistest: empty the shared Sentinel deployment: %v", err)
+	}
+	return rdb
 }
