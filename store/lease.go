@@ -25,8 +25,10 @@ type Claim struct {
 	// Attempt is the task's attempt number with this claim (1 on the first
 	// run). A Release gives the attempt back, so two claims can share it.
 	Attempt int
-	// Fence is the fencing token of this claim: the task's claim counter,
-	// which never repeats. Pass it to Renew, Complete and Release.
+	// Fence is the fencing token of this claim: greater than every earlier
+	// claim's of the task (the claim's time in unix milliseconds, or the
+	// previous fence + 1), also after a failover lost the latest claims.
+	// Pass it to Renew, Complete and Release.
 	Fence int64
 	// WantJSON: the caller asked for the result as JSON too.
 	WantJSON bool

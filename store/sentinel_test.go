@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
@@ -112,4 +113,34 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 	if err != nil || s.Finished[faastype.Completed] != int64(len(ids)) || s.Submitted != int64(len(ids)) {
 		t.Fatalf("Stats after the failover: %+v %v", s, err)
 	}
+}
+
+// A claim the promoted replica never saw (a failover right after it) is
+// re-granted with a higher fence, so the first run's result is rejected
+// and the second's recorded. Simulated here by putting the task back as
+// the replica would have it: queued, unleased, with the older fence.
+func TestFenceGrowsPastALostClaim(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		id := enqueueN(t, st, 1)[0]
+		lost := claimOne(t, st, id)
+		// What the replica had: the task as it was before the claim.
+		rdb.HSet(ctx, id, "status", "QUEUED", "fence", 0, "attempts", 0)
+		rdb.HDel(ctx, id, "worker", "started_at")
+		rdb.ZRem(ctx, "faas:leases", id)
+		rdb.HDel(ctx, "faas:running", "")
+		rdb.RPush(ctx, "faas:queue", id)
+		time.Sleep(5 * time.Millisecond)
+		again := claimOne(t, st, id)
+		if again.Fence <= lost.Fence {
+			t.Fatalf("the claim after the loss has fence %d, the lost one had %d", again.Fence, lost.Fence)
+		}
+		done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
+		if ok, err := st.Complete(ctx, id, lost.Fence, done); err != nil || ok {
+			t.Fatalf("the lost claim's result was recorded: %v %v", ok, err)
+		}
+		if ok, err := st.Complete(ctx, id, again.Fence, done); err != nil || !ok {
+			t.Fatalf("the new claim's result was refused: %v %v", ok, err)
+		}
+	})
 }

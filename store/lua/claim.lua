@@ -66,7 +66,12 @@ local function faas_claim(leases, o)
       return nil
     end
     local attempts = (tonumber(h[3]) or 0) + 1
-    local fence = (tonumber(h[4]) or 0) + 1
+    -- The claim's time (unix ms) or one more than the last fence: it grows
+    -- also across a Sentinel failover whose promoted replica missed the
+    -- last claims (their fences were granted earlier, so lower), as long as
+    -- the dispatchers' clocks are within the failover's seconds of each
+    -- other; a stale result is rejected for any other fence anyway.
+    local fence = math.max((tonumber(h[4]) or 0) + 1, tonumber(now))
     if h[5] then
       redis.call('HSET', id, 'status', 'RUNNING', 'worker', worker, 'attempts', attempts, 'fence', fence)
     else
