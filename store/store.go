@@ -9,7 +9,8 @@
 //
 // Task lifecycle. Enqueue creates a task QUEUED and pushes its id on the
 // queue. Claim pops ids, marks the task RUNNING, counts an attempt, bumps the
-// task's fence (a number no two claims share) and leases it until an expiry.
+// task's fence (a number no two claims share, growing also across a
+// failover) and leases it until an expiry.
 // Only the holder of the current lease (same fence) may Complete it; a late
 // or repeated result is rejected. A lease that expires is handled by
 // ReapExpired (Requeue does the same at once for the claims of a worker
@@ -30,10 +31,13 @@
 // tasks of one tenant leased at once (Claim passes over a tenant at its
 // cap). See lua/lib.lua for the keys.
 //
-// The scripts also keep cluster-wide statistics (Stats: counters, gauges
-// and histograms in one hash), a bounded index of the newest tasks
-// (RecentTasks), and set every final task to expire after the result TTL
-// (Options.ResultTTL); functions never expire.
+// The scripts also keep cluster-wide statistics (Stats: counters and
+// histograms in one hash, gauges from the queues and leases), a bounded
+// index of the newest tasks (RecentTasks), rewrite every final task with
+// only what it keeps (see lua/lib.lua) and set it to expire after the
+// result TTL (Options.ResultTTL); functions never expire. The client may be
+// one Redis or a Sentinel failover client; Redis Cluster is not supported
+// (see keys.go).
 package store
 
 import (
