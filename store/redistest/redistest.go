@@ -1,8 +1,7 @@
 // Package redistest starts throwaway Redis servers for tests: a real
 // redis-server on a free loopback port, an in-process miniredis (the
 // embedded Redis of `faas up`), or a Redis Sentinel deployment (sentinel.go).
-// They are stopped by t.Cleanup (the shared Sentinel deployment when the
-// test binary exits).
+// They are stopped by t.Cleanup.
 package redistest
 
 import (
@@ -123,8 +122,8 @@ type Backend struct {
 }
 
 // Backends are a real redis-server and miniredis, for table tests that
-// must pass on both. (StartSentinelShared is not among them yet: the
-// dispatch tests showed a cancellation not heard through Sentinel's
+// must pass on both. (A Sentinel deployment is not among them yet: the
+// dispatch tests on one missed a cancellation published through Sentinel's
 // pub/sub in one run; see the issue notes.)
 var Backends = []Backend{
 	{Name: "redis-server", Start: Start},
