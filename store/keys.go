@@ -44,13 +44,18 @@ const (
 	fieldStdout       = "stdout"
 	fieldStderr       = "stderr"
 	fieldTimings      = "timings"
-	fieldSource       = "source"         // function registered as source text
-	fieldEntrypoint   = "entrypoint"     // its entry point
-	fieldWantJSON     = "want_json"      // "1": the task asked for a JSON result
-	fieldResultJSON   = "result_json"    // the result as JSON text, when asked and representable
-	fieldBundle       = "bundle"         // content hash of a function's bundle (and its tasks')
-	fieldBundleMods   = "bundle_modules" // the bundle's top-level modules, space-separated
-	fieldOwner        = "owner"          // the tenant a function or task belongs to; absent: the default tenant
+	fieldSource       = "source"          // function registered as source text
+	fieldEntrypoint   = "entrypoint"      // its entry point
+	fieldWantJSON     = "want_json"       // "1": the task asked for a JSON result
+	fieldResultJSON   = "result_json"     // the result as JSON text, when asked and representable
+	fieldBundle       = "bundle"          // content hash of a function's bundle (and its tasks')
+	fieldBundleMods   = "bundle_modules"  // the bundle's top-level modules, space-separated
+	fieldOwner        = "owner"           // the tenant a function or task belongs to; absent: the default tenant
+	fieldRunAt        = "run_at"          // unix ms a delayed task is due
+	fieldRetry        = "retry"           // a function's or task's retry policy (JSON)
+	fieldRetried      = "retried"         // retries the policy made so far
+	fieldErrors       = "errors"          // JSON array of the errors of the attempts retried
+	fieldNextAttempt  = "next_attempt_at" // unix ms a task waiting for its retry is due
 )
 
 type keys struct{ prefix string }
@@ -143,3 +148,17 @@ func (k keys) bundle(tenant, hash string) string {
 
 // newTasksChannel carries the id of every new task.
 func (k keys) newTasksChannel() string { return tasksChannel }
+
+// scheduled is the sorted set of the tasks that become runnable later,
+// scored by when (unix ms): delayed tasks (QUEUED) and tasks waiting for
+// their next attempt under a retry policy (RUNNING). Dispatchers move the
+// due ones into their tenants' queues (Store.PromoteDue).
+func (k keys) scheduled() string { return k.prefix + "scheduled" }
+
+// scheduledCounts is a hash: tenant -> its entries in scheduled (what a
+// queue cap counts besides the queue).
+func (k keys) scheduledCounts() string { return k.prefix + "scheduled_n" }
+
+// scheduledChannel carries the due time (unix ms) of every entry added to
+// scheduled, so that dispatchers waiting for the next due entry look again.
+func (k keys) scheduledChannel() string { return k.prefix + "due" }

@@ -37,6 +37,11 @@ type Claim struct {
 	// Bundle is the content hash of the function's bundle, "" for none
 	// (GetBundle with Owner reads it).
 	Bundle string
+	// Retry is the task's retry policy (nil: none) and Retried the retries
+	// it made so far: the dispatcher decides with them whether a failure
+	// is retried (Outcome.Retry).
+	Retry   *faastype.RetryPolicy
+	Retried int
 }
 
 // Claim atomically pops up to n runnable tasks from the tenants' queues,
@@ -80,7 +85,7 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 	var fetch []int // claims whose payloads are read apart
 	for _, r := range res {
 		row, ok := r.([]any)
-		if !ok || len(row) != 12 {
+		if !ok || len(row) != 14 {
 			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
 		}
 		if f, _ := row[9].(int64); f == 1 {
@@ -88,6 +93,13 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 		}
 		attempt, _ := row[6].(int64)
 		fence, _ := row[7].(int64)
+		retried, _ := row[13].(int64)
+		retry, err := decodeRetry(str(row[12]))
+		if err != nil {
+			// Written by this store; should it not decode, the task runs
+			// without retries rather than not at all.
+			s.log.Warn("store: claim: task has an unreadable retry policy; running it without", "task", str(row[0]), "err", err)
+		}
 		claims = append(claims, Claim{
 			TaskID:       str(row[0]),
 			FunctionID:   str(row[1]),
@@ -100,6 +112,8 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 			WantJSON:     str(row[8]) == "1",
 			Owner:        str(row[10]),
 			Bundle:       str(row[11]),
+			Retry:        retry,
+			Retried:      int(retried),
 		})
 	}
 	if len(fetch) == 0 {
@@ -189,6 +203,24 @@ type Outcome struct {
 	Timings *faastype.Timings
 	// ResultJSON is the result as JSON text, for a task that asked for it.
 	ResultJSON string
+	// Retry, for a FAILED outcome, records it as a failed attempt instead
+	// of a final result: the error joins the task's Errors and the task is
+	// due again after RetryDelay (0: at once), still RUNNING. The
+	// dispatcher sets it from the claim's retry policy (RetryOutcome).
+	Retry      bool
+	RetryDelay time.Duration
+}
+
+// RetryOutcome applies the claim's retry policy to o: a FAILED outcome the
+// policy retries, with retries left, gets Retry and the delay (u in [0, 1)
+// draws its jitter). It returns o unchanged otherwise.
+func RetryOutcome(cl Claim, o Outcome, u float64) Outcome {
+	if o.Status != faastype.Failed || cl.Retry == nil || cl.Retried >= cl.Retry.Max || !cl.Retry.Retries(o.Error) {
+		return o
+	}
+	o.Retry = true
+	o.RetryDelay = cl.Retry.Delay(cl.Retried+1, u)
+	return o
 }
 
 // Complete records the outcome if fence is the current lease holder's: the
@@ -206,7 +238,8 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 	if err != nil {
 		return false, err
 	}
-	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()), args...).Result()
+	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
+		s.keys.scheduled(), s.keys.scheduledCounts()), args...).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: complete task %s: %w", id, err)
 	}
@@ -226,7 +259,8 @@ func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o 
 	if err != nil {
 		return false, nil, err
 	}
-	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id), s.keys.stats()),
+	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id), s.keys.stats(),
+		s.keys.scheduled(), s.keys.scheduledCounts()),
 		append(cargs, args...)...).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", id, err)
@@ -290,13 +324,20 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 		args = append(args, fieldTimings, encodeTimings(t))
 	}
 	args[5] = len(args) - 6
-	args = append(args, string(o.Status), kind, now)
+	delay := int64(-1)
+	if o.Retry {
+		if o.Status != faastype.Failed {
+			return nil, nil, fmt.Errorf("store: complete task %s: only a FAILED outcome is retried", id)
+		}
+		delay = max(o.RetryDelay.Milliseconds(), 0)
+	}
+	args = append(args, string(o.Status), kind, now, delay, s.keys.scheduledChannel(), s.keys.newTasksChannel())
 	done = func(res any) (bool, error) {
 		n, ok := res.(int64)
 		if !ok {
 			return false, fmt.Errorf("store: complete task %s: unexpected script reply %T", id, res)
 		}
-		return n == 1, nil
+		return n >= 1, nil
 	}
 	return args, done, nil
 }
@@ -410,7 +451,8 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 	if checkOwner {
 		check = "1"
 	}
-	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats()),
+	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
+		s.keys.scheduled(), s.keys.scheduledCounts()),
 		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
 		queued, queuedErr, running, runningErr, check, tenant).Text()
 	if errors.Is(err, redis.Nil) {
@@ -439,4 +481,42 @@ func strs(v any) []string {
 		out = append(out, str(it))
 	}
 	return out
+}
+
+// promoteBatch bounds the work of one promote script call.
+const promoteBatch = 500
+
+// PromoteDue makes the scheduled tasks due at now runnable (delayed tasks
+// join their tenant's queue, tasks waiting for a retry go to its front)
+// and publishes their ids on "Tasks". It returns how many it promoted and
+// when the next scheduled task is due (zero if none). Any number of
+// dispatchers may call it at once: each task is promoted once.
+func (s *Store) PromoteDue(ctx context.Context, now time.Time) (promoted int, next time.Time, err error) {
+	for {
+		res, err := scriptPromote.Run(ctx, s.rdb, s.keys.tenancy(s.keys.scheduled(), s.keys.scheduledCounts()),
+			now.UnixMilli(), promoteBatch, s.keys.newTasksChannel()).Int64Slice()
+		if err != nil {
+			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: %w", err)
+		}
+		if len(res) != 2 {
+			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: unexpected script reply of %d items", len(res))
+		}
+		promoted += int(res[0])
+		if res[0] < promoteBatch {
+			if res[1] >= 0 {
+				next = time.UnixMilli(res[1])
+			}
+			return promoted, next, nil
+		}
+	}
+}
+
+// ScheduledCount is the number of tasks in the scheduled set: delayed ones
+// not due yet and ones waiting for a retry.
+func (s *Store) ScheduledCount(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, s.keys.scheduled()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("store: scheduled count: %w", err)
+	}
+	return n, nil
 }

@@ -41,12 +41,13 @@ var (
 
 	//go:embed lua/complete.lua
 	completeLua string
-	// KEYS[1..4] tenancy, KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats
+	// KEYS[1..4] tenancy, KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats,
+	// KEYS[8..9] scheduled set and counts
 	scriptComplete = redis.NewScript(withLib(completeLua + "return faas_complete(KEYS[5], KEYS[6], KEYS[7], 1)\n"))
 
 	// scriptCompleteClaim records an outcome and claims the next tasks in
 	// one round trip: KEYS[1..4] tenancy, KEYS[5] leases, KEYS[6] task
-	// hash, KEYS[7] stats; ARGV[1..6] those of the claim, ARGV[7..] those
+	// hash, KEYS[7] stats, KEYS[8..9] scheduled set and counts; ARGV[1..6] those of the claim, ARGV[7..] those
 	// of the completion. Returns {completion's reply, claim's reply}.
 	scriptCompleteClaim = redis.NewScript(withLib(completeLua + claimLua +
 		"local done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
@@ -66,6 +67,10 @@ var (
 	//go:embed lua/cancel.lua
 	cancelLua    string
 	scriptCancel = redis.NewScript(withLib(cancelLua))
+
+	//go:embed lua/promote.lua
+	promoteLua    string
+	scriptPromote = redis.NewScript(withLib(promoteLua))
 
 	//go:embed lua/queue_depth.lua
 	queueDepthLua    string

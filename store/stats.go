@@ -41,6 +41,7 @@ func (h Histogram) Cumulative() map[float64]uint64 {
 // queues and the lease set.
 type Stats struct {
 	Submitted int64 // tasks ever enqueued
+	Retried   int64 // failed attempts a retry policy ran again
 	// Queued is the number of tasks waiting to run: QUEUED ones, and
 	// RUNNING ones back in a queue after their worker was lost
 	// (QueueLength).
@@ -62,6 +63,10 @@ type Stats struct {
 	QueueLength int64
 	// Leases is the number of tasks leased to a dispatcher or worker now.
 	Leases int64
+	// Scheduled is the number of tasks due later: delayed ones (QUEUED,
+	// not counted in Queued) and ones waiting for a retry (RUNNING, not
+	// counted in Running).
+	Scheduled int64
 }
 
 // Stats reads the statistics.
@@ -69,6 +74,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	pipe := s.rdb.Pipeline()
 	all := pipe.HGetAll(ctx, s.keys.stats())
 	leases := pipe.ZCard(ctx, s.keys.leases())
+	scheduled := pipe.ZCard(ctx, s.keys.scheduled())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("store: read stats: %w", err)
 	}
@@ -85,6 +91,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		Leases:      leases.Val(),
 		Queued:      qlen,
 		Running:     leases.Val(),
+		Scheduled:   scheduled.Val(),
 	}
 	for _, status := range []faastype.Status{faastype.Completed, faastype.Failed} {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
@@ -116,6 +123,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		switch parts := strings.Split(field, ":"); {
 		case field == "submitted":
 			st.Submitted = n
+		case field == "retried":
+			st.Retried = n
 		case len(parts) == 5 && parts[0] == "f":
 			// f:<STATUS>:<KIND>:<latency bucket>:<execution bucket>
 			status := faastype.Status(parts[1])

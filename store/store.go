@@ -208,6 +208,9 @@ type Function struct {
 	// top-level module names, which pickles may refer to.
 	Bundle        string
 	BundleModules []string
+	// Retry is the retry policy of the function's tasks (a call may give
+	// its own); nil: none.
+	Retry *faastype.RetryPolicy
 }
 
 // PutFunction stores a new function. Isolation "" is stored as warm, a zero
@@ -249,6 +252,13 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 	if f.Bundle != "" {
 		args = append(args, fieldBundle, f.Bundle, fieldBundleMods, strings.Join(f.BundleModules, " "))
 	}
+	if f.Retry != nil {
+		b, err := json.Marshal(f.Retry)
+		if err != nil {
+			return fmt.Errorf("store: put function %s: encode retry policy: %w", f.ID, err)
+		}
+		args = append(args, fieldRetry, string(b))
+	}
 	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
@@ -265,7 +275,7 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
 		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner,
-		fieldBundle, fieldBundleMods).Result()
+		fieldBundle, fieldBundleMods, fieldRetry).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -287,6 +297,9 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	}
 	if mods := str(vals[9]); mods != "" {
 		f.BundleModules = strings.Fields(mods)
+	}
+	if f.Retry, err = decodeRetry(str(vals[10])); err != nil {
+		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
 	if f.Isolation == "" {
 		f.Isolation = faastype.Warm
@@ -325,6 +338,48 @@ type Task struct {
 	ResultJSON   string // that JSON, when the value has one ("" otherwise)
 	Owner        string // the tenant the task belongs to ("" the default one)
 	Bundle       string // the function's bundle hash ("" none)
+	// RunAt is when a delayed task is due (zero: at once). Enqueue puts a
+	// task due later in the scheduled set instead of the queue.
+	RunAt time.Time
+	// Retry is the task's retry policy (nil: none), applied by the
+	// dispatcher that runs it (Outcome.Retry); Errors are the errors of the
+	// attempts it retried, oldest first, and NextAttemptAt when a task
+	// waiting for its retry is due (zero otherwise).
+	Retry         *faastype.RetryPolicy
+	Errors        []faastype.AttemptError
+	NextAttemptAt time.Time
+}
+
+// decodeRetry reads a stored retry policy ("" none).
+func decodeRetry(text string) (*faastype.RetryPolicy, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var p faastype.RetryPolicy
+	if err := json.Unmarshal([]byte(text), &p); err != nil {
+		return nil, fmt.Errorf("decode retry policy: %w", err)
+	}
+	return &p, nil
+}
+
+// decodeErrors reads a task's errors field, as the scripts write it.
+func decodeErrors(text string) ([]faastype.AttemptError, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var raw []struct {
+		Attempt int                `json:"attempt"`
+		AtMS    int64              `json:"at_ms"`
+		Error   faastype.TaskError `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return nil, fmt.Errorf("decode errors: %w", err)
+	}
+	out := make([]faastype.AttemptError, len(raw))
+	for i, e := range raw {
+		out[i] = faastype.AttemptError{Attempt: e.Attempt, At: time.UnixMilli(e.AtMS), Error: e.Error}
+	}
+	return out, nil
 }
 
 // Enqueue creates the task QUEUED (whatever t.Status says), makes it
@@ -407,10 +462,20 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if tmpl.Bundle != "" {
 		shared = append(shared, fieldBundle, tmpl.Bundle)
 	}
+	if tmpl.RunAt.After(time.Now()) {
+		shared = append(shared, fieldRunAt, unixMS(tmpl.RunAt))
+	}
+	if tmpl.Retry != nil && tmpl.Retry.Max > 0 {
+		b, err := json.Marshal(tmpl.Retry)
+		if err != nil {
+			return fmt.Errorf("encode retry policy: %w", err)
+		}
+		shared = append(shared, fieldRetry, string(b))
+	}
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
-	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner))
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner), s.keys.scheduled(), s.keys.scheduledCounts())
 	for _, id := range ids {
 		keys = append(keys, s.keys.task(id))
 	}
@@ -435,6 +500,7 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 			args = append(args, p)
 		}
 	}
+	args = append(args, s.keys.scheduledChannel())
 	res, err := scriptEnqueue.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		if staged {
@@ -481,6 +547,7 @@ var taskFields = []string{
 	fieldStatus, fieldResult, fieldFunctionID, fieldFnHash, fieldIsolation,
 	fieldError, fieldStdout, fieldStderr, fieldAttempts, fieldFence, fieldWorker,
 	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON, fieldOwner, fieldBundle,
+	fieldRunAt, fieldRetry, fieldErrors, fieldNextAttempt,
 	// payloads last so that GetTaskSummary can leave them out
 	fieldFnPayload, fieldParamPayload,
 }
@@ -534,6 +601,17 @@ func taskFromFields(id string, m map[string]string) (Task, error) {
 		FinishedAt:   parseMS(m[fieldFinishedAt]),
 		Owner:        m[fieldOwner],
 		Bundle:       m[fieldBundle],
+		RunAt:        parseMS(m[fieldRunAt]),
+	}
+	if !status.Final() {
+		t.NextAttemptAt = parseMS(m[fieldNextAttempt])
+	}
+	var err error
+	if t.Retry, err = decodeRetry(m[fieldRetry]); err != nil {
+		return Task{}, fmt.Errorf("store: get task %s: %w", id, err)
+	}
+	if t.Errors, err = decodeErrors(m[fieldErrors]); err != nil {
+		return Task{}, fmt.Errorf("store: get task %s: %w", id, err)
 	}
 	t.WantJSON = m[fieldWantJSON] == "1"
 	if status.Final() {
@@ -571,17 +649,30 @@ func (s *Store) Status(ctx context.Context, id string) (faastype.Status, error) 
 	return faastype.Status(st), nil
 }
 
-// TaskStatus returns a task's status and owner with one HMGET.
-func (s *Store) TaskStatus(ctx context.Context, id string) (status faastype.Status, owner string, err error) {
-	vals, err := s.rdb.HMGet(ctx, s.keys.task(id), fieldStatus, fieldOwner).Result()
+// TaskState is what GET /status tells of a task.
+type TaskState struct {
+	Status faastype.Status
+	Owner  string
+	// RunAt is when a delayed task was due (zero: it was not delayed);
+	// NextAttemptAt when a task waiting for its retry is due.
+	RunAt, NextAttemptAt time.Time
+}
+
+// TaskStatus returns a task's status, owner and due times with one HMGET.
+func (s *Store) TaskStatus(ctx context.Context, id string) (TaskState, error) {
+	vals, err := s.rdb.HMGet(ctx, s.keys.task(id), fieldStatus, fieldOwner, fieldRunAt, fieldNextAttempt).Result()
 	if err != nil {
-		return "", "", fmt.Errorf("store: status of task %s: %w", id, err)
+		return TaskState{}, fmt.Errorf("store: status of task %s: %w", id, err)
 	}
 	st, ok := vals[0].(string)
 	if !ok {
-		return "", "", fmt.Errorf("store: status of task %s: %w", id, ErrNotFound)
+		return TaskState{}, fmt.Errorf("store: status of task %s: %w", id, ErrNotFound)
 	}
-	return faastype.Status(st), str(vals[1]), nil
+	ts := TaskState{Status: faastype.Status(st), Owner: str(vals[1]), RunAt: parseMS(str(vals[2]))}
+	if !ts.Status.Final() {
+		ts.NextAttemptAt = parseMS(str(vals[3]))
+	}
+	return ts, nil
 }
 
 // QueueDepth is the number of ids in all the tenants' queues: QUEUED tasks

@@ -108,12 +108,12 @@ func TestTenantFields(t *testing.T) {
 				t.Fatalf("GetTask(%s) owner %q, %v; want %q", id, task.Owner, err, want)
 			}
 			sum, _ := st.GetTaskSummary(ctx, id)
-			status, owner, err := st.TaskStatus(ctx, id)
-			if sum.Owner != want || status != faastype.Queued || owner != want || err != nil {
-				t.Fatalf("summary owner %q, TaskStatus %q %q %v", sum.Owner, status, owner, err)
+			ts, err := st.TaskStatus(ctx, id)
+			if sum.Owner != want || ts.Status != faastype.Queued || ts.Owner != want || err != nil {
+				t.Fatalf("summary owner %q, TaskStatus %+v %v", sum.Owner, ts, err)
 			}
 		}
-		if _, _, err := st.TaskStatus(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		if _, err := st.TaskStatus(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("TaskStatus(unknown): %v", err)
 		}
 		if ok, _ := rdb.HExists(ctx, "def-0", "owner").Result(); ok {

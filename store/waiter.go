@@ -234,6 +234,14 @@ func (s *Store) SubscribeCancels(ctx context.Context) (ids <-chan string, stop f
 	return s.subscribe(ctx, s.keys.cancelChannel())
 }
 
+// SubscribeScheduled delivers the due times (unix ms, as text) of the tasks
+// added to the scheduled set (delayed, or waiting for a retry), like
+// SubscribeTasks: a dispatcher waiting for the next due task looks again
+// (PromoteDue) when one comes earlier.
+func (s *Store) SubscribeScheduled(ctx context.Context) (due <-chan string, stop func()) {
+	return s.subscribe(ctx, s.keys.scheduledChannel())
+}
+
 // subscribe delivers the messages of channel (see SubscribeTasks).
 func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan string, stop func()) {
 	ps := s.rdb.Subscribe(ctx, channel)

@@ -6,7 +6,8 @@
 -- published on the cancel channel so that the holder stops it at once (its
 -- next lease renewal would tell it too).
 -- KEYS[1..4] tenancy (lib.lua), KEYS[5] task hash, KEYS[6] leases,
--- KEYS[7] stats
+-- KEYS[7] stats, KEYS[8..9] the scheduled set and its counts (a delayed
+-- task, or one waiting to be retried, leaves it)
 -- ARGV[1] task id, ARGV[2] done channel, ARGV[3] cancel channel,
 -- ARGV[4] now (unix ms), ARGV[5] result TTL (ms, 0: keep),
 -- ARGV[6] result for a QUEUED task, ARGV[7] error JSON for a QUEUED task,
@@ -31,6 +32,7 @@ elseif st == 'RUNNING' then
 else
   return st
 end
+faas_unschedule(8, owner, ARGV[1])
 local q = faas_queue(owner)
 if redis.call('LREM', q, 0, ARGV[1]) + redis.call('LREM', q, 0, '~' .. ARGV[1]) > 0 and redis.call('LLEN', q) == 0 then
   redis.call('ZREM', KEYS[2], owner)

@@ -22,10 +22,10 @@
 -- backwards) and is claimed like a QUEUED one.
 -- Returns one array per claimed task:
 --   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json, fetch,
---    owner, bundle}
+--    owner, bundle, retry (the retry policy's JSON, '' none), retried (retries made so far)}
 -- where fetch is 1 (and the payloads empty) when they are to be read apart.
 local FAAS_CLAIM_META = {'status', 'owner', 'attempts', 'fence', 'started_at', 'function_id', 'fn_hash', 'isolation',
-  'want_json', 'bundle'}
+  'want_json', 'bundle', 'retry', 'retried'}
 local FAAS_CLAIM_ALL = {unpack(FAAS_CLAIM_META)}
 FAAS_CLAIM_ALL[#FAAS_CLAIM_ALL + 1] = 'fn_payload'
 FAAS_CLAIM_ALL[#FAAS_CLAIM_ALL + 1] = 'param_payload'
@@ -78,9 +78,12 @@ local function faas_claim(leases, o)
       redis.call('HSET', id, 'status', 'RUNNING', 'worker', worker, 'attempts', attempts, 'fence', fence,
         'started_at', now)
     end
+    if h[12] then
+      redis.call('HDEL', id, 'next_attempt_at') -- a retry's wait is over
+    end
     local owner = h[2] or ''
     faas_leased(owner)
-    local fetch, fn, param = 0, h[11] or '', h[12] or ''
+    local fetch, fn, param = 0, h[13] or '', h[14] or ''
     if checked then
       if redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload') <= inline then
         local p = redis.call('HMGET', id, 'fn_payload', 'param_payload')
@@ -89,7 +92,8 @@ local function faas_claim(leases, o)
         fetch = 1
       end
     end
-    return {id, h[6] or '', fn, param, h[7] or '', h[8] or '', attempts, fence, h[9] or '', fetch, owner, h[10] or ''}
+    return {id, h[6] or '', fn, param, h[7] or '', h[8] or '', attempts, fence, h[9] or '', fetch, owner, h[10] or '',
+      h[11] or '', tonumber(h[12]) or 0}
   end
 
   while #out < n do

@@ -113,13 +113,17 @@ end
 -- fence, fn_hash, isolation and bundle go. faas_read reads them, with the
 -- status and fence the transitions check, into a table by name (a missing
 -- field is false).
-local FAAS_KEEP = {'owner', 'created_at', 'started_at', 'function_id', 'attempts', 'worker', 'want_json'}
+-- (errors: the errors of the attempts a retry policy ran again, a JSON
+-- array; run_at: when a delayed task was due.) retried, the number of those
+-- retries, is read too but not kept.
+local FAAS_KEEP = {'owner', 'created_at', 'started_at', 'function_id', 'attempts', 'worker', 'want_json', 'errors',
+  'run_at'}
 
 local function faas_read(id)
-  local v = redis.call('HMGET', id, 'status', 'fence', unpack(FAAS_KEEP))
-  local h = {status = v[1], fence = v[2]}
+  local v = redis.call('HMGET', id, 'status', 'fence', 'retried', unpack(FAAS_KEEP))
+  local h = {status = v[1], fence = v[2], retried = v[3]}
   for i, f in ipairs(FAAS_KEEP) do
-    h[f] = v[i + 2]
+    h[f] = v[i + 3]
   end
   return h
 end
@@ -196,7 +200,7 @@ end
 
 -- faas_requeue_or_lose handles a RUNNING task (h from faas_read) whose
 -- worker is gone and whose lease was just removed (reap, requeue): with
--- attempts left it goes back to the consumer end of its tenant's queue and
+-- attempts left (attempts its retry policy made do not count) it goes back to the consumer end of its tenant's queue and
 -- stays RUNNING (the attempt stays counted); without, it becomes FAILED
 -- with WORKER_LOST and is announced on the done channel. lost = {max
 -- attempts, now (unix ms), result (pickled exception), error JSON, result
@@ -204,11 +208,35 @@ end
 -- requeued.
 local function faas_requeue_or_lose(id, h, lost)
   faas_lease_dropped(h.owner, lost.capped)
-  if (tonumber(h.attempts) or 0) < lost.max then
+  if (tonumber(h.attempts) or 0) - (tonumber(h.retried) or 0) < lost.max then
     faas_queue_next(h.owner, id)
     return true
   end
   faas_finish(id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},
     lost.ttl, lost.done, {stats = lost.stats, status = 'FAILED', kind = 'WORKER_LOST', now = lost.now})
   return false
+end
+
+-- faas_schedule puts task id of tenant in the scheduled set, due at due
+-- (unix ms): KEYS[sched] the set, KEYS[sched + 1] the hash tenant -> its
+-- entries there (what a queue cap counts besides the queue); the due time
+-- is published on channel, so that dispatchers waiting for the next due
+-- entry look again (promote.lua takes due entries out).
+local function faas_schedule(sched, tenant, id, due, channel)
+  redis.call('ZADD', KEYS[sched], due, id)
+  redis.call('HINCRBY', KEYS[sched + 1], tenant or '', 1)
+  redis.call('PUBLISH', channel, due)
+end
+
+-- faas_unschedule takes id out of the scheduled set (see faas_schedule);
+-- returns true if it was there.
+local function faas_unschedule(sched, tenant, id)
+  if redis.call('ZREM', KEYS[sched], id) == 0 then
+    return false
+  end
+  tenant = tenant or ''
+  if redis.call('HINCRBY', KEYS[sched + 1], tenant, -1) <= 0 then
+    redis.call('HDEL', KEYS[sched + 1], tenant)
+  end
+  return true
 end
