@@ -241,7 +241,7 @@ func TestRegisterAndExecute(t *testing.T) {
 			t.Fatalf("status: %d %s", r.status, r.raw)
 		}
 		r = e.do("GET", "/result/"+taskID, nil)
-		want := []string{"attempts", "result", "status", "stderr", "stdout", "task_id", "timings"}
+		want := []string{"attempts", "created_at", "errors", "result", "status", "stderr", "stdout", "task_id", "timings"}
 		if r.status != 200 || !slices.Equal(r.keys(), want) || r.str("status") != "QUEUED" || r.body["result"] != nil || r.body["timings"] != nil {
 			t.Fatalf("result: %d %s", r.status, r.raw)
 		}
@@ -364,6 +364,17 @@ func TestExecuteErrors(t *testing.T) {
 			{"payload a 3-tuple", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_not_pair")}, 400, "got a pickled tuple of 3 items"},
 			{"kwargs a list", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_kwargs_list")}, 400, "its second item is a pickled list, not a dict"},
 			{"argument from a client module", map[string]any{"function_id": fnID, "payload": pyfixture.Fixture(t, "args_point")}, 400, `arguments refer to tests.mod.Point from module "tests.mod"`},
+			{"delay and run_at", map[string]any{"function_id": fnID, "payload": args, "delay": 5, "run_at": "2030-01-01T00:00:00Z"}, 422, `give either "delay" or "run_at", not both`},
+			{"delay text", map[string]any{"function_id": fnID, "payload": args, "delay": "soon"}, 422, `field "delay" must be a duration`},
+			{"delay negative", map[string]any{"function_id": fnID, "payload": args, "delay": -3}, 422, `field "delay" must be a duration`},
+			{"delay too long", map[string]any{"function_id": fnID, "payload": args, "delay": "9000h"}, 422, "from 0 to 8784h0m0s"},
+			{"run_at not a time", map[string]any{"function_id": fnID, "payload": args, "run_at": "tomorrow"}, 422, `field "run_at" must be an RFC 3339 time`},
+			{"run_at too far", map[string]any{"function_id": fnID, "payload": args, "run_at": "2999-01-01T00:00:00Z"}, 422, `field "run_at" is more than`},
+			{"retries a string", map[string]any{"function_id": fnID, "payload": args, "retries": "3"}, 422, `field "retries": retries must be an object`},
+			{"retries unknown field", map[string]any{"function_id": fnID, "payload": args, "retries": map[string]any{"max": 1, "tries": 2}}, 422, `unknown field "tries"`},
+			{"retries bad backoff", map[string]any{"function_id": fnID, "payload": args, "retries": map[string]any{"max": 1, "backoff": "random"}}, 422, `backoff must be "exponential", "linear" or "fixed"`},
+			{"retries too many", map[string]any{"function_id": fnID, "payload": args, "retries": 1000}, 422, "max must be a whole number from 0 to 100"},
+			{"retries on a platform kind", map[string]any{"function_id": fnID, "payload": args, "retries": map[string]any{"max": 1, "on": []string{"CANCELLED"}}}, 422, `on: "CANCELLED" is neither`},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				expectError(t, e.do("POST", "/execute_function", c.body), c.status, c.detail)
@@ -450,7 +461,7 @@ func TestResultOfFinishedTasks(t *testing.T) {
 			Timings: &faastype.Timings{Run: 0.5, Total: 1},
 		})
 		r := e.do("GET", "/result/"+okID, nil)
-		want := []string{"attempts", "result", "status", "stderr", "stdout", "task_id", "timings"}
+		want := []string{"attempts", "created_at", "errors", "finished_at", "result", "started_at", "status", "stderr", "stdout", "task_id", "timings"}
 		if r.status != 200 || !slices.Equal(r.keys(), want) || r.str("status") != "COMPLETED" || r.str("result") != "gANLKi4=" ||
 			r.str("stdout") != "hi\n" || r.body["attempts"] != 1.0 {
 			t.Fatalf("completed result: %d %s", r.status, r.raw)
@@ -468,7 +479,7 @@ func TestResultOfFinishedTasks(t *testing.T) {
 			Error: &faastype.TaskError{Kind: faastype.KindTimeout, Message: "task exceeded 30s"},
 		})
 		r = e.do("GET", "/result/"+failID+"?wait=5s", nil)
-		want = []string{"attempts", "error", "result", "status", "stderr", "stdout", "task_id", "timings"}
+		want = []string{"attempts", "created_at", "error", "errors", "finished_at", "result", "started_at", "status", "stderr", "stdout", "task_id", "timings"}
 		if r.status != 200 || !slices.Equal(r.keys(), want) || r.str("status") != "FAILED" || r.str("result") == "" {
 			t.Fatalf("failed result: %d %s", r.status, r.raw)
 		}
@@ -697,6 +708,65 @@ func TestRequestLog(t *testing.T) {
 			if strings.Contains(all, secret) {
 				t.Errorf("logs contain %q", secret)
 			}
+		}
+	})
+}
+
+// A delayed call waits QUEUED with its due time in /status; a function's
+// retry policy is its calls' unless a call gives its own (0: none).
+func TestDelayAndRetryFields(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		r := e.do("POST", "/register_function", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "fib"),
+			"retries": map[string]any{"max": 4, "backoff": "linear", "base": "2s", "on": []string{"ValueError"}}})
+		if r.status != 200 {
+			t.Fatalf("register with retries: %d %s", r.status, r.raw)
+		}
+		fnID := r.str("function_id")
+		args := pyfixture.Fixture(t, "args_simple")
+		call := func(extra map[string]any) string {
+			body := map[string]any{"function_id": fnID, "payload": args}
+			for k, v := range extra {
+				body[k] = v
+			}
+			r := e.do("POST", "/execute_function", body)
+			if r.status != 200 {
+				t.Fatalf("execute %v: %d %s", extra, r.status, r.raw)
+			}
+			return r.str("task_id")
+		}
+		inherits, own, none := call(nil), call(map[string]any{"retries": 1}), call(map[string]any{"retries": 0})
+		for id, want := range map[string]int{inherits: 4, own: 1, none: 0} {
+			tk, err := e.st.GetTask(ctx, id)
+			got := 0
+			if tk.Retry != nil {
+				got = tk.Retry.Max
+			}
+			if err != nil || got != want {
+				t.Fatalf("task %s: retry %+v, %v; want max %d", id, tk.Retry, err, want)
+			}
+		}
+		if tk, _ := e.st.GetTask(ctx, inherits); tk.Retry.Backoff != "linear" || tk.Retry.Base != 2*time.Second {
+			t.Fatalf("inherited policy %+v", tk.Retry)
+		}
+
+		before := time.Now()
+		delayed := call(map[string]any{"delay": "1h"})
+		at := call(map[string]any{"run_at": before.Add(2 * time.Hour).Unix()})
+		past := call(map[string]any{"run_at": "2001-01-01T00:00:00Z"})
+		r = e.do("GET", "/status/"+delayed, nil)
+		runAt, err := time.Parse(time.RFC3339, r.str("run_at"))
+		if r.status != 200 || r.str("status") != "QUEUED" || err != nil || runAt.Sub(before) < time.Hour-time.Second || runAt.Sub(before) > time.Hour+5*time.Second {
+			t.Fatalf("status of a task delayed 1h: %d %s", r.status, r.raw)
+		}
+		if r := e.do("GET", "/status/"+at, nil); r.str("run_at") == "" {
+			t.Fatalf("status of a task with run_at: %s", r.raw)
+		}
+		if r := e.do("GET", "/status/"+past, nil); r.str("run_at") != "" {
+			t.Fatalf("a run_at in the past delays the task: %s", r.raw)
+		}
+		if n, _ := e.st.ScheduledCount(ctx); n != 2 {
+			t.Fatalf("%d tasks scheduled, want 2", n)
 		}
 	})
 }

@@ -73,6 +73,9 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 		return errorf(http.StatusUnprocessableEntity, "field %q: %v", "isolation", err)
 	}
 	f := store.Function{ID: uuid.NewString(), Name: name, Isolation: iso, Owner: tenantOf(r)}
+	if f.Retry, _, err = readRetry(m, "retries"); err != nil {
+		return err
+	}
 	bnd, err := h.readBundle(m)
 	if err != nil {
 		return err
@@ -186,6 +189,10 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
+	opts, err := readCallOptions(m, f, time.Now())
+	if err != nil {
+		return err
+	}
 	t := store.Task{
 		ID:           uuid.NewString(),
 		FunctionID:   f.ID,
@@ -197,6 +204,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 		Owner:        f.Owner,
 		Bundle:       f.Bundle,
 	}
+	opts.apply(&t)
 	// Expected before it exists: its done message may come before Enqueue
 	// returns.
 	h.waiter.Expect(t.ID, t.Owner)
@@ -251,6 +259,18 @@ func jsonArguments(args, kwargs json.RawMessage) (string, error) {
 type statusResponse struct {
 	TaskID string          `json:"task_id"`
 	Status faastype.Status `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
+	// RunAt and NextAttemptAt are absent unless set.
+	RunAt         *time.Time `json:"run_at,omitempty" doc:"when a delayed task is (or was) due to start; absent for a task run at once"`
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty" doc:"for a RUNNING task whose last attempt failed and that its retry policy runs again: when the next attempt is due"`
+}
+
+// optTime is t in UTC, or nil for the zero time.
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
@@ -258,14 +278,15 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, owner, err := h.st.TaskStatus(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && owner != tenantOf(r)) {
+	ts, err := h.st.TaskStatus(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ts.Owner != tenantOf(r)) {
 		return errorf(http.StatusNotFound, "task %s not found", id)
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, statusResponse{TaskID: id, Status: st})
+	writeJSON(w, http.StatusOK, statusResponse{TaskID: id, Status: ts.Status,
+		RunAt: optTime(ts.RunAt), NextAttemptAt: optTime(ts.NextAttemptAt)})
 	return nil
 }
 
@@ -284,7 +305,15 @@ type resultResponse struct {
 	Stdout   string            `json:"stdout" doc:"what the function printed (capped)"`
 	Stderr   string            `json:"stderr" doc:"what the function wrote to stderr (capped)"`
 	Timings  *faastype.Timings `json:"timings" doc:"where the time went, in seconds; null until the task ran"`
-	Attempts int               `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost)"`
+	Attempts int               `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost, or when its retry policy ran it again)"`
+	// Errors lists the errors of the failed attempts, oldest first: those
+	// its retry policy ran again and, for a FAILED task, the last.
+	Errors        []attemptErrorJSON `json:"errors" doc:"the error of every failed attempt, oldest first: those the retry policy ran again and, once FAILED, the last; empty if none failed"`
+	CreatedAt     *time.Time         `json:"created_at,omitempty" doc:"when the task was submitted"`
+	StartedAt     *time.Time         `json:"started_at,omitempty" doc:"when its first attempt started; absent until then"`
+	FinishedAt    *time.Time         `json:"finished_at,omitempty" doc:"when it became final; absent until then"`
+	RunAt         *time.Time         `json:"run_at,omitempty" doc:"when a delayed task is (or was) due to start"`
+	NextAttemptAt *time.Time         `json:"next_attempt_at,omitempty" doc:"for a task waiting for its retry: when the next attempt is due"`
 	// ResultJSON is the result as JSON, for a call made with JSON
 	// arguments: present (null until final, or when the value has no JSON
 	// form) only for such calls.
@@ -308,12 +337,18 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	resp := resultResponse{
-		TaskID:   id,
-		Status:   t.Status,
-		Stdout:   t.Stdout,
-		Stderr:   t.Stderr,
-		Timings:  t.Timings,
-		Attempts: t.Attempts,
+		TaskID:        id,
+		Status:        t.Status,
+		Stdout:        t.Stdout,
+		Stderr:        t.Stderr,
+		Timings:       t.Timings,
+		Attempts:      t.Attempts,
+		Errors:        attemptErrors(t),
+		CreatedAt:     optTime(t.CreatedAt),
+		StartedAt:     optTime(t.StartedAt),
+		FinishedAt:    optTime(t.FinishedAt),
+		RunAt:         optTime(t.RunAt),
+		NextAttemptAt: optTime(t.NextAttemptAt),
 	}
 	if t.Status.Final() {
 		resp.Result = &t.Result
@@ -331,6 +366,32 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// attemptErrorJSON is one failed attempt's error.
+type attemptErrorJSON struct {
+	Attempt int       `json:"attempt" doc:"the attempt's number, from 1"`
+	At      time.Time `json:"at" doc:"when it failed"`
+	Error   errorJSON `json:"error"`
+}
+
+// attemptErrors are the errors of t's failed attempts: the retried ones
+// the store kept and, for a FAILED task, its final error.
+func attemptErrors(t store.Task) []attemptErrorJSON {
+	out := make([]attemptErrorJSON, 0, len(t.Errors)+1)
+	for _, e := range t.Errors {
+		out = append(out, attemptErrorJSON{Attempt: e.Attempt, At: e.At.UTC(),
+			Error: errorJSON{Kind: e.Error.Kind, Message: e.Error.Message, Traceback: e.Error.Traceback}})
+	}
+	if t.Status == faastype.Failed && t.Error != nil {
+		at := t.FinishedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		out = append(out, attemptErrorJSON{Attempt: t.Attempts, At: at.UTC(),
+			Error: errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}})
+	}
+	return out
 }
 
 // parseWait reads ?wait=: a Go duration ("5s", "1m") or a number of seconds

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -86,8 +87,13 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
+	opts, err := readCallOptions(m, f, time.Now())
+	if err != nil {
+		return err
+	}
 	tmpl := store.Task{FunctionID: f.ID, FnPayload: f.Payload, FnHash: f.Hash, Isolation: f.Isolation, WantJSON: hasCalls,
 		Owner: f.Owner, Bundle: f.Bundle}
+	opts.apply(&tmpl)
 	for _, id := range ids { // before they exist: see executeFunction
 		h.waiter.Expect(id, tmpl.Owner)
 	}

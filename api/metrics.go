@@ -39,6 +39,10 @@ var (
 		"Task ids waiting in the queues of all tenants: QUEUED tasks, and RUNNING ones requeued after their worker was lost.", nil, nil)
 	mLeases = prometheus.NewDesc("faas_leases",
 		"Tasks leased to a dispatcher or worker now.", nil, nil)
+	mScheduled = prometheus.NewDesc("faas_tasks_scheduled",
+		"Tasks due later: delayed ones not due yet (QUEUED) and ones waiting for their next attempt under a retry policy (RUNNING).", nil, nil)
+	mRetries = prometheus.NewDesc("faas_task_retries_total",
+		"Failed attempts that a retry policy ran again.", nil, nil)
 	mNodeUp = prometheus.NewDesc("faas_node_up",
 		"1 for a dispatcher or worker that reported within the last 10 s, 0 for one that went silent (listed for 10 minutes).",
 		[]string{"node", "role", "mode"}, nil)
@@ -95,7 +99,7 @@ type clusterCollector struct{ s snapshot }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mStoreUp, mSubmitted, mTasks, mFinished, mFailed, mLatency, mExecution,
-		mQueueDepth, mLeases, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
+		mQueueDepth, mLeases, mScheduled, mRetries, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
 		mNodeTasks, mStarts, mTimeouts, mCrashes, mRestarts} {
 		ch <- d
 	}
@@ -115,6 +119,8 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mStoreUp, 1)
 	st := c.s.stats
 	counter(mSubmitted, float64(st.Submitted))
+	counter(mRetries, float64(st.Retried))
+	gauge(mScheduled, float64(st.Scheduled))
 	gauge(mTasks, float64(st.Queued), string(faastype.Queued))
 	gauge(mTasks, float64(st.Running), string(faastype.Running))
 	for status, n := range st.Finished {

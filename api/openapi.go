@@ -334,10 +334,36 @@ func buildOpenAPI(opts Options) *document {
 		"first on the function's sys.path in the sandbox. Source and data files only: no compiled extensions "+
 		"(.so, .pyd, .dll, .dylib), links, absolute or `..` paths; __pycache__ and .pyc files are dropped; at most "+
 		"%d files and %d bytes uncompressed; top-level names may not shadow the standard library or dill", lim.MaxFiles, lim.MaxBytes))
+	retryObj := objSchema("How a task that failed in the function's code runs again. Missing fields take the defaults.").
+		prop("max", &schema{Type: "integer", Description: fmt.Sprintf("the most retries after the first attempt, 0 to %d", faastype.MaxRetries)}, true).
+		prop("backoff", &schema{Type: "string", Enum: []string{"exponential", "linear", "fixed"},
+			Description: "exponential (default): base, 2 base, 4 base, ...; linear: base, 2 base, 3 base, ...; fixed: base each time"}, false).
+		prop("base", &schema{Type: []string{"string", "number"}, Description: `the first delay: a duration such as "1s" or "500ms", or seconds (default 1s)`}, false).
+		prop("max_delay", &schema{Type: []string{"string", "number"}, Description: `the longest delay (default 1m, or base if larger; at most 24h)`}, false).
+		prop("jitter", &schema{Type: "boolean", Description: "draw each delay from [d/2, d] (default true)"}, false).
+		prop("on", arrayOf(strSchema("an exception class name or an error kind"),
+			"what is retried: Python exception class names (the raised exception's own class, compared after the last dot; "+
+				"base classes do not match) and error kinds USER_EXCEPTION, USER_EXIT, TIMEOUT, MEMORY_LIMIT; default: every USER_EXCEPTION"), false)
+	retryObj.AdditionalProperties = false
+	d.component("RetryPolicy", &schema{AnyOf: []*schema{refSchema("RetryPolicyObject"),
+		{Type: "integer", Description: "a number of retries, with every default"}, {Type: "null", Description: "no retries"}}})
+	d.component("RetryPolicyObject", retryObj)
+	retries := func(whose string) *schema {
+		return &schema{AnyOf: []*schema{refSchema("RetryPolicy")}, Description: whose}
+	}
+	withCallOptions := func(s *schema) *schema {
+		return s.prop("retries", retries("this call's retry policy, instead of the function's (0 or null: none)"), false).
+			prop("delay", &schema{Type: []string{"string", "number"}, Description: fmt.Sprintf(
+				`start no sooner than this after the request: a duration such as "30s" or seconds; up to %s. The task waits QUEUED, `+
+					`with run_at in GET /status`, MaxTaskDelay)}, false).
+			prop("run_at", &schema{Type: []string{"string", "number"}, Format: "date-time",
+				Description: "start no sooner than this time: RFC 3339 or unix seconds (not with delay); a time past means at once"}, false)
+	}
 	dill := objSchema("A function pickled by dill.").
 		prop("name", strSchema("the function's name"), true).
 		prop("payload", strSchema("serialize(fn): base64 of dill.dumps(fn), made with the sandbox's Python (see GET /runtime)"), true).
 		prop("isolation", iso, false).
+		prop("retries", retries("the retry policy of the function's tasks (a call may give its own)"), false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	dill.Title = "dill function"
@@ -347,6 +373,7 @@ func buildOpenAPI(opts Options) *document {
 		prop("source", strSchema("Python source that defines the function"), true).
 		prop("entrypoint", strSchema("the name of the function to call, if not name (a Python identifier)"), false).
 		prop("isolation", iso, false).
+		prop("retries", retries("the retry policy of the function's tasks (a call may give its own)"), false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	source.Title = "source function"
@@ -377,12 +404,14 @@ func buildOpenAPI(opts Options) *document {
 	dillCall := objSchema("Arguments pickled by dill.").
 		prop("function_id", &schema{Type: "string", Format: "uuid", Description: "a registered function's id"}, true).
 		prop("payload", strSchema("serialize((args, kwargs)): base64 of dill.dumps of a (tuple, dict) pair"), true)
+	withCallOptions(dillCall)
 	dillCall.Title = "dill arguments"
 	dillCall.without("args", "kwargs")
 	jsonCall := objSchema("JSON arguments, args and/or kwargs: the result comes back as JSON too (result_json).").
 		prop("function_id", &schema{Type: "string", Format: "uuid", Description: "a registered function's id"}, true).
 		prop("args", arrayOf(nil, "positional arguments (default [])"), false).
 		prop("kwargs", &schema{Type: "object", Description: "keyword arguments (default {})"}, false)
+	withCallOptions(jsonCall)
 	jsonCall.Title = "JSON arguments"
 	jsonCall.needsOneOf("args", "kwargs").without("payload")
 	d.component("ExecuteRequest", &schema{OneOf: []*schema{dillCall, jsonCall}})
@@ -412,12 +441,14 @@ func buildOpenAPI(opts Options) *document {
 		prop("function_id", &schema{Type: "string", Format: "uuid", Description: "a registered function's id"}, true).
 		prop("payloads", &schema{Type: "array", Items: strSchema("serialize((args, kwargs))"), MinItems: &one, MaxItems: &maxBatch,
 			Description: "one payload per call"}, true)
+	withCallOptions(dillBatch)
 	dillBatch.Title = "dill arguments"
 	dillBatch.without("calls")
 	jsonBatch := objSchema("Each call's arguments as JSON: the results come back as JSON too (result_json).").
 		prop("function_id", &schema{Type: "string", Format: "uuid", Description: "a registered function's id"}, true).
 		prop("calls", &schema{Type: "array", Items: refSchema("Call"), MinItems: &one, MaxItems: &maxBatch,
 			Description: "one object per call"}, true)
+	withCallOptions(jsonBatch)
 	jsonBatch.Title = "JSON arguments"
 	jsonBatch.without("payloads")
 	d.component("BatchRequest", &schema{OneOf: []*schema{dillBatch, jsonBatch}})

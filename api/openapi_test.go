@@ -458,7 +458,7 @@ func TestSchemaValidator(t *testing.T) {
 		{"StatusResponse", `{"task_id": "x"}`, false},                             // required field missing
 		{"StatusResponse", `{"task_id": "x", "status": "QUEUED", "x": 1}`, false}, // undocumented field
 		{"StatusResponse", `{"task_id": 1, "status": "QUEUED"}`, false},           // wrong type
-		{"ResultResponse", `{"task_id": "x", "status": "QUEUED", "result": null, "stdout": "", "stderr": "", "timings": null, "attempts": 0}`, true},
+		{"ResultResponse", `{"task_id": "x", "status": "QUEUED", "result": null, "stdout": "", "stderr": "", "timings": null, "attempts": 0, "errors": []}`, true},
 		{"ResultResponse", `{"task_id": "x", "status": "QUEUED", "result": null, "stdout": "", "stderr": "", "timings": null, "attempts": 0.5}`, false},
 		{"ExecuteRequest", `{"function_id": "x", "payload": "p"}`, true},
 		{"ExecuteRequest", `{"function_id": "x", "kwargs": {}}`, true},
@@ -469,6 +469,10 @@ func TestSchemaValidator(t *testing.T) {
 		{"BatchRequest", `{"function_id": "x", "calls": [{"arg": [1]}]}`, false},
 		{"RegisterRequest", `{"name": "f", "source": "def f(): pass"}`, true},
 		{"RegisterRequest", `{"name": "f", "source": "s", "payload": "p"}`, false},
+		{"ExecuteRequest", `{"function_id": "x", "args": [1], "delay": "30s", "retries": {"max": 3, "on": ["ValueError"]}}`, true},
+		{"ExecuteRequest", `{"function_id": "x", "payload": "p", "run_at": "2026-12-07T18:00:00Z", "retries": 2}`, true},
+		{"ExecuteRequest", `{"function_id": "x", "args": [1], "retries": {"tries": 3}}`, false},
+		{"RegisterRequest", `{"name": "f", "source": "def f(): pass", "retries": null}`, true},
 		{"Error", `{"detail": "x"}`, true},
 		{"Error", `{"message": "x"}`, false},
 	}

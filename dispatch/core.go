@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,7 +154,8 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
 		return err
 	}
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); c.promoteLoop(ctx) }()
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
 	go func() { defer wg.Done(); c.listen(ctx) }()
@@ -378,7 +381,7 @@ func (c *Core) Held() int {
 // task now (a late result, rejected by design).
 func (c *Core) Complete(ctx context.Context, cl store.Claim, res *faastype.Result) bool {
 	defer c.untrack(cl)
-	o := Outcome(res)
+	o := c.outcome(cl, res)
 	backoff := 50 * time.Millisecond
 	for {
 		ok, err := c.st.Complete(ctx, cl.TaskID, cl.Fence, o)
@@ -425,7 +428,7 @@ func (c *Core) CompleteAndClaimFor(ctx context.Context, cl store.Claim, res *faa
 // CompleteAndClaimOnce is one attempt of CompleteAndClaimFor: an error
 // means nothing was done, and the caller records the outcome another way.
 func (c *Core) CompleteAndClaimOnce(ctx context.Context, cl store.Claim, res *faastype.Result, owner string, n int) (bool, []store.Claim, error) {
-	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, Outcome(res), owner, n, c.cfg.Lease)
+	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, c.outcome(cl, res), owner, n, c.cfg.Lease)
 	if err != nil && !ok && len(next) == 0 {
 		return false, nil, err
 	}
@@ -494,6 +497,65 @@ func (c *Core) renewLoop(ctx context.Context) {
 	}
 }
 
+// promoteLoop makes scheduled tasks (delayed ones, retries after their
+// back-off) runnable when they are due: it sleeps until the earliest due
+// time the store reports, the poll interval, or a due-time announcement
+// that comes earlier (a new delayed task or retry). Every dispatcher runs
+// one; the store promotes each task once.
+func (c *Core) promoteLoop(ctx context.Context) {
+	announced := make(chan time.Time, 1)
+	go func() {
+		for ctx.Err() == nil {
+			due, stop := c.st.SubscribeScheduled(ctx)
+			for text := range due {
+				ms, err := strconv.ParseInt(text, 10, 64)
+				if err != nil {
+					continue
+				}
+				select {
+				case announced <- time.UnixMilli(ms):
+				default: // one is pending: the loop looks at the store anyway
+				}
+			}
+			stop()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	next := time.Time{} // when the timer fires; zero: at the poll interval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case due := <-announced:
+			if !next.IsZero() && !due.Before(next) {
+				continue
+			}
+			timer.Reset(max(time.Until(due), 0))
+			next = due
+			continue
+		case <-timer.C:
+		}
+		n, due, err := c.st.PromoteDue(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("promoting due scheduled tasks failed", "err", err)
+		}
+		if n > 0 {
+			c.Wake()
+		}
+		wait := c.cfg.Poll
+		if !due.IsZero() {
+			wait = min(wait, max(time.Until(due), 0))
+		}
+		next = time.Now().Add(wait)
+		timer.Reset(wait)
+	}
+}
+
 func (c *Core) reapLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.ReapEvery)
 	defer t.Stop()
@@ -542,6 +604,17 @@ func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
 	}
 	return faastype.Task{ID: cl.TaskID, Function: cl.FunctionID, Isolation: cl.Isolation, WantJSON: cl.WantJSON,
 		Fn: fn, Args: args, Bundle: cl.Bundle}, nil
+}
+
+// outcome is how res is stored for claim cl: Outcome, with the task's
+// retry policy applied.
+func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
+	o := store.RetryOutcome(cl, Outcome(res), rand.Float64())
+	if o.Retry {
+		c.log.Info("task failed; its retry policy runs it again", "task", cl.TaskID, "attempt", cl.Attempt,
+			"retry", cl.Retried+1, "of", cl.Retry.Max, "in", o.RetryDelay, "error", o.Error.Kind)
+	}
+	return o
 }
 
 // Outcome is how a sandbox result is stored.

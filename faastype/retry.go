@@ -94,8 +94,10 @@ func retryName(name string) bool {
 	if retryableKinds[ErrorKind(name)] {
 		return true
 	}
-	if name == "" || len(name) > 200 || strings.ToUpper(name) == name && strings.Contains(name, "_") {
-		return false // an unknown KIND_LIKE name is more likely a typo of a kind
+	if name == "" || len(name) > 200 || strings.ToUpper(name) == name && strings.ToLower(name) != name {
+		// An all-capitals name is a kind (exception classes are CamelCase):
+		// one that cannot be retried, or a typo of one.
+		return false
 	}
 	for _, part := range strings.Split(name, ".") {
 		if part == "" {
