@@ -85,13 +85,15 @@ def wait_port(port, timeout=20):
 class Server:
     """A running deployment and a course-style client for it.
 
-    timeout is the task timeout of the processes that run sandboxes; extra
+    timeout is the task timeout of the processes that run sandboxes;
+    sandboxes the number of sandboxes of a local dispatcher (up, split); extra
     are flags given to every faas process (up, or api and dispatcher); env
     are variables added to their environment (FAAS_TOKENS, ...: each
     process reads those of its own flags)."""
 
-    def __init__(self, kind, tmp, timeout=TIMEOUT, extra=(), env=None):
+    def __init__(self, kind, tmp, timeout=TIMEOUT, extra=(), env=None, sandboxes=2):
         self.kind = kind
+        self.sandboxes = str(sandboxes)
         self.tmp = tmp
         self.timeout = timeout
         self.extra = list(extra)
@@ -111,7 +113,7 @@ class Server:
     def start(self):
         limits = ["--timeout", self.timeout]
         if self.kind == "up":
-            self.spawn("up", [FAAS, "up", "--addr", f"127.0.0.1:{self.port}", "-w", "2"] + limits + self.extra)
+            self.spawn("up", [FAAS, "up", "--addr", f"127.0.0.1:{self.port}", "-w", self.sandboxes] + limits + self.extra)
             wait_http(self.url, self.procs["up"])
             return
         self.redis_port = free_port()
@@ -131,7 +133,7 @@ class Server:
             self.worker_args = [FAAS, f"{self.kind}-worker", "2", f"tcp://127.0.0.1:{port}", "--timeout", self.timeout]
             self.spawn("worker", self.worker_args)
             return
-        self.spawn("dispatcher", [FAAS, "dispatcher", "-m", "local", "-w", "2", "--redis", self.redis_url,
+        self.spawn("dispatcher", [FAAS, "dispatcher", "-m", "local", "-w", self.sandboxes, "--redis", self.redis_url,
                                   "--lease", "2s", "--timeout", self.timeout] + self.extra)
 
     def kill(self, name, sig=signal.SIGKILL):

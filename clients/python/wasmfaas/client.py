@@ -1,6 +1,7 @@
 """The WasmFaaS client: register functions, call them, get futures."""
 import base64
 import concurrent.futures
+import datetime
 import hashlib
 import heapq
 import itertools
@@ -104,6 +105,19 @@ class TaskFuture(concurrent.futures.Future):
         task, else None."""
         return (self.info or {}).get("error")
 
+    @property
+    def attempts(self):
+        """How many times the task ran, once final."""
+        return (self.info or {}).get("attempts")
+
+    @property
+    def errors(self):
+        """The error of every failed attempt, oldest first, once final: a
+        list of ``{"attempt", "at", "error": {"kind", "message",
+        "traceback"}}`` (those a retry policy ran again, then a FAILED
+        task's last)."""
+        return (self.info or {}).get("errors", [])
+
     def __repr__(self):
         return "<TaskFuture %s %s>" % (self.task_id, self._state.lower())
 
@@ -132,9 +146,10 @@ class FunctionHandle:
     def __call__(self, *args, **kwargs):
         return self.client._execute(self, args, kwargs)
 
-    def submit(self, *args, **kwargs):
-        """Same as calling the handle."""
-        return self.client._execute(self, args, kwargs)
+    def submit(self, *args, delay=None, run_at=None, retries=None, **kwargs):
+        """Like calling the handle, with the call options of
+        :meth:`Client.submit` (``delay``, ``run_at``, ``retries``)."""
+        return self.client._execute(self, args, kwargs, _call_options(delay, run_at, retries))
 
     def map(self, *iterables, timeout=None):
         """``client.map(self, *iterables, timeout=timeout)``."""
@@ -212,7 +227,7 @@ class Client:
 
     # --- functions
 
-    def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True):
+    def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True, retries=None):
         """Register ``fn`` and return a :class:`FunctionHandle`.
 
         ``fn`` is sent by value with what it needs from your code (see
@@ -248,6 +263,15 @@ class Client:
             ``packages`` name is bundled; everything else of yours travels
             by value.
 
+        ``retries``
+            The retry policy of the function's tasks, for failures in its
+            code: a number of retries (exponential back-off from 1 s, capped
+            at 1 min, with jitter), or a dict such as ``{"max": 3,
+            "backoff": "exponential", "base": "1s", "max_delay": "1m",
+            "jitter": True, "on": ["ValueError", "TIMEOUT"]}``. Every failed
+            attempt's error is kept (:attr:`TaskFuture.errors`). A call can
+            give its own (``submit(..., retries=)``).
+
         Raises :class:`wasmfaas.BundleError` (a ``ValueError``), before
         sending anything, for a module or package that cannot be bundled:
         one with compiled extensions (the sandbox runs pure-Python code
@@ -258,17 +282,19 @@ class Client:
         if not callable(fn):
             raise TypeError("register() needs a callable, not %s" % type(fn).__name__)
         data, bundle = _bundles.prepare(fn, modules, packages, auto_bundle)
-        return self._register_pickle(data, _name_of(fn, name), isolation, bundle)
+        return self._register_pickle(data, _name_of(fn, name), isolation, bundle, retries)
 
     def _check_open(self):
         if self._closed:
             raise RuntimeError("the client is closed")
 
-    def _register_pickle(self, data, name, isolation, bundle=None):
+    def _register_pickle(self, data, name, isolation, bundle=None, retries=None):
         self._check_open()
         body = {"name": name, "payload": _b64(data)}
         if isolation is not None:
             body["isolation"] = isolation
+        if retries is not None:
+            body["retries"] = retries
         size = len(data)
         if bundle is not None:
             body["bundle"] = bundle.b64()
@@ -300,11 +326,25 @@ class Client:
 
     # --- tasks
 
-    def submit(self, fn, *args, **kwargs):
+    def submit(self, fn, *args, delay=None, run_at=None, retries=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` remotely and return a
         :class:`TaskFuture`. ``fn`` is a :class:`FunctionHandle` or a plain
-        function (registered once per distinct function)."""
-        return self._execute(self._resolve(fn), args, kwargs)
+        function (registered once per distinct function).
+
+        Call options (keyword-only, so not passed to ``fn``; call a
+        handle directly, ``handle(delay=5)``, to pass such a keyword to the
+        function):
+
+        ``delay``
+            Start no sooner than this many seconds from now (a number or a
+            ``datetime.timedelta``); the task waits QUEUED.
+        ``run_at``
+            Start no sooner than this time (an aware ``datetime`` or unix
+            seconds); not with ``delay``.
+        ``retries``
+            This call's retry policy instead of the function's (see
+            :meth:`register`); ``0``: no retries."""
+        return self._execute(self._resolve(fn), args, kwargs, _call_options(delay, run_at, retries))
 
     def map(self, fn, *iterables, timeout=None):
         """Like ``Executor.map``: submit ``fn(*args)`` for every item of
@@ -325,11 +365,12 @@ class Client:
             raise
         return _results_in_order(futures, end)
 
-    def _execute(self, handle, args, kwargs):
+    def _execute(self, handle, args, kwargs, options=None):
         self._check_open()
         data = _ser.dumps((tuple(args), dict(kwargs)), getattr(handle, "bundled", ()))
-        resp = self.transport.request("POST", "/execute_function",
-                                      {"function_id": handle.function_id, "payload": _b64(data)})
+        body = {"function_id": handle.function_id, "payload": _b64(data)}
+        body.update(options or {})
+        resp = self.transport.request("POST", "/execute_function", body)
         if resp.status != 200:
             raise _error_for(resp, "execute_function", len(data), function_id=handle.function_id)
         fut = TaskFuture(_field(resp, "task_id"), handle.function_id, self)
@@ -612,3 +653,27 @@ def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=N
         return PayloadTooLarge("%s: %s too large for the server%s: %s" % (action, what, size_text, detail),
                                status, detail)
     return ServerError(msg, status, detail)
+
+
+def _call_options(delay, run_at, retries):
+    """The JSON fields of submit()'s call options."""
+    out = {}
+    if delay is not None and run_at is not None:
+        raise ValueError("give either delay or run_at, not both")
+    if delay is not None:
+        if isinstance(delay, datetime.timedelta):
+            delay = delay.total_seconds()
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+            raise ValueError("delay must be a number of seconds >= 0 or a timedelta, not %r" % (delay,))
+        out["delay"] = float(delay)
+    if run_at is not None:
+        if isinstance(run_at, datetime.datetime):
+            if run_at.tzinfo is None:
+                raise ValueError("run_at must be an aware datetime (with a tzinfo), or unix seconds")
+            run_at = run_at.timestamp()
+        if not isinstance(run_at, (int, float)) or isinstance(run_at, bool):
+            raise ValueError("run_at must be a datetime or unix seconds, not %r" % (run_at,))
+        out["run_at"] = float(run_at)
+    if retries is not None:
+        out["retries"] = retries
+    return out
