@@ -100,10 +100,12 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			return nil, fmt.Errorf("%s %s: interrupted: %w", method, path, ctx.Err())
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return nil, fmt.Errorf("%s %s: no answer from %s within %s", method, path, c.base, timeout)
 		}
-		// Also a cancelled ctx (^C): the caller says what it was doing.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // not the method and URL again

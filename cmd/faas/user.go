@@ -429,7 +429,7 @@ func waitResult(ctx context.Context, c *apiClient, taskID string, wait time.Dura
 		if spent := time.Since(started); spent < pollSpin {
 			select {
 			case <-ctx.Done():
-				return &res, raw, nil
+				return nil, nil, fmt.Errorf("GET %s: %w", path, ctx.Err())
 			case <-time.After(pollSpin - spent):
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -273,10 +274,14 @@ func TestPrintTasks(t *testing.T) {
 // detail in their errors.
 func TestClientAgainstAFakeAPI(t *testing.T) {
 	var polls atomic.Int32
-	var seen []string
+	var mu sync.Mutex
+	var seenList []string
+	seen := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(seenList) }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		seen = append(seen, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Authorization")+" "+string(body))
+		mu.Lock()
+		seenList = append(seenList, r.Method+" "+r.URL.RequestURI()+" "+r.Header.Get("Authorization")+" "+string(body))
+		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		switch {
 		case r.URL.Path == "/execute_function":
@@ -307,19 +312,21 @@ func TestClientAgainstAFakeAPI(t *testing.T) {
 	if code != 0 || stdout != "[1,\"a\"]\n" || stderr != "" {
 		t.Errorf("call --wait: %d %q %q", code, stdout, stderr)
 	}
-	if len(seen) != 4 || seen[0] != `POST /execute_function Bearer tok-from-env {"args":[1,2],"function_id":"f1","kwargs":{"a":null}}` {
-		t.Fatalf("requests: %q", seen)
+	requests := seen()
+	if len(requests) != 4 || requests[0] != `POST /execute_function Bearer tok-from-env {"args":[1,2],"function_id":"f1","kwargs":{"a":null}}` {
+		t.Fatalf("requests: %q", requests)
 	}
-	for _, s := range seen[1:] {
+	for _, s := range requests[1:] {
 		if !strings.HasPrefix(s, "GET /result/t1?wait=") || !strings.HasSuffix(s, "ms Bearer tok-from-env ") {
 			t.Errorf("long-poll %q", s)
 		}
 	}
 
 	code, _, stderr = captured(t, func() int { return cmdResult([]string{"gone", "--token", "flag-token"}) })
+	requests = seen()
 	if code != 1 || stderr != "faas result: GET /result/gone: 404 Not Found: task gone not found\n" ||
-		!strings.Contains(seen[len(seen)-1], "Bearer flag-token") {
-		t.Errorf("404: %d %q %q", code, stderr, seen[len(seen)-1])
+		!strings.Contains(requests[len(requests)-1], "Bearer flag-token") {
+		t.Errorf("404: %d %q %q", code, stderr, requests[len(requests)-1])
 	}
 	code, _, stderr = captured(t, func() int { return cmdTasks(nil) })
 	if code != 1 || stderr != "faas tasks: GET /tasks?limit=20: 502 Bad Gateway: upstream down\n" {
