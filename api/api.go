@@ -1,7 +1,7 @@
 // Package api owns the HTTP interface of WasmFaaS: the course project's
 // wire protocol (POST /register_function, POST /execute_function,
 // GET /status/{task_id}, GET /result/{task_id}); task management
-// (POST /execute_batch, DELETE /task/{task_id}); GET /runtime and
+// (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); GET /runtime and
 // GET /healthz; the API description (GET /openapi.json, GET /docs,
 // openapi.go); cluster-wide Prometheus metrics (GET /metrics, metrics.go);
 // the dashboard (GET /, GET /dashboard/state, dashboard.go); the
@@ -142,6 +142,7 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Get("/status/{task_id}", h.handle(h.status))
 	r.Get("/result/{task_id}", h.handle(h.result))
 	r.Delete("/task/{task_id}", h.handle(h.cancelTask))
+	r.Get("/tasks", h.handle(h.listTasks))
 	r.Get("/runtime", h.handle(h.runtimeInfo))
 	r.Get("/healthz", h.healthz)
 	r.Get("/metrics", h.metrics)

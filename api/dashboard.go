@@ -121,7 +121,8 @@ type dashboardState struct {
 	Nodes      []dashNode `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
 }
 
-// Recent tasks GET /dashboard/state lists by default and at most.
+// Recent tasks GET /dashboard/state and GET /tasks list by default and at
+// most.
 const (
 	defaultRecent = 50
 	maxRecent     = store.RecentTasks
@@ -129,13 +130,9 @@ const (
 
 // dashboardState: GET /dashboard/state[?limit=N], what the dashboard shows.
 func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
-	limit := defaultRecent
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > maxRecent {
-			return errorf(http.StatusBadRequest, "limit must be a whole number from 0 to %d, not %q", maxRecent, truncate(v, 40))
-		}
-		limit = n
+	limit, err := recentLimit(r)
+	if err != nil {
+		return err
 	}
 	ctx := r.Context()
 	st, err := h.st.Stats(ctx)
@@ -168,21 +165,7 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 		Nodes:      make([]dashNode, 0, len(nodes)),
 	}
 	for _, t := range recent {
-		d := dashTask{TaskID: t.ID, FunctionID: t.FunctionID, FunctionName: t.FunctionName, Status: t.Status,
-			ErrorKind: t.ErrorKind, Attempts: t.Attempts, Worker: t.Worker, CreatedAt: t.CreatedAt.UTC()}
-		if !t.StartedAt.IsZero() {
-			d.StartedAt = ptr(t.StartedAt.UTC())
-			end := now
-			if !t.FinishedAt.IsZero() {
-				end = t.FinishedAt
-			}
-			d.Duration = ptr(max(end.Sub(t.StartedAt).Seconds(), 0))
-		}
-		if t.Status.Final() && !t.FinishedAt.IsZero() {
-			d.FinishedAt = ptr(t.FinishedAt.UTC())
-			d.Latency = ptr(max(t.FinishedAt.Sub(t.CreatedAt).Seconds(), 0))
-		}
-		resp.Recent = append(resp.Recent, d)
+		resp.Recent = append(resp.Recent, briefOf(t, now))
 	}
 	for _, n := range nodes {
 		resp.Nodes = append(resp.Nodes, dashNode{Name: n.Name, Role: n.Role, Mode: n.Mode, Alive: n.Alive,
@@ -192,6 +175,40 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// recentLimit reads ?limit= of a list of recent tasks: from 0 to
+// maxRecent, defaultRecent when absent.
+func recentLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return defaultRecent, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxRecent {
+		return 0, errorf(http.StatusBadRequest, "limit must be a whole number from 0 to %d, not %q", maxRecent, truncate(v, 40))
+	}
+	return n, nil
+}
+
+// briefOf is a task as the lists of recent tasks show it; now ends the
+// duration of a RUNNING task.
+func briefOf(t store.TaskBrief, now time.Time) dashTask {
+	d := dashTask{TaskID: t.ID, FunctionID: t.FunctionID, FunctionName: t.FunctionName, Status: t.Status,
+		ErrorKind: t.ErrorKind, Attempts: t.Attempts, Worker: t.Worker, CreatedAt: t.CreatedAt.UTC()}
+	if !t.StartedAt.IsZero() {
+		d.StartedAt = ptr(t.StartedAt.UTC())
+		end := now
+		if !t.FinishedAt.IsZero() {
+			end = t.FinishedAt
+		}
+		d.Duration = ptr(max(end.Sub(t.StartedAt).Seconds(), 0))
+	}
+	if t.Status.Final() && !t.FinishedAt.IsZero() {
+		d.FinishedAt = ptr(t.FinishedAt.UTC())
+		d.Latency = ptr(max(t.FinishedAt.Sub(t.CreatedAt).Seconds(), 0))
+	}
+	return d
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -505,6 +505,31 @@ func buildOpenAPI(opts Options) *document {
 		}),
 	})
 
+	d.component("TasksResponse", schemaFor[tasksResponse]("The caller's newest tasks."))
+	zero, most := 0.0, float64(maxRecent)
+	limitParam := func(what string) parameter {
+		return parameter{Name: "limit", In: "query", Required: false,
+			Description: fmt.Sprintf("how many %s to list (default %d, at most %d)", what, defaultRecent, maxRecent),
+			Schema:      &schema{Type: "integer", Minimum: &zero, Maximum: &most}}
+	}
+	var statuses []string
+	for _, st := range taskStatuses {
+		statuses = append(statuses, string(st))
+	}
+	d.op("GET", "/tasks", &operation{
+		OperationID: "listTasks", Tags: []string{"tasks"},
+		Summary: "List the caller's recent tasks",
+		Description: fmt.Sprintf("The newest tasks of the caller's tenant, newest first: of the last %d it submitted "+
+			"(the list the dashboard shows), those not yet removed after the result TTL; with `status`, only those of them "+
+			"in that status. Without payloads, results or output: GET /result/{task_id} has those.", maxRecent),
+		Parameters: []parameter{limitParam("tasks"), {Name: "status", In: "query", Required: false,
+			Description: "only the tasks in this status",
+			Schema:      &schema{Type: "string", Enum: statuses}}},
+		Responses: responses("the tasks", jsonBody(refSchema("TasksResponse")), map[int]string{
+			400: "limit is not a whole number in range, or status is not a task status", 503: storeDown,
+		}),
+	})
+
 	d.component("RuntimeResponse", schemaFor[runtimeResponse]("What functions run on."))
 	d.op("GET", "/runtime", &operation{
 		OperationID: "getRuntime", Tags: []string{"platform"},
@@ -551,13 +576,10 @@ func buildOpenAPI(opts Options) *document {
 		Responses:   map[string]*oaResponse{"200": {Description: "an HTML page", Content: map[string]mediaType{htmlType: {Schema: strSchema("")}}}},
 	})
 	d.component("DashboardState", schemaFor[dashboardState]("What the dashboard shows: cluster-wide counts and nodes, and the caller's own tasks."))
-	zero, most := 0.0, float64(maxRecent)
 	d.op("GET", "/dashboard/state", &operation{
 		OperationID: "dashboardState", Tags: []string{"dashboard"},
-		Summary: "The dashboard's data",
-		Parameters: []parameter{{Name: "limit", In: "query", Required: false,
-			Description: fmt.Sprintf("how many recent tasks to list (default %d, at most %d)", defaultRecent, maxRecent),
-			Schema:      &schema{Type: "integer", Minimum: &zero, Maximum: &most}}},
+		Summary:    "The dashboard's data",
+		Parameters: []parameter{limitParam("recent tasks")},
 		Responses: responses("cluster-wide counts, the caller's recent tasks and the nodes", jsonBody(refSchema("DashboardState")), map[int]string{
 			400: "limit is not a whole number in range", 503: storeDown,
 		}),

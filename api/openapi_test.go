@@ -402,6 +402,9 @@ func scenario(t *testing.T, e *env) {
 	get("/status/" + unknown)
 	get("/result/" + unknown)
 	get("/dashboard/state?limit=2")
+	get("/tasks")
+	get("/tasks?status=FAILED&limit=1")
+	get("/tasks?status=done")
 
 	// Cancellation.
 	e.do("DELETE", "/task/"+ids[1].(string), nil) // QUEUED
@@ -436,7 +439,7 @@ func scenario(t *testing.T, e *env) {
 	if err := e.rdb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/status/" + jsonTask, "/result/" + unknown, "/runtime", "/healthz", "/metrics", "/dashboard/state"} {
+	for _, p := range []string{"/status/" + jsonTask, "/result/" + unknown, "/runtime", "/healthz", "/metrics", "/dashboard/state", "/tasks"} {
 		get(p)
 	}
 	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "fib")})

@@ -31,7 +31,7 @@ submits tasks closed-loop (-c in flight) or open-loop (--rate per second),
 long-polls every result, and reports submit rate, end-to-end throughput,
 latency percentiles (submission to final result) and the per-task time split
 the sandboxes record. Kinds: `+strings.Join(kinds, "; ")+`.`)
-	url := fs.String("url", "http://127.0.0.1:8000", "API base URL")
+	url := fs.String("url", "http://"+defaultAddr, "API base URL")
 	kind := fs.String("kind", "noop", "task kind")
 	n := fs.Int("n", 1000, "tasks to measure")
 	warmup := fs.Int("warmup", 50, "tasks run first and not measured")

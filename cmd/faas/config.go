@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,18 +51,47 @@ func applyEnv(fs *flag.FlagSet, given map[string]bool) error {
 
 // parseFlags parses args, then fills unset flags from the environment.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
-	if err := fs.Parse(args); err != nil {
-		return err
+	_, err := parseCommandLine(fs, args, false, nil)
+	return err
+}
+
+// parseCommandLine parses args, then fills unset flags from the
+// environment: only those named in envFlags, if it is not nil. With
+// positional, flags may come before, between or after the positional
+// arguments (faas call ID --wait 30s), which it returns in order;
+// everything after "--" is positional. Without, parsing stops at the first
+// non-flag argument, as flag.FlagSet.Parse does.
+func parseCommandLine(fs *flag.FlagSet, args []string, positional bool, envFlags []string) ([]string, error) {
+	fromEnv := func(name string) bool { return envFlags == nil || slices.Contains(envFlags, name) }
+	fs.VisitAll(func(f *flag.Flag) {
+		if fromEnv(f.Name) {
+			f.Usage += " (env " + envName(f.Name) + ")"
+		}
+	})
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 || !positional {
+			break
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
 	given := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { given[f.Name] = !fromEnv(f.Name) })
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	if err := applyEnv(fs, given); err != nil {
 		// fs.Parse reports its own errors; this one is ours to print.
 		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
-		return err
+		return nil, err
 	}
-	return nil
+	return pos, nil
 }
 
 // byteSize is a flag value like 256MiB, 10MB, 1048576.

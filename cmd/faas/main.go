@@ -1,8 +1,11 @@
 // Command faas is the single WasmFaaS binary: the HTTP API, the dispatcher
 // in its three modes, the push and pull workers, the all-in-one `faas up`,
-// the sandbox process the others start, and `faas python` to try the
-// sandboxed interpreter by hand. Run `faas <command> -h` for each command's
-// flags; every flag can also be set with a FAAS_* environment variable.
+// the sandbox process the others start, `faas python` to try the
+// sandboxed interpreter by hand, and the user commands (`faas fn register`,
+// `faas call`, `faas result`, `faas tasks`), a client of a running API.
+// Run `faas <command> -h` for each command's flags; every flag of the
+// server commands can also be set with a FAAS_* environment variable, and
+// the user commands take FAAS_URL and FAAS_TOKEN.
 package main
 
 import (
@@ -22,6 +25,10 @@ var commands []command
 func init() {
 	commands = []command{
 		{"up", "[flags]", "API + local dispatcher + embedded Redis in one process", cmdUp},
+		{"fn", "register FILE.py:NAME", "register a function of a Python file (as source text) with a running API", cmdFn},
+		{"call", "FUNCTION_ID [--args JSON]", "run a function with JSON arguments; --wait for its result", cmdCall},
+		{"result", "TASK_ID [--wait 30s]", "show a task's status, result and output", cmdResult},
+		{"tasks", "[--limit N] [--status S]", "list your newest tasks", cmdTasks},
 		{"api", "[flags]", "serve the HTTP API on Redis", cmdAPI},
 		{"dispatcher", "-m local|push|pull [flags]", "run tasks from the Redis queue", cmdDispatcher},
 		{"push-worker", "<num_sandboxes> <url>", "run tasks a push-mode dispatcher sends", cmdPushWorker},

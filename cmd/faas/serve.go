@@ -44,7 +44,7 @@ const (
 func addAPIFlags(fs *flagSet) *apiFlags {
 	a := &apiFlags{maxBody: api.DefaultMaxBodyBytes, burst: autoNumber{integer: true}, maxQueued: autoNumber{integer: true},
 		bundle: bundle.DefaultLimits}
-	fs.StringVar(&a.addr, "addr", "127.0.0.1:8000", "address the HTTP API listens on")
+	fs.StringVar(&a.addr, "addr", defaultAddr, "address the HTTP API listens on")
 	fs.Var(byteSize{&a.maxBody}, "max-body", "largest request body accepted (413 beyond)")
 	fs.DurationVar(&a.maxWait, "max-wait", api.DefaultMaxWait, "longest long-poll of GET /result?wait=")
 	fs.IntVar(&a.maxBatch, "max-batch", api.DefaultMaxBatch, "most calls in one POST /execute_batch (413 beyond; at most "+strconv.Itoa(store.MaxBatch)+")")

@@ -163,15 +163,9 @@ Example: faas `+name+` 2 tcp://127.0.0.1:5555`)
 	sb := addSandboxFlags(fs)
 	cf := addCommonFlags(fs)
 	// Flags may come before, between or after the two arguments.
-	if err := parseFlags(fs.FlagSet, args); err != nil {
+	pos, err := parseCommandLine(fs.FlagSet, args, true, nil)
+	if err != nil {
 		return 2
-	}
-	var pos []string
-	for fs.NArg() > 0 {
-		pos = append(pos, fs.Arg(0))
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return 2
-		}
 	}
 	if len(pos) != 2 {
 		fs.Usage()
