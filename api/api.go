@@ -139,6 +139,7 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Post("/register_function", h.handle(h.registerFunction))
 	r.Post("/execute_function", h.handle(h.executeFunction))
 	r.Post("/execute_batch", h.handle(h.executeBatch))
+	r.Get("/function/{function_id}", h.handle(h.getFunctionInfo))
 	r.Get("/status/{task_id}", h.handle(h.status))
 	r.Get("/result/{task_id}", h.handle(h.result))
 	r.Delete("/task/{task_id}", h.handle(h.cancelTask))

@@ -770,3 +770,72 @@ func TestDelayAndRetryFields(t *testing.T) {
 		}
 	})
 }
+
+// A function's settings are checked against the nodes' limits, stored,
+// copied to its tasks and shown by GET /function (secrets by name only).
+func TestFunctionSettings(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		src := "def f():\n    return 1\n"
+		reg := func(extra map[string]any) response {
+			body := map[string]any{"name": "f", "source": src}
+			for k, v := range extra {
+				body[k] = v
+			}
+			return e.do("POST", "/register_function", body)
+		}
+		for _, c := range []struct {
+			name   string
+			extra  map[string]any
+			status int
+			detail string
+		}{
+			{"timeout text", map[string]any{"timeout": "later"}, 422, `field "timeout" must be a positive duration`},
+			{"timeout zero", map[string]any{"timeout": 0}, 422, `field "timeout" must be a positive duration`},
+			{"timeout over the nodes'", map[string]any{"timeout": "10m"}, 422, "is over the nodes' limit of 30s"},
+			{"memory too small", map[string]any{"memory_mb": 8}, 422, `field "memory_mb" must be from 64 to 256`},
+			{"memory too large", map[string]any{"memory_mb": 4096}, 422, `field "memory_mb" must be from 64 to 256`},
+			{"memory not a number", map[string]any{"memory_mb": "1G"}, 422, `field "memory_mb" must be a whole number`},
+			{"env a list", map[string]any{"env": []string{"A=1"}}, 422, `field "env" must be an object of strings`},
+			{"env a number value", map[string]any{"env": map[string]any{"A": 1}}, 422, `field "env" must be an object of strings`},
+			{"env bad name", map[string]any{"env": map[string]any{"1A": "x"}}, 422, `"1A" is not a variable name`},
+			{"env NUL", map[string]any{"env": map[string]any{"A": "x\x00y"}}, 422, "holds a NUL byte"},
+			{"env and secrets share a name", map[string]any{"env": map[string]any{"K": "1"}, "secrets": map[string]any{"K": "2"}}, 422, `"K" is in both env and secrets`},
+			{"env too large", map[string]any{"env": map[string]any{"BIG": strings.Repeat("x", 40<<10)}}, 413, "at most 128 variables, 32768 bytes"},
+		} {
+			t.Run(c.name, func(t *testing.T) { expectError(t, reg(c.extra), c.status, c.detail) })
+		}
+
+		r := reg(map[string]any{"timeout": "2.5s", "memory_mb": 96, "env": map[string]any{"MODE": "prod"},
+			"secrets": map[string]any{"API_KEY": "hunter2", "DB_PASS": "x"}})
+		if r.status != 200 {
+			t.Fatalf("register with settings: %d %s", r.status, r.raw)
+		}
+		fnID := r.str("function_id")
+		r = e.do("GET", "/function/"+fnID, nil)
+		if r.status != 200 || r.body["timeout_seconds"] != 2.5 || r.body["memory_bytes"] != float64(96<<20) ||
+			r.str("kind") != "source" || r.str("name") != "f" || strings.Contains(r.raw, "hunter2") ||
+			fmt.Sprint(r.body["secrets"]) != "[API_KEY DB_PASS]" || fmt.Sprint(r.body["env"]) != "map[MODE:prod]" {
+			t.Fatalf("GET /function: %d %s", r.status, r.raw)
+		}
+		taskID := e.do("POST", "/execute_function", map[string]any{"function_id": fnID, "args": []any{}}).str("task_id")
+		cs, err := e.st.Claim(context.Background(), "w", 1, time.Minute)
+		if err != nil || len(cs) != 1 || cs[0].TaskID != taskID {
+			t.Fatalf("Claim: %+v %v", cs, err)
+		}
+		if c := cs[0]; c.Timeout != 2500*time.Millisecond || c.MemoryBytes != 96<<20 ||
+			!slices.Equal(c.Env, []string{"API_KEY=hunter2", "DB_PASS=x", "MODE=prod"}) {
+			t.Fatalf("the task carries %v %d %q", c.Timeout, c.MemoryBytes, c.Env)
+		}
+		plain := reg(nil).str("function_id")
+		r = e.do("GET", "/function/"+plain, nil)
+		if r.body["timeout_seconds"] != nil || r.body["memory_bytes"] != nil || fmt.Sprint(r.body["secrets"]) != "[]" {
+			t.Fatalf("GET /function without settings: %s", r.raw)
+		}
+		expectError(t, e.do("GET", "/function/"+uuid.NewString(), nil), 404, "not found")
+		expectError(t, e.do("GET", "/function/nope", nil), 400, "is not a UUID")
+		r = e.do("GET", "/runtime", nil)
+		if fl, _ := r.body["function_limits"].(map[string]any); fl["max_timeout_seconds"] != 30.0 || fl["min_memory_bytes"] != float64(64<<20) {
+			t.Fatalf("GET /runtime function_limits: %s", r.raw)
+		}
+	})
+}

@@ -76,6 +76,9 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	if f.Retry, _, err = readRetry(m, "retries"); err != nil {
 		return err
 	}
+	if f.Settings, err = h.readSettings(r.Context(), m); err != nil {
+		return err
+	}
 	bnd, err := h.readBundle(m)
 	if err != nil {
 		return err

@@ -364,6 +364,10 @@ func buildOpenAPI(opts Options) *document {
 		prop("payload", strSchema("serialize(fn): base64 of dill.dumps(fn), made with the sandbox's Python (see GET /runtime)"), true).
 		prop("isolation", iso, false).
 		prop("retries", retries("the retry policy of the function's tasks (a call may give its own)"), false).
+		prop("timeout", &schema{Type: []string{"string", "number"}, Description: `the function's own timeout: a duration such as "10s" or seconds, at most the nodes' (GET /runtime function_limits)`}, false).
+		prop("memory_mb", &schema{Type: "integer", Description: "the function's own memory cap in MiB, from 64 to the nodes' (GET /runtime function_limits)"}, false).
+		prop("env", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "environment variables: os.environ in the sandbox holds exactly these and the secrets; shown by GET /function"}, false).
+		prop("secrets", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "secret environment variables: in os.environ like env, but GET /function lists their names only"}, false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	dill.Title = "dill function"
@@ -374,6 +378,10 @@ func buildOpenAPI(opts Options) *document {
 		prop("entrypoint", strSchema("the name of the function to call, if not name (a Python identifier)"), false).
 		prop("isolation", iso, false).
 		prop("retries", retries("the retry policy of the function's tasks (a call may give its own)"), false).
+		prop("timeout", &schema{Type: []string{"string", "number"}, Description: `the function's own timeout: a duration such as "10s" or seconds, at most the nodes' (GET /runtime function_limits)`}, false).
+		prop("memory_mb", &schema{Type: "integer", Description: "the function's own memory cap in MiB, from 64 to the nodes' (GET /runtime function_limits)"}, false).
+		prop("env", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "environment variables: os.environ in the sandbox holds exactly these and the secrets; shown by GET /function"}, false).
+		prop("secrets", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "secret environment variables: in os.environ like env, but GET /function lists their names only"}, false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	source.Title = "source function"
@@ -467,6 +475,18 @@ func buildOpenAPI(opts Options) *document {
 			422: "the body is not a JSON object; a field is missing, empty or has the wrong type; both payloads and calls are given; " +
 				"or a call is not an object with args (array) and kwargs (object)",
 			503: storeDown,
+		}),
+	})
+
+	d.component("FunctionResponse", schemaFor[functionResponse]("The function and its settings."))
+	d.op("GET", "/function/{function_id}", &operation{
+		OperationID: "getFunction", Tags: []string{"functions"},
+		Summary:     "Get a function and its settings",
+		Description: "Its name, kind, isolation, bundle modules, retry policy, timeout, memory cap and environment; secrets by name only.",
+		Parameters: []parameter{{Name: "function_id", In: "path", Required: true, Description: "a function id (a UUID, as POST /register_function returned it)",
+			Schema: &schema{Type: "string", Format: "uuid"}}},
+		Responses: responses("the function", jsonBody(refSchema("FunctionResponse")), map[int]string{
+			400: "the function id is not a UUID", 404: "no such function", 503: storeDown,
 		}),
 	})
 

@@ -402,6 +402,10 @@ func scenario(t *testing.T, e *env) {
 	get("/status/" + unknown)
 	get("/result/" + unknown)
 	get("/dashboard/state?limit=2")
+	get("/function/" + fn)
+	get("/function/" + src)
+	get("/function/nope")
+	get("/function/" + unknown)
 	get("/tasks")
 	get("/tasks?status=FAILED&limit=1")
 	get("/tasks?status=done")
@@ -439,7 +443,7 @@ func scenario(t *testing.T, e *env) {
 	if err := e.rdb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/status/" + jsonTask, "/result/" + unknown, "/runtime", "/healthz", "/metrics", "/dashboard/state", "/tasks"} {
+	for _, p := range []string{"/status/" + jsonTask, "/function/" + fn, "/result/" + unknown, "/runtime", "/healthz", "/metrics", "/dashboard/state", "/tasks"} {
 		get(p)
 	}
 	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "fib")})

@@ -54,6 +54,8 @@ type runtimeResponse struct {
 	Nodes        []nodeJSON `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
 	// Bundles are this API's caps on registration bundles.
 	Bundles bundleLimitsJSON `json:"bundle_limits" doc:"caps on the modules and packages sent with a function (\"modules\", \"bundle\")"`
+	// FunctionLimits bound a function's own settings at registration.
+	FunctionLimits functionLimitsJSON `json:"function_limits" doc:"what a function may ask for itself at registration (timeout, memory_mb, env, secrets)"`
 }
 
 // runtimeInfo: GET /runtime, what a function runs on: the sandbox's Python
@@ -74,6 +76,7 @@ func (h *Handler) runtimeInfo(w http.ResponseWriter, r *http.Request) error {
 	}
 	bl := h.opts.BundleLimits.WithDefaults()
 	resp.Bundles = bundleLimitsJSON{MaxFiles: bl.MaxFiles, MaxBytes: bl.MaxBytes, MaxZipBytes: bl.MaxZipBytes}
+	resp.FunctionLimits = functionLimitsOf(nodes)
 	var live []store.Node
 	for _, n := range nodes {
 		resp.Nodes = append(resp.Nodes, nodeJSON{Name: n.Name, Role: n.Role, Mode: n.Mode, Sandboxes: n.Sandboxes,

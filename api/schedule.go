@@ -19,14 +19,15 @@ const MaxTaskDelay = 366 * 24 * time.Hour
 // POST /execute_batch) that say when and how often a call runs:
 // "delay" or "run_at", and "retries".
 type callOptions struct {
-	runAt time.Time // zero: at once
-	retry *faastype.RetryPolicy
+	runAt    time.Time // zero: at once
+	retry    *faastype.RetryPolicy
+	settings store.Settings // the function's
 }
 
 // readCallOptions reads them; a function's retry policy is the default of
 // its calls ("retries": 0 or null turns it off for one call).
 func readCallOptions(m map[string]json.RawMessage, f store.Function, now time.Time) (callOptions, error) {
-	o := callOptions{retry: f.Retry}
+	o := callOptions{retry: f.Retry, settings: f.Settings}
 	var err error
 	if o.runAt, err = readRunAt(m, now); err != nil {
 		return o, err
@@ -39,9 +40,14 @@ func readCallOptions(m map[string]json.RawMessage, f store.Function, now time.Ti
 	return o, nil
 }
 
-// apply puts the options on a task (or a batch's template).
+// apply puts the options, and the function's settings, on a task (or a
+// batch's template).
 func (o callOptions) apply(t *store.Task) {
 	t.RunAt, t.Retry = o.runAt, o.retry
+	t.Timeout, t.MemoryBytes = o.settings.Timeout, o.settings.MemoryBytes
+	if env := o.settings.TaskEnv(); len(env) > 0 {
+		t.Env = env
+	}
 }
 
 // readRunAt reads "delay" (a duration such as "30s" or a number of

@@ -603,7 +603,7 @@ func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
 		return faastype.Task{}, faastype.Failure(faastype.KindBadPayload, "the arguments payload is not base64: "+err.Error())
 	}
 	return faastype.Task{ID: cl.TaskID, Function: cl.FunctionID, Isolation: cl.Isolation, WantJSON: cl.WantJSON,
-		Fn: fn, Args: args, Bundle: cl.Bundle}, nil
+		Fn: fn, Args: args, Bundle: cl.Bundle, Timeout: cl.Timeout, MemoryBytes: cl.MemoryBytes, Env: cl.Env}, nil
 }
 
 // outcome is how res is stored for claim cl: Outcome, with the task's

@@ -231,7 +231,11 @@ func wireTask(cl store.Claim, timeout time.Duration, maxMsg int) (wire.Task, *fa
 			len(t.Fn)+len(t.Args), maxMsg)
 		return wire.Task{}, faastype.Failure(faastype.KindPayloadTooLarge, msg)
 	}
-	t.Timeout = timeout
+	// The dispatcher's task timeout, or the function's own when shorter
+	// (the worker applies its own limit on top).
+	if t.Timeout <= 0 || (timeout > 0 && timeout < t.Timeout) {
+		t.Timeout = timeout
+	}
 	return wire.Task{Task: t, Fence: cl.Fence, Attempt: cl.Attempt}, nil
 }
 

@@ -14,7 +14,9 @@ package faastype
 //	Task   = id str, function str, isolation str, timeout_ms uint,
 //	         want_json bool, fn bytes, args bytes, bundle str (hex content
 //	         hash, "" none), bundle_data bytes (the bundle's zip, when the
-//	         receiver does not hold it yet; empty otherwise)
+//	         receiver does not hold it yet; empty otherwise), memory_bytes
+//	         uint (0: the receiver's cap), env uint count then that many
+//	         str "NAME=value"
 //	Result = status str, kind str ("" if no error), message str,
 //	         traceback str, payload bytes, stdout bytes, stderr bytes,
 //	         flags byte (bit 0 output truncated, bit 1 warm),
@@ -31,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -86,6 +89,11 @@ func (e *Encoder) Task(t *Task) {
 	e.Bytes(t.Args)
 	e.Str(t.Bundle)
 	e.Bytes(t.BundleData)
+	e.Uint(t.MemoryBytes)
+	e.Uint(uint64(len(t.Env)))
+	for _, kv := range t.Env {
+		e.Str(kv)
+	}
 }
 
 // Task reads what Encoder.Task wrote; a bad value sets Err.
@@ -100,6 +108,18 @@ func (d *Decoder) Task() Task {
 	t.Args = d.Bytes()
 	t.Bundle = d.Str()
 	t.BundleData = d.Bytes()
+	t.MemoryBytes = d.Uint()
+	n := d.Uint()
+	if n > MaxEnvVars {
+		d.Fail("too many environment variables")
+	}
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		kv := d.Str()
+		if !strings.Contains(kv, "=") {
+			d.Fail("environment entry without '='")
+		}
+		t.Env = append(t.Env, kv)
+	}
 	if d.Err != nil {
 		return Task{}
 	}

@@ -19,6 +19,11 @@ func filler(seed int) *fill.Filler {
 			v.SetString(string(Fresh))
 		case reflect.TypeOf(ErrorKind("")):
 			v.SetString(string(KindTimeout))
+		case reflect.TypeOf([]string(nil)):
+			if !strings.HasSuffix(path, "Env") {
+				return false
+			}
+			v.Set(reflect.ValueOf([]string{"A=1", "B_2=two=2"}))
 		default:
 			return false
 		}

@@ -122,6 +122,14 @@ type Task struct {
 	// Timeout overrides the pool's timeout for this task when positive and
 	// smaller.
 	Timeout time.Duration
+	// MemoryBytes caps the interpreter's memory for this task when positive
+	// and smaller than the pool's cap (a function's own memory setting).
+	MemoryBytes uint64
+	// Env is the interpreter's whole environment, "NAME=value" entries
+	// (the function's variables and secrets), set when the function is
+	// loaded: os.environ holds exactly these. Functions share no
+	// interpreter, so a warm one keeps its function's.
+	Env []string
 	// WantJSON asks for the return value as JSON too (Result.JSON).
 	WantJSON bool
 	Fn       []byte // the pickled function
@@ -244,3 +252,9 @@ type PoolStats struct {
 	// themselves ("up: ...; missing: ... (why)").
 	Walls string `json:"walls,omitempty"`
 }
+
+// Bounds of a function's environment (Task.Env).
+const (
+	MaxEnvVars  = 128
+	MaxEnvBytes = 32 << 10 // names and values together
+)

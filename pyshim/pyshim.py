@@ -8,10 +8,12 @@ guest's stdout or stderr, so whatever the function prints (or writes to fd 1
 with os.write) cannot corrupt or spoof the channel. Both streams are plain
 captured output, capped by the host.
 
-Request (little endian): op u8, flags u8, reserved u16, result_cap u32,
+Request (little endian): op u8, flags u8, env_len u16, result_cap u32,
 memory_mib u32, fn_len u32, args_len u32, then fn_len bytes of function
-pickle (present when flags & NEW_FUNCTION) and args_len bytes of the
-(args, kwargs) pickle. flags & WANT_JSON asks for the result as JSON too.
+pickle (present when flags & NEW_FUNCTION), args_len bytes of the
+(args, kwargs) pickle and env_len bytes of a JSON object (with a new
+function only): the function's environment, which replaces os.environ
+before the function loads. flags & WANT_JSON asks for the result as JSON too.
 flags & HAS_BUNDLE says the host mounted the function's bundle (its own
 modules and pure-Python packages) read-only at /bundle: it goes first on
 sys.path before the function loads.
@@ -428,6 +430,14 @@ def _reseed():
         tmp._name_sequence = None
 
 
+def _set_environ(text):
+    """Makes os.environ exactly the function's variables (none: empty)."""
+    import os
+    env = json.loads(text) if text else {}
+    os.environ.clear()
+    os.environ.update(env)
+
+
 def _reply(status, kind, times, payload=b"", message="", tb="", js=b""):
     m = message.encode("utf-8", "backslashreplace")
     t = tb.encode("utf-8", "backslashreplace")
@@ -450,7 +460,7 @@ def _host_run(request):
         _restored = False
         _reseed()
     times = [0.0, 0.0, 0.0]
-    op, flags, _, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
+    op, flags, env_len, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
     if op != OP_RUN:
         return _reply(1, KIND_BAD_PAYLOAD, times, message=f"unknown request op {op}")
     body = memoryview(request)[REQUEST.size:]
@@ -459,6 +469,7 @@ def _host_run(request):
         try:
             if flags & NEW_FUNCTION:
                 _fn = None
+                _set_environ(bytes(body[fn_len + args_len:fn_len + args_len + env_len]))
                 if flags & HAS_BUNDLE:
                     _mount_bundle()
                 _fn = _load_function(bytes(body[:fn_len]))

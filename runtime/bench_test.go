@@ -223,12 +223,12 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer in.close(ctx)
-			if _, err := in.call(ctx, pk[0], pk[1], false, false, 1<<20, 256); err != nil {
+			if _, err := in.call(ctx, pk[0], pk[1], nil, false, false, 1<<20, 256); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if r, err := in.call(ctx, nil, pk[1], false, false, 1<<20, 256); err != nil || r.failed {
+				if r, err := in.call(ctx, nil, pk[1], nil, false, false, 1<<20, 256); err != nil || r.failed {
 					b.Fatalf("%v %+v", err, r)
 				}
 			}

@@ -235,7 +235,16 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	watchdog := time.AfterFunc(timeout, func() { c.timedOut(in, timeout, start, boot) })
 
 	limits := c.eng.Limits()
-	rep, err := in.call(ctx, fn, req.Args, req.WantJSON, tree != nil, limits.ResultBytes, uint32(limits.MemoryBytes>>20))
+	memCap := limits.MemoryBytes
+	if req.MemoryBytes > 0 && req.MemoryBytes < memCap {
+		memCap = req.MemoryBytes
+	}
+	in.setMemoryCap(memCap)
+	var env []byte
+	if fn != nil {
+		env = envJSON(req.Env)
+	}
+	rep, err := in.call(ctx, fn, req.Args, env, req.WantJSON, tree != nil, limits.ResultBytes, uint32(memCap>>20))
 	if !watchdog.Stop() {
 		return nil
 	}
@@ -324,7 +333,7 @@ func (c *child) crashResult(in *instance, err error) *faastype.Result {
 		msg := fmt.Sprintf("the function ended the interpreter with os._exit(%d)", code)
 		return faastype.Failure(faastype.KindUserExit, msg)
 	}
-	limit := c.eng.Limits().MemoryBytes
+	limit := in.memCap
 	if errors.Is(err, errMemory) || (in.mem != nil && uint64(in.mem.Size())+(8<<20) >= limit) {
 		return faastype.Failure(faastype.KindMemoryLimit, fmt.Sprintf("the task ran out of memory (sandbox limit %d MiB)", limit>>20))
 	}
@@ -384,4 +393,17 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%ds", int(d/time.Second))
 	}
 	return d.String()
+}
+
+// envJSON is the guest's environment as the JSON object pyshim puts in
+// os.environ: {} without variables, so that a function sees exactly its
+// own.
+func envJSON(env []string) []byte {
+	m := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	b, _ := json.Marshal(m) // strings only: cannot fail
+	return b
 }

@@ -186,6 +186,8 @@ type instance struct {
 	tmp      *MemFS
 	bundle   *bundleMount
 	function string // the function it ran (see faastype.Task.Function)
+	smem     *snapMemory
+	memCap   uint64 // the memory cap of the task running now
 	loaded   bool
 	dead     bool
 }
@@ -200,6 +202,7 @@ func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
 		}
 		m.reuse = e.reuse
 	}
+	m.limit = 0 // a reused memory may carry its last task's cap
 	used := false
 	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
 		func(_, max uint64) experimental.LinearMemory {
@@ -207,7 +210,7 @@ func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
 			return m
 		}))
 	in := &instance{io: newGuestIO(e.limits.OutputBytes, e.limits.OutputBytes), tmp: NewMemFS(int64(e.limits.TmpBytes)),
-		bundle: &bundleMount{}}
+		bundle: &bundleMount{}, smem: m, memCap: e.limits.MemoryBytes}
 	mod, err := e.rt.InstantiateModule(actx, e.restore, e.moduleConfig(in.io, in.tmp, in.bundle).WithStartFunctions())
 	if err != nil {
 		if !used {
@@ -276,7 +279,18 @@ type guestReply struct {
 // call runs one request in the instance. An error means the instance died
 // (trap, exit, interpreter failure) and must be discarded; its text is
 // meant for the user.
-func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON, hasBundle bool, resultCap int, memMiB uint32) (*guestReply, error) {
+// setMemoryCap caps the instance's memory at limit (at most the engine's)
+// for the next call.
+func (in *instance) setMemoryCap(limit uint64) {
+	in.memCap = limit
+	if in.smem != nil {
+		in.smem.limit = limit
+	}
+}
+
+// call runs one request. env, sent with a new function only (fn != nil),
+// is the JSON object that becomes os.environ.
+func (in *instance) call(ctx context.Context, fn, args, env []byte, wantJSON, hasBundle bool, resultCap int, memMiB uint32) (*guestReply, error) {
 	flags := byte(0)
 	if hasBundle {
 		flags |= guestHasBundle
@@ -287,7 +301,13 @@ func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON, 
 	if wantJSON {
 		flags |= guestWantJSON
 	}
-	n := 20 + len(fn) + len(args)
+	if fn == nil {
+		env = nil
+	}
+	if len(env) > math.MaxUint16 {
+		return nil, errors.New("environment too large")
+	}
+	n := 20 + len(fn) + len(args) + len(env)
 	if uint64(n) > math.MaxUint32 {
 		return nil, errors.New("request too large")
 	}
@@ -305,13 +325,15 @@ func (in *instance) call(ctx context.Context, fn []byte, args []byte, wantJSON, 
 		in.dead = true
 		return nil, errors.New("request buffer outside memory")
 	}
-	req[0], req[1], req[2], req[3] = guestOpRun, flags, 0, 0
+	req[0], req[1] = guestOpRun, flags
+	binary.LittleEndian.PutUint16(req[2:], uint16(len(env)))
 	binary.LittleEndian.PutUint32(req[4:], uint32(resultCap))
 	binary.LittleEndian.PutUint32(req[8:], memMiB)
 	binary.LittleEndian.PutUint32(req[12:], uint32(len(fn)))
 	binary.LittleEndian.PutUint32(req[16:], uint32(len(args)))
 	copy(req[20:], fn)
 	copy(req[20+len(fn):], args)
+	copy(req[20+len(fn)+len(args):], env)
 	if fn != nil {
 		in.loaded = false
 	}

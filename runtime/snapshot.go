@@ -173,10 +173,13 @@ func (e *Engine) bootForSnapshot(ctx context.Context) ([]byte, uint32, error) {
 // copy-on-write mapping of the snapshot file; the rest of the reservation
 // (up to the memory limit) is anonymous zero pages, committed on first use.
 type snapMemory struct {
-	base  unsafe.Pointer
-	max   uint64
-	buf   []byte
-	high  uint64    // the largest size the guest grew it to
+	base unsafe.Pointer
+	max  uint64
+	buf  []byte
+	high uint64 // the largest size the guest grew it to
+	// limit, when set, is a lower cap than max for the task running now
+	// (a function's memory setting): growing past it fails as past max.
+	limit uint64
 	reuse *memReuse // where Free hands it back (see memreuse_linux.go); nil: unmap
 }
 
@@ -198,7 +201,7 @@ func (s *snapshot) mapMemory(max uint64) (*snapMemory, error) {
 }
 
 func (m *snapMemory) Reallocate(size uint64) []byte {
-	if size > m.max || m.buf == nil {
+	if size > m.max || m.buf == nil || (m.limit > 0 && size > m.limit) {
 		return nil
 	}
 	m.high = max(m.high, size)

@@ -56,6 +56,10 @@ const (
 	fieldRetried      = "retried"         // retries the policy made so far
 	fieldErrors       = "errors"          // JSON array of the errors of the attempts retried
 	fieldNextAttempt  = "next_attempt_at" // unix ms a task waiting for its retry is due
+	fieldTimeoutMS    = "timeout_ms"      // a function's (and its tasks') own timeout
+	fieldMemoryBytes  = "memory_bytes"    // a function's (and its tasks') own memory cap
+	fieldEnv          = "env"             // a function's variables (JSON object); on a task: variables and secrets
+	fieldSecretEnv    = "secret_env"      // a function's secret variables (JSON object), never shown
 )
 
 type keys struct{ prefix string }

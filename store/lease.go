@@ -42,6 +42,11 @@ type Claim struct {
 	// is retried (Outcome.Retry).
 	Retry   *faastype.RetryPolicy
 	Retried int
+	// Timeout, MemoryBytes and Env are the function's own settings (zero:
+	// the node's; see Settings).
+	Timeout     time.Duration
+	MemoryBytes uint64
+	Env         []string
 }
 
 // Claim atomically pops up to n runnable tasks from the tenants' queues,
@@ -85,7 +90,7 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 	var fetch []int // claims whose payloads are read apart
 	for _, r := range res {
 		row, ok := r.([]any)
-		if !ok || len(row) != 14 {
+		if !ok || len(row) != 17 {
 			return claims, fmt.Errorf("store: claim for worker %s: unexpected script reply %T", worker, r)
 		}
 		if f, _ := row[9].(int64); f == 1 {
@@ -94,6 +99,14 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 		attempt, _ := row[6].(int64)
 		fence, _ := row[7].(int64)
 		retried, _ := row[13].(int64)
+		timeoutMS, _ := row[14].(int64)
+		memBytes, _ := row[15].(int64)
+		var env []string
+		if text := str(row[16]); text != "" {
+			if err := json.Unmarshal([]byte(text), &env); err != nil {
+				return claims, fmt.Errorf("store: claim for worker %s: task %s: decode environment: %w", worker, str(row[0]), err)
+			}
+		}
 		retry, err := decodeRetry(str(row[12]))
 		if err != nil {
 			// Written by this store; should it not decode, the task runs
@@ -114,6 +127,9 @@ func (s *Store) readClaims(ctx context.Context, worker string, res []any) ([]Cla
 			Bundle:       str(row[11]),
 			Retry:        retry,
 			Retried:      int(retried),
+			Timeout:      time.Duration(timeoutMS) * time.Millisecond,
+			MemoryBytes:  uint64(max(memBytes, 0)),
+			Env:          env,
 		})
 	}
 	if len(fetch) == 0 {

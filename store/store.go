@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -211,6 +212,71 @@ type Function struct {
 	// Retry is the retry policy of the function's tasks (a call may give
 	// its own); nil: none.
 	Retry *faastype.RetryPolicy
+	// Settings are the function's own limits and environment, which its
+	// tasks carry.
+	Settings Settings
+}
+
+// Settings are what a function asks of the sandbox for its tasks: a
+// timeout and a memory cap below the nodes' (zero: the node's), and its
+// environment: Env is shown back (GET /function), Secrets only by name;
+// both end up in os.environ.
+type Settings struct {
+	Timeout     time.Duration
+	MemoryBytes uint64
+	Env         map[string]string
+	Secrets     map[string]string
+}
+
+// TaskEnv is the environment the function's tasks run with: its variables
+// and secrets, "NAME=value", sorted.
+func (s Settings) TaskEnv() []string {
+	out := make([]string, 0, len(s.Env)+len(s.Secrets))
+	for k, v := range s.Env {
+		out = append(out, k+"="+v)
+	}
+	for k, v := range s.Secrets {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// settingsFields are a function's settings as hash fields.
+func (s Settings) fields() ([]any, error) {
+	var out []any
+	if s.Timeout > 0 {
+		out = append(out, fieldTimeoutMS, s.Timeout.Milliseconds())
+	}
+	if s.MemoryBytes > 0 {
+		out = append(out, fieldMemoryBytes, s.MemoryBytes)
+	}
+	for _, e := range []struct {
+		field string
+		m     map[string]string
+	}{{fieldEnv, s.Env}, {fieldSecretEnv, s.Secrets}} {
+		if len(e.m) == 0 {
+			continue
+		}
+		b, err := json.Marshal(e.m)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.field, err)
+		}
+		out = append(out, e.field, string(b))
+	}
+	return out, nil
+}
+
+// decodeEnv reads an env field ("" none).
+func decodeEnv(text string) (map[string]string, error) {
+	if text == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(text), &m); err != nil {
+		return nil, fmt.Errorf("decode environment: %w", err)
+	}
+	return m, nil
 }
 
 // PutFunction stores a new function. Isolation "" is stored as warm, a zero
@@ -259,6 +325,11 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 		}
 		args = append(args, fieldRetry, string(b))
 	}
+	settings, err := f.Settings.fields()
+	if err != nil {
+		return fmt.Errorf("store: put function %s: %w", f.ID, err)
+	}
+	args = append(args, settings...)
 	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
@@ -275,7 +346,7 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
 		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner,
-		fieldBundle, fieldBundleMods, fieldRetry).Result()
+		fieldBundle, fieldBundleMods, fieldRetry, fieldTimeoutMS, fieldMemoryBytes, fieldEnv, fieldSecretEnv).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -299,6 +370,15 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		f.BundleModules = strings.Fields(mods)
 	}
 	if f.Retry, err = decodeRetry(str(vals[10])); err != nil {
+		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
+	}
+	ms, _ := strconv.ParseInt(str(vals[11]), 10, 64)
+	f.Settings.Timeout = time.Duration(ms) * time.Millisecond
+	f.Settings.MemoryBytes, _ = strconv.ParseUint(str(vals[12]), 10, 64)
+	if f.Settings.Env, err = decodeEnv(str(vals[13])); err != nil {
+		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
+	}
+	if f.Settings.Secrets, err = decodeEnv(str(vals[14])); err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
 	if f.Isolation == "" {
@@ -348,6 +428,12 @@ type Task struct {
 	Retry         *faastype.RetryPolicy
 	Errors        []faastype.AttemptError
 	NextAttemptAt time.Time
+	// Timeout, MemoryBytes and Env are the function's settings, copied to
+	// the task at Enqueue (Env: variables and secrets, "NAME=value"); a
+	// final task keeps none of them. GetTask does not read Env.
+	Timeout     time.Duration
+	MemoryBytes uint64
+	Env         []string
 }
 
 // decodeRetry reads a stored retry policy ("" none).
@@ -464,6 +550,19 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	}
 	if tmpl.RunAt.After(time.Now()) {
 		shared = append(shared, fieldRunAt, unixMS(tmpl.RunAt))
+	}
+	if tmpl.Timeout > 0 {
+		shared = append(shared, fieldTimeoutMS, tmpl.Timeout.Milliseconds())
+	}
+	if tmpl.MemoryBytes > 0 {
+		shared = append(shared, fieldMemoryBytes, tmpl.MemoryBytes)
+	}
+	if len(tmpl.Env) > 0 {
+		b, err := json.Marshal(tmpl.Env)
+		if err != nil {
+			return fmt.Errorf("encode environment: %w", err)
+		}
+		shared = append(shared, fieldEnv, string(b))
 	}
 	if tmpl.Retry != nil && tmpl.Retry.Max > 0 {
 		b, err := json.Marshal(tmpl.Retry)

@@ -246,7 +246,7 @@ func TestClaimRecordsTheClaim(t *testing.T) {
 		if len(cs) == 1 {
 			want.Fence = cs[0].Fence
 		}
-		if len(cs) != 1 || cs[0] != want {
+		if len(cs) != 1 || !reflect.DeepEqual(cs[0], want) {
 			t.Fatalf("Claim = %+v, want [%+v]", cs, want)
 		}
 		task, err := st.GetTask(ctx, "task-00000")

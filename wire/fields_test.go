@@ -3,6 +3,7 @@ package wire
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
@@ -45,6 +46,8 @@ func filler(seed int) *fill.Filler {
 			v.SetString(string(faastype.Fresh))
 		case v.Type() == reflect.TypeOf(faastype.ErrorKind("")):
 			v.SetString(string(faastype.KindMemoryLimit))
+		case strings.HasSuffix(path, ".Env") && v.Type() == reflect.TypeOf([]string(nil)):
+			v.Set(reflect.ValueOf([]string{"NAME=" + path, "EMPTY="}))
 		default:
 			return false
 		}

@@ -22,10 +22,11 @@
 -- backwards) and is claimed like a QUEUED one.
 -- Returns one array per claimed task:
 --   {id, function_id, fn_payload, param_payload, fn_hash, isolation, attempts, fence, want_json, fetch,
---    owner, bundle, retry (the retry policy's JSON, '' none), retried (retries made so far)}
+--    owner, bundle, retry (the retry policy's JSON, '' none), retried (retries made so far),
+--    timeout_ms, memory_bytes (the function's settings, 0 none), env (JSON array of NAME=value, '' none)}
 -- where fetch is 1 (and the payloads empty) when they are to be read apart.
 local FAAS_CLAIM_META = {'status', 'owner', 'attempts', 'fence', 'started_at', 'function_id', 'fn_hash', 'isolation',
-  'want_json', 'bundle', 'retry', 'retried'}
+  'want_json', 'bundle', 'retry', 'retried', 'timeout_ms', 'memory_bytes', 'env'}
 local FAAS_CLAIM_ALL = {unpack(FAAS_CLAIM_META)}
 FAAS_CLAIM_ALL[#FAAS_CLAIM_ALL + 1] = 'fn_payload'
 FAAS_CLAIM_ALL[#FAAS_CLAIM_ALL + 1] = 'param_payload'
@@ -83,7 +84,7 @@ local function faas_claim(leases, o)
     end
     local owner = h[2] or ''
     faas_leased(owner)
-    local fetch, fn, param = 0, h[13] or '', h[14] or ''
+    local fetch, fn, param = 0, h[16] or '', h[17] or ''
     if checked then
       if redis.call('HSTRLEN', id, 'fn_payload') + redis.call('HSTRLEN', id, 'param_payload') <= inline then
         local p = redis.call('HMGET', id, 'fn_payload', 'param_payload')
@@ -93,7 +94,7 @@ local function faas_claim(leases, o)
       end
     end
     return {id, h[6] or '', fn, param, h[7] or '', h[8] or '', attempts, fence, h[9] or '', fetch, owner, h[10] or '',
-      h[11] or '', tonumber(h[12]) or 0}
+      h[11] or '', tonumber(h[12]) or 0, tonumber(h[13]) or 0, tonumber(h[14]) or 0, h[15] or ''}
   end
 
   while #out < n do

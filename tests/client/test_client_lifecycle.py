@@ -60,3 +60,20 @@ def test_bad_options_fail_before_sending(client):
     # What only the server can tell comes back as its 422.
     with pytest.raises(wasmfaas.WasmFaaSError, match="backoff must be"):
         client.submit(fn, retries={"max": 1, "backoff": "sometimes"})
+
+
+def read_env():
+    import os
+    return dict(os.environ)
+
+
+def test_register_with_settings(client):
+    fn = client.register(read_env, env={"MODE": "test"}, secrets={"TOKEN": "t0k"}, timeout=2, memory_mb=96)
+    assert fn().result(timeout=60) == {"MODE": "test", "TOKEN": "t0k"}
+    info = client.function_info(fn)
+    assert info["env"] == {"MODE": "test"} and info["secrets"] == ["TOKEN"]
+    assert info["timeout_seconds"] == 2 and info["memory_bytes"] == 96 << 20
+    with pytest.raises(wasmfaas.FunctionNotFound):
+        client.function_info("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(wasmfaas.BadRequest, match="memory_mb"):
+        client.register(read_env, memory_mb=1)

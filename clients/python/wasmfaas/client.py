@@ -227,7 +227,8 @@ class Client:
 
     # --- functions
 
-    def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True, retries=None):
+    def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True, retries=None,
+                 timeout=None, memory_mb=None, env=None, secrets=None):
         """Register ``fn`` and return a :class:`FunctionHandle`.
 
         ``fn`` is sent by value with what it needs from your code (see
@@ -271,6 +272,14 @@ class Client:
             "jitter": True, "on": ["ValueError", "TIMEOUT"]}``. Every failed
             attempt's error is kept (:attr:`TaskFuture.errors`). A call can
             give its own (``submit(..., retries=)``).
+        ``timeout``, ``memory_mb``
+            The function's own time limit (seconds, or a duration text such
+            as ``"10s"``) and memory cap in MiB, below the nodes' (see
+            ``GET /runtime``'s ``function_limits``).
+        ``env``, ``secrets``
+            Dicts of environment variables: in the sandbox ``os.environ``
+            holds exactly these. :meth:`function_info` shows ``env`` and
+            only the names of ``secrets``.
 
         Raises :class:`wasmfaas.BundleError` (a ``ValueError``), before
         sending anything, for a module or package that cannot be bundled:
@@ -282,19 +291,20 @@ class Client:
         if not callable(fn):
             raise TypeError("register() needs a callable, not %s" % type(fn).__name__)
         data, bundle = _bundles.prepare(fn, modules, packages, auto_bundle)
-        return self._register_pickle(data, _name_of(fn, name), isolation, bundle, retries)
+        settings = {k: v for k, v in (("retries", retries), ("timeout", timeout), ("memory_mb", memory_mb),
+                                       ("env", env), ("secrets", secrets)) if v is not None}
+        return self._register_pickle(data, _name_of(fn, name), isolation, bundle, settings)
 
     def _check_open(self):
         if self._closed:
             raise RuntimeError("the client is closed")
 
-    def _register_pickle(self, data, name, isolation, bundle=None, retries=None):
+    def _register_pickle(self, data, name, isolation, bundle=None, settings=None):
         self._check_open()
         body = {"name": name, "payload": _b64(data)}
         if isolation is not None:
             body["isolation"] = isolation
-        if retries is not None:
-            body["retries"] = retries
+        body.update(settings or {})
         size = len(data)
         if bundle is not None:
             body["bundle"] = bundle.b64()
@@ -376,6 +386,16 @@ class Client:
         fut = TaskFuture(_field(resp, "task_id"), handle.function_id, self)
         self._poller.add(fut)
         return fut
+
+    def function_info(self, function_id):
+        """``GET /function/{id}``: the function's name, kind, isolation,
+        retry policy, timeout, memory cap, ``env`` and the names of its
+        ``secrets``."""
+        fid = getattr(function_id, "function_id", function_id)
+        resp = self.transport.request("GET", "/function/%s" % _quote(fid))
+        if resp.status != 200:
+            raise _error_for(resp, "function", function_id=fid)
+        return resp.data
 
     def future(self, task_id):
         """A :class:`TaskFuture` for a task submitted earlier (by anyone)."""
@@ -630,7 +650,7 @@ def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=N
     if status in (400, 422):
         return BadRequest(msg, status, detail)
     if status == 404:
-        if action == "execute_function":
+        if action in ("execute_function", "function"):
             return FunctionNotFound("function %s is not registered on the server (%s)" % (function_id, detail),
                                     status, detail, function_id=function_id)
         return TaskNotFound("task %s is not known to the server (%s)" % (task_id, detail),
