@@ -82,7 +82,7 @@ func cmdFn(args []string) int {
 }
 
 func cmdFnRegister(args []string) int {
-	fs := newFlagSet("fn register", "FILE.py:NAME [--name N] [--isolation warm|fresh] [--json] [--url U] [--token T]", `
+	fs := newFlagSet("fn register", "FILE.py:NAME [--name N] [--isolation warm|fresh] [--retries R] [--timeout D] [--memory-mb N] [--env K=V]... [--secret K[=V]]... [--json] [--url U] [--token T]", `
 Registers the function NAME that FILE.py defines, as source text: the
 sandbox runs the whole file as the function's module, so its imports,
 helpers and constants come along (the standard library only, no packages of
@@ -91,9 +91,17 @@ Python 3.11, whatever Python you have. Prints the function id (--json: the
 API's answer).
 
 Example: faas fn register geometry.py:area
+         faas fn register fetch.py:fetch --retries '{"max": 3, "on": ["ValueError"]}' \
+             --timeout 10s --memory-mb 128 --env MODE=prod --secret API_KEY
 
 `+clientHelp)
 	name := fs.String("name", "", "the function's name on the server (default NAME)")
+	retries := fs.String("retries", "", `the tasks' retry policy: a number of retries, or JSON such as '{"max": 3, "backoff": "exponential", "base": "1s", "on": ["ValueError"]}'`)
+	timeout := fs.String("timeout", "", `the function's own timeout ("10s"), below the nodes' (default the node's)`)
+	memoryMB := fs.Int("memory-mb", 0, "the function's own memory cap in MiB, below the nodes' (default the node's)")
+	var env, secrets envFlag
+	fs.Var(&env, "env", "an environment variable NAME=value for the function (repeat for more)")
+	fs.Var(&secrets, "secret", "a secret variable NAME=value, or NAME to take the value from your environment (repeat for more; never shown back)")
 	isolation := fs.String("isolation", "", "warm (an interpreter that ran the function may run it again) or fresh (a pristine one for every task); default the server's, warm")
 	asJSON := fs.Bool("json", false, "print the API's JSON answer")
 	cf := addClientFlags(fs)
@@ -112,12 +120,30 @@ Example: faas fn register geometry.py:area
 	if err := checkDefines(string(src), entry); err != nil {
 		return fail("fn register", fmt.Errorf("%s: %w", file, err))
 	}
-	body := map[string]string{"name": entry, "source": string(src), "entrypoint": entry}
+	body := map[string]any{"name": entry, "source": string(src), "entrypoint": entry}
 	if *name != "" {
 		body["name"] = *name
 	}
 	if *isolation != "" {
 		body["isolation"] = *isolation
+	}
+	if *retries != "" {
+		if !json.Valid([]byte(*retries)) {
+			return fail("fn register", fmt.Errorf("--retries must be a number or a JSON object, not %s", truncateText(*retries, 60)))
+		}
+		body["retries"] = json.RawMessage(*retries)
+	}
+	if *timeout != "" {
+		body["timeout"] = *timeout
+	}
+	if *memoryMB != 0 {
+		body["memory_mb"] = *memoryMB
+	}
+	if len(env.vars) > 0 {
+		body["env"] = env.vars
+	}
+	if len(secrets.vars) > 0 {
+		body["secrets"] = secrets.vars
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
@@ -181,7 +207,7 @@ func checkDefines(src, name string) error {
 // ---- faas call ----
 
 func cmdCall(args []string) int {
-	fs := newFlagSet("call", "FUNCTION_ID [--args '[1, 2]'] [--kwargs '{\"a\": 1}'] [--wait 30s] [--json] [--url U] [--token T]", `
+	fs := newFlagSet("call", "FUNCTION_ID [--args '[1, 2]'] [--kwargs '{\"a\": 1}'] [--delay D | --run-at T] [--retries R] [--wait 30s] [--json] [--url U] [--token T]", `
 Runs a registered function with JSON arguments and prints the new task's
 id. With --wait, it waits for the task to finish instead (long-polling the
 API) and prints its result as JSON; a task that FAILED prints its error
@@ -189,6 +215,7 @@ kind, message and traceback on stderr. faas result TASK_ID shows the task's
 output (what it printed) as well.
 
 Example: faas call $FID --args '[2]' --kwargs '{"unit": "cm"}' --wait 30s
+         faas call $FID --delay 10m --retries 3
 
 `+exitCodesHelp+`
 
@@ -196,6 +223,9 @@ Example: faas call $FID --args '[2]' --kwargs '{"unit": "cm"}' --wait 30s
 	argsJSON := fs.String("args", "", "positional arguments, a JSON array (default [])")
 	kwargsJSON := fs.String("kwargs", "", "keyword arguments, a JSON object (default {})")
 	wait := fs.Duration("wait", 0, "wait this long for the result (0: do not wait)")
+	delay := fs.String("delay", "", `start the task no sooner than this from now ("30s", "2h", or seconds)`)
+	runAt := fs.String("run-at", "", `start the task no sooner than this time (RFC 3339, "2026-12-24T18:00:00Z", or unix seconds)`)
+	retries := fs.String("retries", "", "this call's retry policy instead of the function's: a number of retries (0: none) or a JSON object")
 	asJSON := fs.Bool("json", false, "print the API's JSON answer: the task id, or with --wait the whole result")
 	cf := addClientFlags(fs)
 	c, pos, code := userCommand(fs, cf, args, 1)
@@ -205,6 +235,25 @@ Example: faas call $FID --args '[2]' --kwargs '{"unit": "cm"}' --wait 30s
 	body, err := callBody(pos[0], *argsJSON, *kwargsJSON)
 	if err != nil {
 		return fail("call", err)
+	}
+	if *delay != "" && *runAt != "" {
+		return fail("call", errors.New("give either --delay or --run-at, not both"))
+	}
+	if *delay != "" {
+		body["delay"] = *delay
+	}
+	if *runAt != "" {
+		if secs, err := strconv.ParseFloat(*runAt, 64); err == nil {
+			body["run_at"] = secs
+		} else {
+			body["run_at"] = *runAt
+		}
+	}
+	if *retries != "" {
+		if !json.Valid([]byte(*retries)) {
+			return fail("call", fmt.Errorf("--retries must be a number or a JSON object, not %s", truncateText(*retries, 60)))
+		}
+		body["retries"] = json.RawMessage(*retries)
 	}
 	if *wait < 0 {
 		return fail("call", fmt.Errorf("--wait must not be negative, got %s", *wait))
@@ -527,4 +576,31 @@ func printTasks(w io.Writer, tasks []taskRow, loc *time.Location) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.TaskID, status, fn, t.CreatedAt.In(loc).Format(time.DateTime), dur)
 	}
 	tw.Flush()
+}
+
+// envFlag collects repeated NAME=value flags (--env, --secret); a bare NAME
+// takes the value from this process's environment, so that a secret need
+// not be typed on the command line.
+type envFlag struct{ vars map[string]string }
+
+func (f *envFlag) String() string { return "" }
+
+func (f *envFlag) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok {
+		if value, ok = os.LookupEnv(name); !ok {
+			return fmt.Errorf("%s is not NAME=value, and no variable %s is set here to take the value from", v, name)
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("%q has no name before the '='", v)
+	}
+	if f.vars == nil {
+		f.vars = map[string]string{}
+	}
+	if _, dup := f.vars[name]; dup {
+		return fmt.Errorf("%s given twice", name)
+	}
+	f.vars[name] = value
+	return nil
 }

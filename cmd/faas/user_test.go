@@ -130,6 +130,12 @@ func TestUserCommandArgumentErrors(t *testing.T) {
 		{cmdCall, []string{id, "--kwargs", "[1]"}, 1, "--kwargs must be a JSON object"},
 		{cmdCall, []string{id, "--kwargs", "{"}, 1, "--kwargs is not JSON"},
 		{cmdCall, []string{id, "--wait", "-1s"}, 1, "--wait must not be negative"},
+		{cmdCall, []string{id, "--delay", "1s", "--run-at", "5"}, 1, "give either --delay or --run-at"},
+		{cmdCall, []string{id, "--retries", "{max: 3}"}, 1, "--retries must be a number or a JSON object"},
+		{cmdFnRegister, []string{file + ":area", "--retries", "three"}, 1, "--retries must be a number or a JSON object"},
+		{cmdFnRegister, []string{file + ":area", "--env", "=x"}, 2, `"=x" has no name before the '='`},
+		{cmdFnRegister, []string{file + ":area", "--env", "A=1", "--env", "A=2"}, 2, "A given twice"},
+		{cmdFnRegister, []string{file + ":area", "--secret", "FAAS_TEST_UNSET_VAR"}, 2, "no variable FAAS_TEST_UNSET_VAR is set here"},
 		{cmdCall, []string{id, "--wait", "30"}, 2, `invalid value "30" for flag -wait`},
 		{cmdCall, []string{id, "--url", "ftp://host"}, 2, "--url (FAAS_URL) must be an http:// or https:// base URL"},
 		{cmdCall, []string{id, "--url", "127.0.0.1:8000"}, 2, "--url (FAAS_URL) must be"},
@@ -331,5 +337,63 @@ func TestClientAgainstAFakeAPI(t *testing.T) {
 	code, _, stderr = captured(t, func() int { return cmdTasks(nil) })
 	if code != 1 || stderr != "faas tasks: GET /tasks?limit=20: 502 Bad Gateway: upstream down\n" {
 		t.Errorf("502: %d %q", code, stderr)
+	}
+}
+
+// The lifecycle flags become the API's fields: a bare --secret NAME takes
+// its value from the environment.
+func TestLifecycleFlagsReachTheAPI(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		bodies = append(bodies, m)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"function_id":"f1","task_id":"t1"}`)
+	}))
+	defer srv.Close()
+	t.Setenv("FAAS_URL", srv.URL)
+	t.Setenv("FAAS_TOKEN", "")
+	t.Setenv("MY_API_KEY", "from-env")
+	file := filepath.Join(t.TempDir(), "f.py")
+	if err := os.WriteFile(file, []byte("def f():\n    return 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := captured(t, func() int {
+		return cmdFnRegister([]string{file + ":f", "--retries", `{"max": 2, "on": ["ValueError"]}`, "--timeout", "5s",
+			"--memory-mb", "128", "--env", "MODE=prod", "--env", "EQ=a=b", "--secret", "MY_API_KEY", "--secret", "DB=pw"})
+	}); code != 0 {
+		t.Fatalf("fn register: %d %s", code, stderr)
+	}
+	if code, _, stderr := captured(t, func() int {
+		return cmdCall([]string{"f1", "--delay", "90s", "--retries", "0"})
+	}); code != 0 {
+		t.Fatalf("call: %d %s", code, stderr)
+	}
+	if code, _, stderr := captured(t, func() int { return cmdCall([]string{"f1", "--run-at", "1800000000"}) }); code != 0 {
+		t.Fatalf("call --run-at: %d %s", code, stderr)
+	}
+	got := func(i int, keys ...string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		sub := map[string]any{}
+		for _, k := range keys {
+			sub[k] = bodies[i][k]
+		}
+		b, _ := json.Marshal(sub)
+		return string(b)
+	}
+	if g := got(0, "retries", "timeout", "memory_mb", "env", "secrets"); g != `{"env":{"EQ":"a=b","MODE":"prod"},"memory_mb":128,`+
+		`"retries":{"max":2,"on":["ValueError"]},"secrets":{"DB":"pw","MY_API_KEY":"from-env"},"timeout":"5s"}` {
+		t.Errorf("register body: %s", g)
+	}
+	if g := got(1, "delay", "retries"); g != `{"delay":"90s","retries":0}` {
+		t.Errorf("call body: %s", g)
+	}
+	if g := got(2, "run_at"); g != `{"run_at":1800000000}` {
+		t.Errorf("call --run-at body: %s", g)
 	}
 }
