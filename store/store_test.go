@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -772,6 +773,24 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 6)
+		// Tasks with retry policies (retried at once, or an hour later) and
+		// delayed ones, which only promote makes runnable.
+		for i, spec := range []struct {
+			retry *faastype.RetryPolicy
+			runAt time.Time
+		}{
+			{&faastype.RetryPolicy{Max: 2, Backoff: "fixed"}, time.Time{}},
+			{&faastype.RetryPolicy{Max: 3, Backoff: "fixed", Base: time.Hour, MaxDelay: time.Hour}, time.Time{}},
+			{&faastype.RetryPolicy{Max: 1, Backoff: "fixed"}, time.Now().Add(time.Hour)},
+			{nil, time.Now().Add(time.Hour)},
+		} {
+			tk := newTask(fmt.Sprintf("sched-%d", i))
+			tk.Retry, tk.RunAt = spec.retry, spec.runAt
+			if err := st.Enqueue(ctx, tk); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tk.ID)
+		}
 		last := make(map[string]faastype.Status)
 		var claims []store.Claim
 		seed := uint64(42)
@@ -781,9 +800,24 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 			seed ^= seed << 17
 			return int(seed % uint64(n))
 		}
-		for step := range 400 {
+		for step := range 600 {
 			var op string
-			switch next(8) {
+			switch next(10) {
+			case 8:
+				op = "promote"
+				if _, _, err := st.PromoteDue(ctx, time.Now().Add(2*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			case 9:
+				op = "fail or retry"
+				if len(claims) > 0 {
+					c := claims[next(len(claims))]
+					o := store.RetryOutcome(c, store.Outcome{Status: faastype.Failed,
+						Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "ValueError: again"}}, 0.5)
+					if _, err := st.Complete(ctx, c.TaskID, c.Fence, o); err != nil {
+						t.Fatal(err)
+					}
+				}
 			case 0, 1:
 				op = "claim"
 				cs, err := st.Claim(ctx, "w", 1+next(2), time.Minute)
@@ -852,6 +886,22 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 				}
 				last[id] = task.Status
 			}
+			// The books agree: one running count per lease, one scheduled
+			// count per scheduled entry.
+			leases, _ := rdb.ZCard(ctx, "faas:leases").Result()
+			scheduled, _ := rdb.ZCard(ctx, "faas:scheduled").Result()
+			var running, counted int64
+			for _, v := range rdb.HVals(ctx, "faas:running").Val() {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				running += n
+			}
+			for _, v := range rdb.HVals(ctx, "faas:scheduled_n").Val() {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				counted += n
+			}
+			if running != leases || counted != scheduled {
+				t.Fatalf("step %d (%s): %d leases but running counts %d; %d scheduled but counts %d", step, op, leases, running, scheduled, counted)
+			}
 		}
 		final := 0
 		for _, s := range last {
@@ -861,6 +911,9 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 		}
 		if final == 0 {
 			t.Fatal("the sequence never finished a task; it tests nothing")
+		}
+		if stats, err := st.Stats(ctx); err != nil || stats.Retried == 0 {
+			t.Fatalf("the sequence never retried a task (%v); it tests too little", err)
 		}
 	})
 }
