@@ -482,9 +482,15 @@ func (d *describer) run() (*pyObj, error) {
 				d.memo[idx] = o
 			}
 		case opBUILD:
-			// Data takes only a None state (the inspector checked that).
+			// Data takes only a None state (the inspector checked that); an
+			// exception takes its __dict__ (the sandbox adds __notes__),
+			// which its repr does not show.
 			state, err := d.pop()
-			if err != nil || state.kind != kindNone {
+			if err != nil {
+				return nil, err
+			}
+			obj, err := d.top()
+			if err != nil || (state.kind != kindNone && obj.kind != kindReduce) {
 				return nil, errNotData
 			}
 		case opGLOBAL:

@@ -86,7 +86,9 @@ import base64, json, sys, dill
 class Point:
     def __init__(self): self.x = 1
 import pickle
-values = [ValueError("boom"), KeyError("k", 2), RuntimeError(), [ZeroDivisionError("division by zero")], Point(), ValueError]
+noted = ValueError("noted")
+noted.add_note("Traceback in the sandbox: ...")  # as the sandbox sends a failure
+values = [ValueError("boom"), KeyError("k", 2), RuntimeError(), [ZeroDivisionError("division by zero")], Point(), ValueError, noted]
 out = [[base64.b64encode(dill.dumps(v)).decode(), base64.b64encode(pickle.dumps(v, protocol=2)).decode()] for v in values]
 json.dump(out, sys.stdout)
 `, nil, &exc)
@@ -100,6 +102,7 @@ json.dump(out, sys.stdout)
 		{"[ZeroDivisionError('division by zero')]", true},
 		{"a pickled instance of an unknown class", false}, // dill builds the class itself
 		{"a pickled reference to builtins.ValueError", false},
+		{"ValueError('noted')", true},
 	} {
 		for j, b64 := range exc[i] {
 			b, _ := base64.StdEncoding.DecodeString(b64)
