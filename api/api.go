@@ -4,7 +4,9 @@
 // (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); GET /runtime and
 // GET /healthz; the API description (GET /openapi.json, GET /docs,
 // openapi.go); cluster-wide Prometheus metrics (GET /metrics, metrics.go);
-// the dashboard (GET /, GET /dashboard/state, dashboard.go); the
+// the dashboard (GET /, GET /dashboard/state, GET /dashboard/series and
+// GET /dashboard/task/{task_id}: dashboard.go, dashboard_charts.go,
+// dashboard_task.go); the
 // validation of every request, including a structural check of the pickled
 // payloads that never unpickles them (pickle.go); long-polling of results;
 // JSON errors, request logging and panic recovery; and the HTTP server's
@@ -25,6 +27,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -60,6 +63,11 @@ type Options struct {
 	// registered with (files, uncompressed bytes). Zero fields take
 	// bundle.DefaultLimits.
 	BundleLimits bundle.Limits
+	// DashboardSample is how often this instance samples the task
+	// counters for the dashboard's charts (DefaultDashboardSample for the
+	// servers). The samples go to Redis, one per period whichever
+	// instance takes it. 0: this instance does not sample.
+	DashboardSample time.Duration
 
 	// maxQueued is the store's cap of queued tasks per tenant, for the
 	// API description.
@@ -86,6 +94,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.DashboardSample < 0 {
+		o.DashboardSample = 0
+	}
 	if o.RateLimit < 0 {
 		o.RateLimit = 0
 	}
@@ -104,6 +115,7 @@ type Handler struct {
 	waiter *store.Waiter
 	stop   context.CancelFunc
 	mux    *chi.Mux
+	bg     sync.WaitGroup // the dashboard's sampler
 
 	auth    *Auth    // nil: open
 	limiter *limiter // nil: no rate limit
@@ -151,10 +163,19 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Get("/docs", h.docs)
 	r.Get("/", h.dashboard)
 	r.Get("/dashboard/state", h.handle(h.dashboardState))
+	r.Get("/dashboard/series", h.handle(h.dashboardSeries))
+	r.Get("/dashboard/task/{task_id}", h.handle(h.dashboardTask))
 	h.mux = r
 	h.procMetrics = processMetrics()
 	h.openapiJSON, h.docsHTML = mustRenderDocs(h.opts)
 	h.docsCSP = pageCSP(h.docsHTML)
+	if every := opts.DashboardSample; every > 0 {
+		h.bg.Add(1)
+		go func() {
+			defer h.bg.Done()
+			h.sampleLoop(ctx, every)
+		}()
+	}
 	return h
 }
 
@@ -166,4 +187,5 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.Serv
 func (h *Handler) Close() {
 	h.stop()
 	h.waiter.Close()
+	h.bg.Wait()
 }

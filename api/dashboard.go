@@ -111,14 +111,15 @@ type dashTenant struct {
 }
 
 type dashboardState struct {
-	Time       time.Time  `json:"time" doc:"when the server read this state"`
-	Tasks      dashTasks  `json:"tasks" doc:"cluster-wide task counts, all tenants (use two readings of completed + failed for throughput)"`
-	QueueDepth int64      `json:"queue_depth" doc:"task ids waiting in the queues of all tenants"`
-	Leases     int64      `json:"leases" doc:"tasks leased to a dispatcher or worker now"`
-	ResultTTL  float64    `json:"result_ttl_seconds" doc:"final tasks are removed this long after they finished (0: kept); as configured on this API instance"`
-	Tenant     dashTenant `json:"tenant" doc:"the caller's tenant and its share of the work"`
-	Recent     []dashTask `json:"recent" doc:"the caller's newest tasks, newest first (only its own tenant's)"`
-	Nodes      []dashNode `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
+	Time       time.Time        `json:"time" doc:"when the server read this state"`
+	Tasks      dashTasks        `json:"tasks" doc:"cluster-wide task counts, all tenants (use two readings of completed + failed for throughput)"`
+	QueueDepth int64            `json:"queue_depth" doc:"task ids waiting in the queues of all tenants"`
+	Leases     int64            `json:"leases" doc:"tasks leased to a dispatcher or worker now"`
+	ResultTTL  float64          `json:"result_ttl_seconds" doc:"final tasks are removed this long after they finished (0: kept); as configured on this API instance"`
+	Tenant     dashTenant       `json:"tenant" doc:"the caller's tenant and its share of the work"`
+	Recent     []dashTask       `json:"recent" doc:"the caller's newest tasks, newest first (only its own tenant's)"`
+	Nodes      []dashNode       `json:"nodes" doc:"dispatchers and workers that reported in the last 10 minutes"`
+	Tenants    []dashTenantLoad `json:"tenants" doc:"the tenants with queued, running or scheduled tasks, the most queued first (at most 20 entries: the last may sum the rest)"`
 }
 
 // Recent tasks GET /dashboard/state and GET /tasks list by default and at
@@ -152,6 +153,10 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	loads, err := h.tenantLoads(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	resp := dashboardState{
 		Time: now.UTC(),
@@ -163,6 +168,7 @@ func (h *Handler) dashboardState(w http.ResponseWriter, r *http.Request) error {
 		Tenant:     dashTenant{Name: tenant, QueueDepth: queued, Running: running},
 		Recent:     make([]dashTask, 0, len(recent)),
 		Nodes:      make([]dashNode, 0, len(nodes)),
+		Tenants:    loads,
 	}
 	for _, t := range recent {
 		resp.Recent = append(resp.Recent, briefOf(t, now))

@@ -339,8 +339,16 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	resp := resultOf(t)
+	resp.TaskID = id
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// resultOf is the answer of GET /result for t.
+func resultOf(t store.Task) resultResponse {
 	resp := resultResponse{
-		TaskID:        id,
+		TaskID:        t.ID,
 		Status:        t.Status,
 		Stdout:        t.Stdout,
 		Stderr:        t.Stderr,
@@ -367,8 +375,7 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 		}
 		resp.ResultJSON = &raw
 	}
-	writeJSON(w, http.StatusOK, resp)
-	return nil
+	return resp
 }
 
 // attemptErrorJSON is one failed attempt's error.

@@ -591,9 +591,10 @@ func buildOpenAPI(opts Options) *document {
 
 	d.op("GET", "/", &operation{
 		OperationID: "dashboard", Tags: []string{"dashboard"},
-		Summary:     "The dashboard",
-		Description: "A page that shows the queue, the recent tasks, the dispatchers and workers and the throughput, refreshed every second from GET /dashboard/state.",
-		Responses:   map[string]*oaResponse{"200": {Description: "an HTML page", Content: map[string]mediaType{htmlType: {Schema: strSchema("")}}}},
+		Summary: "The dashboard",
+		Description: "A page that shows the queue, the recent tasks, the dispatchers and workers and the throughput, refreshed every second from GET /dashboard/state; " +
+			"charts of the last 15 minutes from GET /dashboard/series; and a page per task (`/#/task/<task_id>`) from GET /dashboard/task/{task_id}.",
+		Responses: map[string]*oaResponse{"200": {Description: "an HTML page", Content: map[string]mediaType{htmlType: {Schema: strSchema("")}}}},
 	})
 	d.component("DashboardState", schemaFor[dashboardState]("What the dashboard shows: cluster-wide counts and nodes, and the caller's own tasks."))
 	d.op("GET", "/dashboard/state", &operation{
@@ -602,6 +603,26 @@ func buildOpenAPI(opts Options) *document {
 		Parameters: []parameter{limitParam("recent tasks")},
 		Responses: responses("cluster-wide counts, the caller's recent tasks and the nodes", jsonBody(refSchema("DashboardState")), map[int]string{
 			400: "limit is not a whole number in range", 503: storeDown,
+		}),
+	})
+	d.component("DashboardSeries", schemaFor[dashSeries]("The cluster's last 15 minutes, from periodic samples of the task counters (all tenants)."))
+	d.op("GET", "/dashboard/series", &operation{
+		OperationID: "dashboardSeries", Tags: []string{"dashboard"},
+		Summary: "The dashboard's charts",
+		Description: "Throughput, latency percentiles, failures by kind and queue depth over the last 15 minutes, one point per interval " +
+			"between two samples of the cluster-wide counters. The API instances sample every 10 s into Redis (one sample per period " +
+			"whichever instance takes it), so every instance serves the same series.",
+		Responses: responses("the series", jsonBody(refSchema("DashboardSeries")), map[int]string{503: storeDown}),
+	})
+	d.component("DashboardTask", schemaFor[dashTaskDetail]("One task as the dashboard's task page shows it."))
+	d.op("GET", "/dashboard/task/{task_id}", &operation{
+		OperationID: "dashboardTask", Tags: []string{"dashboard"},
+		Summary: "One task for the dashboard",
+		Description: "What GET /result/{task_id} answers (at once), with the function's name, the worker, and the result as text: " +
+			"repr() of plain data, rendered on the server from the pickle's opcodes without unpickling it.",
+		Parameters: []parameter{taskIDParam()},
+		Responses: responses("the task", jsonBody(refSchema("DashboardTask")), map[int]string{
+			400: "the task id is not a UUID", 404: "no such task (or it was removed after the result TTL)", 503: storeDown,
 		}),
 	})
 	d.quotas(opts)

@@ -406,6 +406,10 @@ func scenario(t *testing.T, e *env) {
 	get("/function/" + src)
 	get("/function/nope")
 	get("/function/" + unknown)
+	get("/dashboard/series")
+	for _, id := range []string{jsonTask, dillTask, running, ids[1].(string), unknown, "nope"} {
+		get("/dashboard/task/" + id)
+	}
 	get("/tasks")
 	get("/tasks?status=FAILED&limit=1")
 	get("/tasks?status=done")
@@ -443,7 +447,8 @@ func scenario(t *testing.T, e *env) {
 	if err := e.rdb.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/status/" + jsonTask, "/function/" + fn, "/result/" + unknown, "/runtime", "/healthz", "/metrics", "/dashboard/state", "/tasks"} {
+	for _, p := range []string{"/status/" + jsonTask, "/function/" + fn, "/result/" + unknown, "/runtime", "/healthz", "/metrics",
+		"/dashboard/state", "/tasks", "/dashboard/series", "/dashboard/task/" + dillTask} {
 		get(p)
 	}
 	e.do("POST", "/register_function", map[string]any{"name": "f", "payload": pyfixture.Fixture(t, "fib")})

@@ -9,6 +9,10 @@
 //     sandbox cannot load (CheckFunction, CheckArgs; modules.go knows what
 //     the sandbox has). It is tested against CPython's own unpickler on
 //     every fixture and under fuzzing;
+//   - the describer (describe.go): repr() of the value a pickle of plain
+//     data (and built-in exceptions) loads to, rendered from the opcode
+//     stream without loading it, for the dashboard's view of a result;
+//     anything else is only named ("a pickled function");
 //   - the writer (writer.go): the exception pickles of platform failures
 //     and the payloads of source-text functions and JSON arguments;
 //   - the base64 text payloads travel as, and their hashes (base64.go).

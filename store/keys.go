@@ -166,3 +166,7 @@ func (k keys) scheduledCounts() string { return k.prefix + "scheduled_n" }
 // scheduledChannel carries the due time (unix ms) of every entry added to
 // scheduled, so that dispatchers waiting for the next due entry look again.
 func (k keys) scheduledChannel() string { return k.prefix + "due" }
+
+// samples is the list of the dashboard's periodic stats samples, newest
+// first, bounded to the charts' window (Store.AddSample).
+func (k keys) samples() string { return k.prefix + "samples" }

@@ -14,7 +14,7 @@ import (
 // real Redis and miniredis behave the same, and go-redis runs them with
 // EVALSHA, falling back to EVAL when the script cache is empty.
 //
-// Every script but put_function and renew starts with lib.lua, preceded by
+// Every script but put_function, renew and sample starts with lib.lua, preceded by
 // the histogram bounds (withLib): its shared functions keep the per-tenant
 // queues, ring and running counts, taking the four tenancy keys as
 // KEYS[1..4] (keys.tenancy), and count, rewrite and announce a task that
@@ -75,6 +75,14 @@ var (
 	//go:embed lua/queue_depth.lua
 	queueDepthLua    string
 	scriptQueueDepth = redis.NewScript(withLib(queueDepthLua))
+
+	//go:embed lua/queue_depths.lua
+	queueDepthsLua    string
+	scriptQueueDepths = redis.NewScript(withLib(queueDepthsLua))
+
+	//go:embed lua/sample.lua
+	sampleLua    string
+	scriptSample = redis.NewScript(sampleLua)
 )
 
 // HistogramBuckets are the upper bounds, in seconds, of the task latency

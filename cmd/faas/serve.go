@@ -76,7 +76,8 @@ func (a *apiFlags) options(log *slog.Logger) (api.Options, error) {
 		return api.Options{}, fmt.Errorf("--bundle-max-files must be 1 to %d and --bundle-max-bytes 1 to %d (what a sandbox opens)",
 			bundle.MaxOpen.MaxFiles, bundle.MaxOpen.MaxBytes)
 	}
-	o := api.Options{MaxBodyBytes: a.maxBody, MaxWait: a.maxWait, MaxBatch: a.maxBatch, BundleLimits: a.bundle, Logger: log}
+	o := api.Options{MaxBodyBytes: a.maxBody, MaxWait: a.maxWait, MaxBatch: a.maxBatch, BundleLimits: a.bundle, Logger: log,
+		DashboardSample: api.DefaultDashboardSample}
 	var tokens []api.Token
 	if a.tokensFile != "" {
 		fi, err := os.Stat(a.tokensFile)
