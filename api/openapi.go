@@ -584,6 +584,7 @@ func buildOpenAPI(opts Options) *document {
 			400: "limit is not a whole number in range", 503: storeDown,
 		}),
 	})
+	d.scheduleOps(opts)
 	d.quotas(opts)
 	return d
 }
