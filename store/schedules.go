@@ -269,14 +269,23 @@ func (s *Store) scheduleState(ctx context.Context, tenant, id, op string, next i
 const fireBatch = 100
 
 // specCache keeps parsed specs by schedule id and spec text (a cron
-// expression is parsed once, not at every tick).
-var specCache sync.Map // string -> *schedule.Spec
+// expression is parsed once, not at every tick), emptied when it holds
+// specCacheMax.
+var specCache = struct {
+	sync.Mutex
+	m map[string]*schedule.Spec
+}{m: map[string]*schedule.Spec{}}
+
+const specCacheMax = 4096
 
 func (s *Store) specOf(id string, vals []any) (*schedule.Spec, schedule.Missed, error) {
 	cronText, tz, everyText, created, missed := str(vals[0]), str(vals[1]), str(vals[2]), str(vals[3]), str(vals[4])
 	key := id + "\x00" + cronText + "\x00" + tz + "\x00" + everyText + "\x00" + created
-	if v, ok := specCache.Load(key); ok {
-		return v.(*schedule.Spec), schedule.Missed(missed), nil
+	specCache.Lock()
+	spec, ok := specCache.m[key]
+	specCache.Unlock()
+	if ok {
+		return spec, schedule.Missed(missed), nil
 	}
 	everyMS, _ := strconv.ParseInt(everyText, 10, 64)
 	sc := Schedule{Cron: cronText, Timezone: tz, Every: time.Duration(everyMS) * time.Millisecond, CreatedAt: parseMS(created)}
@@ -284,7 +293,12 @@ func (s *Store) specOf(id string, vals []any) (*schedule.Spec, schedule.Missed, 
 	if err != nil {
 		return nil, "", err
 	}
-	specCache.Store(key, spec)
+	specCache.Lock()
+	if len(specCache.m) >= specCacheMax {
+		clear(specCache.m)
+	}
+	specCache.m[key] = spec
+	specCache.Unlock()
 	return spec, schedule.Missed(missed), nil
 }
 
@@ -338,9 +352,12 @@ func (s *Store) fire(ctx context.Context, id string, tickMS int64, now time.Time
 	if err != nil {
 		return fmt.Errorf("store: fire schedule %s: %w", id, err)
 	}
+	owner := str(vals[5])
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.activeSchedules(), key, s.keys.recentOf(owner), s.keys.scheduledCounts())
+	args := []any{id, tickMS, -1, now.UnixMilli(), 0, s.maxQueued, RecentTasks, s.keys.newTasksChannel()}
 	if vals[3] == nil {
-		// Deleted between the two reads: the script drops a stale member.
-		vals = []any{"", "", "1000", "0", "", ""}
+		// Deleted meanwhile: the script drops a member left behind.
+		return scriptFireSchedule.Run(ctx, s.rdb, keys, args...).Err()
 	}
 	spec, policy, err := s.specOf(id, vals)
 	if err != nil {
@@ -349,13 +366,10 @@ func (s *Store) fire(ctx context.Context, id string, tickMS int64, now time.Time
 		return nil
 	}
 	plan := spec.Plan(time.UnixMilli(tickMS), now, policy)
-	next := int64(-1)
 	if !plan.Next.IsZero() {
-		next = plan.Next.UnixMilli()
+		args[2] = plan.Next.UnixMilli()
 	}
-	owner := str(vals[5])
-	keys := s.keys.tenancy(s.keys.stats(), s.keys.activeSchedules(), key, s.keys.recentOf(owner), s.keys.scheduledCounts())
-	args := []any{id, tickMS, next, now.UnixMilli(), plan.Missed, s.maxQueued, RecentTasks, s.keys.newTasksChannel()}
+	args[4] = plan.Missed
 	for _, t := range plan.Fire {
 		keys = append(keys, s.keys.task(ScheduleTaskID(id, t)))
 		args = append(args, t.UnixMilli())

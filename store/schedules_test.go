@@ -292,3 +292,24 @@ func TestScheduleCron(t *testing.T) {
 		}
 	})
 }
+
+// A member of the active set whose schedule hash is gone (deleted by hand)
+// is dropped at its tick.
+func TestScheduleStaleMemberIsDropped(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		fn := putFn(t, st, "", "fn-stale")
+		anchor := time.UnixMilli(time.Now().Add(-24 * time.Hour).UnixMilli())
+		everySecond(t, st, "", "s-stale", fn, anchor, schedule.RunOnce)
+		if err := rdb.Del(ctx, "faas:schedule:s-stale").Err(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := st.FireDue(ctx, time.Now())
+		if err != nil || res.Created != 0 || !res.Next.IsZero() {
+			t.Fatalf("FireDue: %+v %v", res, err)
+		}
+		if n := rdb.ZCard(ctx, "faas:schedules").Val(); n != 0 {
+			t.Fatalf("%d members left", n)
+		}
+	})
+}
