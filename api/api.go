@@ -1,7 +1,8 @@
 // Package api owns the HTTP interface of WasmFaaS: the course project's
 // wire protocol (POST /register_function, POST /execute_function,
 // GET /status/{task_id}, GET /result/{task_id}); task management
-// (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); GET /runtime and
+// (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); schedules
+// (POST /schedules and the routes under it, schedules.go); GET /runtime and
 // GET /healthz; the API description (GET /openapi.json, GET /docs,
 // openapi.go); cluster-wide Prometheus metrics (GET /metrics, metrics.go);
 // the dashboard (GET /, GET /dashboard/state, GET /dashboard/series and
@@ -156,6 +157,12 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Get("/result/{task_id}", h.handle(h.result))
 	r.Delete("/task/{task_id}", h.handle(h.cancelTask))
 	r.Get("/tasks", h.handle(h.listTasks))
+	r.Post("/schedules", h.handle(h.createSchedule))
+	r.Get("/schedules", h.handle(h.listSchedules))
+	r.Get("/schedules/{schedule_id}", h.handle(h.getSchedule))
+	r.Post("/schedules/{schedule_id}/pause", h.handle(h.setSchedule("pause")))
+	r.Post("/schedules/{schedule_id}/resume", h.handle(h.setSchedule("resume")))
+	r.Delete("/schedules/{schedule_id}", h.handle(h.setSchedule("delete")))
 	r.Get("/runtime", h.handle(h.runtimeInfo))
 	r.Get("/healthz", h.healthz)
 	r.Get("/metrics", h.metrics)

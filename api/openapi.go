@@ -625,6 +625,7 @@ func buildOpenAPI(opts Options) *document {
 			400: "the task id is not a UUID", 404: "no such task (or it was removed after the result TTL)", 503: storeDown,
 		}),
 	})
+	d.scheduleOps(opts)
 	d.quotas(opts)
 	return d
 }

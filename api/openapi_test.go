@@ -423,6 +423,29 @@ func scenario(t *testing.T, e *env) {
 	get("/metrics")
 	get("/dashboard/state")
 
+	// Schedules.
+	sched := e.do("POST", "/schedules", map[string]any{"function_id": src, "every": "1h", "args": []int{1}, "name": "hourly",
+		"retries": 2}).str("schedule_id")
+	e.do("POST", "/schedules", map[string]any{"function_id": fn, "cron": "*/5 * * * *", "timezone": "Europe/Paris", "payload": args, "missed": "skip"})
+	e.do("POST", "/schedules", map[string]any{"function_id": "nope", "every": 60})
+	e.do("POST", "/schedules", map[string]any{"function_id": fn, "every": 60, "payload": "@@@"})
+	e.do("POST", "/schedules", map[string]any{"function_id": unknown, "every": 60})
+	e.do("POST", "/schedules", map[string]any{"function_id": fn, "cron": "* * *"})
+	e.do("POST", "/schedules", map[string]any{"function_id": fn, "every": 60, "payload": big})
+	get("/schedules")
+	get("/schedules/" + sched)
+	get("/schedules/nope")
+	get("/schedules/" + unknown)
+	for _, op := range []string{"pause", "resume"} {
+		e.do("POST", "/schedules/"+sched+"/"+op, nil)
+		e.do("POST", "/schedules/nope/"+op, nil)
+		e.do("POST", "/schedules/"+unknown+"/"+op, nil)
+	}
+	gone := e.do("POST", "/schedules", map[string]any{"function_id": src, "cron": "@daily", "kwargs": map[string]int{"x": 1}}).str("schedule_id")
+	e.do("DELETE", "/schedules/"+gone, nil)
+	e.do("DELETE", "/schedules/nope", nil)
+	e.do("DELETE", "/schedules/"+unknown, nil)
+
 	// Every route but the public ones: 401 without a token, 429 for a
 	// tenant (bob) over its rate.
 	bob := e.h.limiter.bucket("bob")
@@ -455,6 +478,12 @@ func scenario(t *testing.T, e *env) {
 	e.do("POST", "/execute_function", map[string]any{"function_id": fn, "payload": args})
 	e.do("POST", "/execute_batch", map[string]any{"function_id": fn, "payloads": []string{args}})
 	e.do("DELETE", "/task/"+jsonTask, nil)
+	e.do("POST", "/schedules", map[string]any{"function_id": src, "every": 60})
+	get("/schedules")
+	get("/schedules/" + sched)
+	e.do("POST", "/schedules/"+sched+"/pause", nil)
+	e.do("POST", "/schedules/"+sched+"/resume", nil)
+	e.do("DELETE", "/schedules/"+sched, nil)
 }
 
 // The checker TestResponsesMatchOpenAPI relies on finds what it must.

@@ -154,8 +154,9 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
 		return err
 	}
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); c.promoteLoop(ctx) }()
+	go func() { defer wg.Done(); c.scheduleLoop(ctx) }()
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
 	go func() { defer wg.Done(); c.listen(ctx) }()

@@ -170,3 +170,25 @@ func (k keys) scheduledChannel() string { return k.prefix + "due" }
 // samples is the list of the dashboard's periodic stats samples, newest
 // first, bounded to the charts' window (Store.AddSample).
 func (k keys) samples() string { return k.prefix + "samples" }
+
+// schedule is the hash of one schedule (Store.PutSchedule).
+func (k keys) schedule(id string) string { return k.prefix + "schedule:" + id }
+
+// activeSchedules is the sorted set of the schedules that are not paused,
+// scored by their next tick (unix ms): the dispatchers fire the due ones
+// (Store.FireDue).
+func (k keys) activeSchedules() string { return k.prefix + "schedules" }
+
+// schedulesOf is the sorted set of a tenant's schedules, paused or not,
+// scored by creation time (unix ms).
+func (k keys) schedulesOf(tenant string) string {
+	if tenant == "" {
+		return k.prefix + "schedules_of"
+	}
+	return k.prefix + "schedules_of:" + tenant
+}
+
+// schedulesChannel carries the next tick (unix ms) of every schedule
+// created or resumed, so that dispatchers waiting for the next tick look
+// again.
+func (k keys) schedulesChannel() string { return k.prefix + "schedules" }

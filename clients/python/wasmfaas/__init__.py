@@ -11,6 +11,10 @@ sandbox and get ``concurrent.futures`` futures back.
     with wasmfaas.Executor(client) as ex:
         futures = [ex.submit(pow, 2, n) for n in range(10)]
 
+    nightly = client.schedule(square, 7, cron="0 3 * * *", timezone="Europe/Paris")
+    every = client.schedule(square, 8, every=30)  # seconds, a timedelta or "30s"
+    every.pause(); every.resume(); every.delete()
+
 Functions travel by value, with the helpers and constants they use (see
 :mod:`wasmfaas.pickling` for what cannot travel), or by reference to
 modules and pure-Python packages sent along with them as a bundle
@@ -19,17 +23,17 @@ modules are bundled automatically where that is safe, see
 :mod:`wasmfaas.bundles`). The wire protocol is the
 server's: JSON bodies with ``base64(dill.dumps(...))`` payloads.
 """
-from .client import Client, FunctionHandle, TaskFuture
+from .client import Client, FunctionHandle, ScheduleHandle, TaskFuture
 from .bundles import Bundle
 from .errors import (BadRequest, BundleError, BundleWarning, FunctionNotFound, PayloadTooLarge, RateLimited,
-                     RemoteError, SerializationError, ServerError, ServerUnavailable, TaskNotFound,
+                     RemoteError, ScheduleNotFound, SerializationError, ServerError, ServerUnavailable, TaskNotFound,
                      Unauthorized, WasmFaaSError)
 from .executor import Executor
 from .pickling import deserialize, send_by_value, serialize
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "Executor", "FunctionHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
-           "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "PayloadTooLarge",
+__all__ = ["Client", "Executor", "FunctionHandle", "ScheduleHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
+           "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "ScheduleNotFound", "PayloadTooLarge",
            "Unauthorized", "RateLimited", "SerializationError", "BundleError", "BundleWarning", "RemoteError",
            "Bundle", "serialize", "deserialize", "send_by_value"]

@@ -6,6 +6,7 @@ import hashlib
 import heapq
 import itertools
 import os
+import re
 import threading
 import time
 import urllib.parse
@@ -13,11 +14,11 @@ from collections import deque
 
 from . import bundles as _bundles
 from . import pickling as _ser
-from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError,
+from .errors import (BadRequest, FunctionNotFound, PayloadTooLarge, RateLimited, RemoteError, ScheduleNotFound,
                      SerializationError, ServerError, TaskNotFound, Unauthorized, WasmFaaSError)
 from .transport import Transport
 
-__all__ = ["Client", "FunctionHandle", "TaskFuture"]
+__all__ = ["Client", "FunctionHandle", "ScheduleHandle", "TaskFuture"]
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -157,6 +158,77 @@ class FunctionHandle:
 
     def __repr__(self):
         return "<FunctionHandle %s %s>" % (self.name, self.function_id)
+
+
+class ScheduleHandle:
+    """A schedule on the server: the function runs with fixed arguments at
+    every tick of a cron expression or an interval (:meth:`Client.schedule`).
+
+    ``schedule_id`` names it; ``info`` is the server's latest answer about
+    it (``GET /schedules/{id}``), which :meth:`refresh` reads again and the
+    properties read: ``next_tick`` and ``last_tick`` (aware datetimes, or
+    None), ``tasks_created``, ``paused``, ``last_task_id``. :meth:`pause`,
+    :meth:`resume` and :meth:`delete` act on the server."""
+
+    def __init__(self, client, info):
+        self.client = client
+        self.schedule_id = info["schedule_id"]
+        self.info = info
+
+    def refresh(self):
+        """Read the schedule again; returns self."""
+        self.info = self.client._schedule_request("GET", self.schedule_id)
+        return self
+
+    def pause(self):
+        """Stop it from ticking until :meth:`resume`; returns self."""
+        self.info = self.client._schedule_request("POST", self.schedule_id, "/pause")
+        return self
+
+    def resume(self):
+        """Make a paused schedule tick again from its next tick after now
+        (the ticks of the pause are not run); returns self."""
+        self.info = self.client._schedule_request("POST", self.schedule_id, "/resume")
+        return self
+
+    def delete(self):
+        """Remove the schedule from the server (the tasks it made stay)."""
+        self.client._schedule_request("DELETE", self.schedule_id)
+
+    def last_task(self):
+        """A :class:`TaskFuture` for the task of the latest tick (as of
+        ``info``), or None before the first."""
+        tid = self.info.get("last_task_id")
+        return self.client.future(tid) if tid else None
+
+    @property
+    def name(self):
+        return self.info.get("name")
+
+    @property
+    def next_tick(self):
+        """When the next tick is due (an aware datetime), None while paused."""
+        return _parse_time(self.info.get("next_tick"))
+
+    @property
+    def last_tick(self):
+        return _parse_time(self.info.get("last_tick"))
+
+    @property
+    def tasks_created(self):
+        return self.info.get("tasks_created", 0)
+
+    @property
+    def paused(self):
+        return bool(self.info.get("paused"))
+
+    @property
+    def last_task_id(self):
+        return self.info.get("last_task_id")
+
+    def __repr__(self):
+        when = self.info.get("cron") or "every %s" % self.info.get("every")
+        return "<ScheduleHandle %s %s%s>" % (self.schedule_id, when, " paused" if self.paused else "")
 
 
 class Client:
@@ -436,6 +508,84 @@ class Client:
             raise ServerError("result: the server's answer is not a task: %r" % resp, status=resp.status)
         return resp.data
 
+    # --- schedules
+
+    def schedule(self, fn, *args, cron=None, every=None, timezone=None, name=None, missed=None, retries=None, **kwargs):
+        """Run ``fn(*args, **kwargs)`` on the server at every tick of a
+        schedule, and return a :class:`ScheduleHandle`. ``fn`` is a
+        :class:`FunctionHandle` or a plain function (registered once).
+
+        Give one of (keyword-only, so not passed to ``fn``):
+
+        ``cron``
+            A 5-field cron expression, ``"*/5 * * * *"`` (minute hour
+            day-of-month month day-of-week; ranges, steps, lists, names,
+            ``@daily`` and the like), in ``timezone`` (an IANA name such as
+            ``"Europe/Paris"``; default UTC).
+        ``every``
+            An interval: seconds (at least 1), a ``datetime.timedelta`` or
+            a duration text such as ``"30s"``. The ticks are the creation
+            time plus 1, 2, 3... intervals.
+
+        ``missed``
+            What ticks missed during an outage (no dispatcher ran) do:
+            ``"run_once"`` (the server's default) runs one catch-up task
+            for them all, ``"skip"`` none; both go on at the next tick.
+        ``retries``
+            The tasks' retry policy, instead of the function's (see
+            :meth:`register`).
+        ``name``
+            A name to tell the schedule by.
+
+        Each tick makes one task (however many dispatchers run); follow
+        them with :meth:`ScheduleHandle.last_task` or the task list."""
+        self._check_open()
+        if (cron is None) == (every is None):
+            raise ValueError("give either cron= or every=")
+        handle = self._resolve(fn)
+        data = _ser.dumps((tuple(args), dict(kwargs)), getattr(handle, "bundled", ()))
+        body = {"function_id": handle.function_id, "payload": _b64(data)}
+        if cron is not None:
+            body["cron"] = str(cron)
+            if timezone is not None:
+                body["timezone"] = str(timezone)
+        else:
+            if timezone is not None:
+                raise ValueError("timezone= is for a cron schedule")
+            if isinstance(every, datetime.timedelta):
+                every = every.total_seconds()
+            if isinstance(every, bool) or not isinstance(every, (int, float, str)):
+                raise ValueError("every must be seconds, a timedelta or a duration such as '30s', not %r" % (every,))
+            body["every"] = every
+        if name is not None:
+            body["name"] = str(name)
+        if missed is not None:
+            body["missed"] = missed
+        if retries is not None:
+            body["retries"] = retries
+        resp = self.transport.request("POST", "/schedules", body)
+        if resp.status != 200:
+            raise _error_for(resp, "schedule", len(data), function_id=handle.function_id)
+        return ScheduleHandle(self, resp.data)
+
+    def schedules(self):
+        """The caller's schedules on the server (:class:`ScheduleHandle`),
+        oldest first."""
+        resp = self.transport.request("GET", "/schedules")
+        if resp.status != 200:
+            raise _error_for(resp, "schedules")
+        return [ScheduleHandle(self, info) for info in resp.data.get("schedules", [])]
+
+    def get_schedule(self, schedule_id):
+        """A :class:`ScheduleHandle` for a schedule made earlier."""
+        return ScheduleHandle(self, self._schedule_request("GET", schedule_id))
+
+    def _schedule_request(self, method, schedule_id, suffix=""):
+        resp = self.transport.request(method, "/schedules/%s%s" % (_quote(schedule_id), suffix), {} if method == "POST" else None)
+        if resp.status != 200:
+            raise _error_for(resp, "schedule " + (suffix.strip("/") or method.lower()), schedule_id=schedule_id)
+        return resp.data
+
     def health(self):
         """True if the server answers ``GET /healthz`` with 200."""
         try:
@@ -644,13 +794,16 @@ def _field(resp, key):
     return resp.data[key]
 
 
-def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=None):
+def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=None, schedule_id=None):
     status, detail = resp.status, resp.detail
     msg = "%s: %d %s" % (action, status, detail)
     if status in (400, 422):
         return BadRequest(msg, status, detail)
     if status == 404:
-        if action in ("execute_function", "function"):
+        if schedule_id is not None:
+            return ScheduleNotFound("schedule %s is not known to the server (%s)" % (schedule_id, detail),
+                                    status, detail, schedule_id=schedule_id)
+        if action in ("execute_function", "schedule", "function"):
             return FunctionNotFound("function %s is not registered on the server (%s)" % (function_id, detail),
                                     status, detail, function_id=function_id)
         return TaskNotFound("task %s is not known to the server (%s)" % (task_id, detail),
@@ -673,6 +826,18 @@ def _error_for(resp, action, size=None, function_id=None, task_id=None, bundle=N
         return PayloadTooLarge("%s: %s too large for the server%s: %s" % (action, what, size_text, detail),
                                status, detail)
     return ServerError(msg, status, detail)
+
+
+def _parse_time(text):
+    """An RFC 3339 time from the server as an aware datetime (None: None)."""
+    if not text:
+        return None
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text)
+    if not m:
+        raise ServerError("the server's time %r is not RFC 3339" % (text,))
+    frac = (m.group(2) or "")[:6].ljust(6, "0")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.datetime.fromisoformat("%s.%s%s" % (m.group(1), frac, zone))
 
 
 def _call_options(delay, run_at, retries):

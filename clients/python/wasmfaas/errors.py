@@ -51,6 +51,15 @@ class FunctionNotFound(ServerError, LookupError):
         self.function_id = function_id
 
 
+class ScheduleNotFound(ServerError, LookupError):
+    """404 on a schedule: the server does not know ``schedule_id`` (it was
+    deleted, or is another tenant's)."""
+
+    def __init__(self, message, status=None, detail=None, schedule_id=None):
+        super().__init__(message, status, detail)
+        self.schedule_id = schedule_id
+
+
 class TaskNotFound(ServerError, LookupError):
     """404 on status or result: the server does not know ``task_id``
     (it expired, or the server lost its in-memory store)."""
