@@ -56,6 +56,14 @@ const (
 	fieldRetried      = "retried"         // retries the policy made so far
 	fieldErrors       = "errors"          // JSON array of the errors of the attempts retried
 	fieldNextAttempt  = "next_attempt_at" // unix ms a task waiting for its retry is due
+	// Completion webhooks (hooks.go): a function's default callback URL
+	// and a task's, and a final task's delivery state.
+	fieldCallbackURL      = "callback_url"
+	fieldCallbackState    = "callback_state"    // pending, delivered, undeliverable
+	fieldCallbackAttempts = "callback_attempts" // delivery attempts claimed so far
+	fieldCallbackError    = "callback_error"    // why the last attempt failed
+	fieldCallbackAt       = "callback_at"       // unix ms of the last recorded attempt
+	fieldCallbackNext     = "callback_next_at"  // unix ms the next attempt is due
 )
 
 type keys struct{ prefix string }
@@ -162,3 +170,9 @@ func (k keys) scheduledCounts() string { return k.prefix + "scheduled_n" }
 // scheduledChannel carries the due time (unix ms) of every entry added to
 // scheduled, so that dispatchers waiting for the next due entry look again.
 func (k keys) scheduledChannel() string { return k.prefix + "due" }
+
+// hooks is the sorted set of the final tasks whose completion webhook is to
+// be delivered, scored by when the next attempt is due (unix ms), or by
+// the lease expiry of the deliverer that claimed it (lua/hooks_claim.lua).
+// Every script that makes tasks final takes it (lib.lua, faas_finish).
+func (k keys) hooks() string { return k.prefix + "hooks" }
