@@ -1,7 +1,8 @@
 // Package api owns the HTTP interface of WasmFaaS: the course project's
 // wire protocol (POST /register_function, POST /execute_function,
 // GET /status/{task_id}, GET /result/{task_id}); task management
-// (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); GET /runtime and
+// (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); completion
+// webhooks (callback_url, GET /webhook_secret, webhooks.go); GET /runtime and
 // GET /healthz; the API description (GET /openapi.json, GET /docs,
 // openapi.go); cluster-wide Prometheus metrics (GET /metrics, metrics.go);
 // the dashboard (GET /, GET /dashboard/state, dashboard.go); the
@@ -31,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmfaas/wasmfaas/bundle"
+	"github.com/wasmfaas/wasmfaas/hooks"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -60,6 +62,10 @@ type Options struct {
 	// registered with (files, uncompressed bytes). Zero fields take
 	// bundle.DefaultLimits.
 	BundleLimits bundle.Limits
+	// Webhooks check the callback URLs of functions and calls (their
+	// Guard; nil: the default one) and sign their webhooks (their Signer;
+	// nil: webhooks are off, and a callback URL is refused with 400).
+	Webhooks hooks.Settings
 
 	// maxQueued is the store's cap of queued tasks per tenant, for the
 	// API description.
@@ -85,6 +91,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Webhooks.Guard == nil {
+		o.Webhooks.Guard = hooks.NewGuard(nil, nil)
 	}
 	if o.RateLimit < 0 {
 		o.RateLimit = 0
@@ -143,6 +152,7 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Get("/result/{task_id}", h.handle(h.result))
 	r.Delete("/task/{task_id}", h.handle(h.cancelTask))
 	r.Get("/tasks", h.handle(h.listTasks))
+	r.Get("/webhook_secret", h.handle(h.webhookSecret))
 	r.Get("/runtime", h.handle(h.runtimeInfo))
 	r.Get("/healthz", h.healthz)
 	r.Get("/metrics", h.metrics)

@@ -77,6 +77,9 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 	if f.Retry, _, err = readRetry(m, "retries"); err != nil {
 		return err
 	}
+	if f.CallbackURL, _, err = h.readCallbackURL(m); err != nil {
+		return err
+	}
 	bnd, err := h.readBundle(m)
 	if err != nil {
 		return err
@@ -190,7 +193,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	opts, err := readCallOptions(m, f, time.Now())
+	opts, err := h.readCallOptions(m, f, time.Now())
 	if err != nil {
 		return err
 	}

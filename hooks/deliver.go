@@ -264,10 +264,12 @@ func (d *Deliverer) post(ctx context.Context, t store.Task, attempt int) (int, e
 	key := d.cfg.Settings.Signer.Key(t.Owner)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "WasmFaaS-Webhook/1")
-	req.Header.Set("X-WasmFaaS-Signature", Sign(key, now, body))
-	req.Header.Set("X-WasmFaaS-Timestamp", strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set("X-WasmFaaS-Task-Id", t.ID)
-	req.Header.Set("X-WasmFaaS-Delivery-Attempt", strconv.Itoa(attempt))
+	// Spelled as documented (header names are case-insensitive; Set would
+	// send X-Wasmfaas-...).
+	req.Header["X-WasmFaaS-Signature"] = []string{Sign(key, now, body)}
+	req.Header["X-WasmFaaS-Timestamp"] = []string{strconv.FormatInt(now.Unix(), 10)}
+	req.Header["X-WasmFaaS-Task-Id"] = []string{t.ID}
+	req.Header["X-WasmFaaS-Delivery-Attempt"] = []string{strconv.Itoa(attempt)}
 	req.Header.Set("Idempotency-Key", IdempotencyKey(t))
 	resp, err := d.cfg.Client.Do(req)
 	if err != nil {
