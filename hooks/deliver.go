@@ -50,7 +50,9 @@ type Config struct {
 	// Defaults 1s and 5m.
 	Backoff, MaxBackoff time.Duration
 	// Poll is how often the deliverer looks for due webhooks when none is
-	// due sooner. Default 250ms.
+	// due sooner and no new one was announced (a safety net: it is woken
+	// when a task's webhook is queued, and sleeps until the earliest retry
+	// it knows of). Default 2s.
 	Poll time.Duration
 	// Concurrency is how many webhooks one deliverer posts at once.
 	// Default 8.
@@ -98,7 +100,7 @@ func NewDeliverer(cfg Config) (*Deliverer, error) {
 	}
 	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Backoff)
 	if cfg.Poll <= 0 {
-		cfg.Poll = 250 * time.Millisecond
+		cfg.Poll = 2 * time.Second
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 8
@@ -133,6 +135,23 @@ func (d *Deliverer) Run(ctx context.Context) {
 		t.Stop()
 		cancelReqs()
 	}()
+	announced := make(chan struct{}, 1)
+	go func() {
+		for ctx.Err() == nil {
+			ids, stop := d.cfg.Store.SubscribeHooks(ctx)
+			for range ids {
+				select {
+				case announced <- struct{}{}:
+				default: // one is pending: the loop claims what is due anyway
+				}
+			}
+			stop()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -141,6 +160,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 			return
 		case <-timer.C:
 		case <-freed:
+		case <-announced:
 		}
 		free := d.cfg.Concurrency - len(slots)
 		wait := d.cfg.Poll

@@ -315,3 +315,30 @@ func waitState(t *testing.T, st *store.Store, id string, want store.CallbackStat
 	tk, _ := st.GetTask(context.Background(), id)
 	t.Fatalf("task %s: callback %+v, want %s", id, tk.Callback, want)
 }
+
+// A deliverer that sleeps between polls is woken when a webhook is queued:
+// the delivery does not wait for the poll.
+func TestDelivererIsWokenByNewWebhooks(t *testing.T) {
+	rdb := redistest.StartMini(t)
+	st := store.New(rdb, store.Options{})
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	signer, _ := hooks.NewSigner("a-webhook-secret-for-tests")
+	d, err := hooks.NewDeliverer(hooks.Config{Store: st, Poll: time.Hour,
+		Settings: hooks.Settings{Guard: hooks.NewGuard(mustCIDRs(t, "127.0.0.0/8"), nil), Signer: signer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { stop(); <-done }()
+	time.Sleep(200 * time.Millisecond) // it polled once and sleeps
+	start := time.Now()
+	id := finish(t, st, "", srv.URL+"/")
+	waitState(t, st, id, store.CallbackDelivered)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("delivered after %v", took)
+	}
+}

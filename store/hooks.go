@@ -109,6 +109,14 @@ func (s *Store) RecordDelivery(ctx context.Context, d Delivery, r DeliveryRecord
 	return n == 1, nil
 }
 
+// SubscribeHooks delivers the ids of the tasks whose webhook was just
+// queued, until ctx is done or stop is called (like SubscribeTasks): a
+// deliverer waiting for work claims at once. A message lost only delays a
+// delivery to the deliverer's next poll.
+func (s *Store) SubscribeHooks(ctx context.Context) (ids <-chan string, stop func()) {
+	return s.subscribe(ctx, s.keys.hooksChannel())
+}
+
 // PendingDeliveries is the number of webhooks waiting to be delivered
 // (due, waiting for a retry, or being delivered now).
 func (s *Store) PendingDeliveries(ctx context.Context) (int64, error) {

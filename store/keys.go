@@ -176,3 +176,8 @@ func (k keys) scheduledChannel() string { return k.prefix + "due" }
 // the lease expiry of the deliverer that claimed it (lua/hooks_claim.lua).
 // Every script that makes tasks final takes it (lib.lua, faas_finish).
 func (k keys) hooks() string { return k.prefix + "hooks" }
+
+// hooksChannel carries the id of every task whose webhook was just queued
+// (lib.lua's faas_finish publishes it on the channel named like the hooks
+// key), so that deliverers waiting for work look at once.
+func (k keys) hooksChannel() string { return k.hooks() }

@@ -173,9 +173,11 @@ end
 -- callback_url is queued for its completion webhook: the hooks key is the
 -- sorted set of task ids whose webhook is to be delivered, scored by when
 -- (unix ms; hooks_claim.lua and hooks_record.lua take it from there), and
--- the task gets callback_state 'pending'. Every script that calls
--- faas_finish takes the hooks key in its KEYS. A task without a callback
--- costs nothing more than the callback_url field of faas_read's HMGET.
+-- the task gets callback_state 'pending'; its id is published on the
+-- channel of the same name as the hooks key, which wakes the deliverers.
+-- Every script that calls faas_finish takes the hooks key in its KEYS. A
+-- task without a callback costs nothing more than the callback_url field
+-- of faas_read's HMGET.
 local function faas_finish(id, h, fields, ttl_ms, done, fin)
   faas_count(fin.stats, h, fin.status, fin.kind, fin.now)
   local args = {}
@@ -192,6 +194,7 @@ local function faas_finish(id, h, fields, ttl_ms, done, fin)
     args[#args + 1] = 'callback_state'
     args[#args + 1] = 'pending'
     redis.call('ZADD', fin.hooks, fin.now, id)
+    redis.call('PUBLISH', fin.hooks, id)
   end
   redis.call('DEL', id)
   redis.call('HSET', id, unpack(args))
