@@ -2,7 +2,8 @@
 // wire protocol (POST /register_function, POST /execute_function,
 // GET /status/{task_id}, GET /result/{task_id}); task management
 // (POST /execute_batch, DELETE /task/{task_id}, GET /tasks); schedules
-// (POST /schedules and the routes under it, schedules.go); GET /runtime and
+// (POST /schedules and the routes under it, schedules.go); completion
+// webhooks (callback_url, GET /webhook_secret, webhooks.go); GET /runtime and
 // GET /healthz; the API description (GET /openapi.json, GET /docs,
 // openapi.go); cluster-wide Prometheus metrics (GET /metrics, metrics.go);
 // the dashboard (GET /, GET /dashboard/state, GET /dashboard/series and
@@ -35,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wasmfaas/wasmfaas/bundle"
+	"github.com/wasmfaas/wasmfaas/hooks"
 	"github.com/wasmfaas/wasmfaas/store"
 )
 
@@ -69,6 +71,10 @@ type Options struct {
 	// servers). The samples go to Redis, one per period whichever
 	// instance takes it. 0: this instance does not sample.
 	DashboardSample time.Duration
+	// Webhooks check the callback URLs of functions and calls (their
+	// Guard; nil: the default one) and sign their webhooks (their Signer;
+	// nil: webhooks are off, and a callback URL is refused with 400).
+	Webhooks hooks.Settings
 
 	// maxQueued is the store's cap of queued tasks per tenant, for the
 	// API description.
@@ -97,6 +103,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DashboardSample < 0 {
 		o.DashboardSample = 0
+	}
+	if o.Webhooks.Guard == nil {
+		o.Webhooks.Guard = hooks.NewGuard(nil, nil)
 	}
 	if o.RateLimit < 0 {
 		o.RateLimit = 0
@@ -163,6 +172,7 @@ func New(st *store.Store, opts Options) *Handler {
 	r.Post("/schedules/{schedule_id}/pause", h.handle(h.setSchedule("pause")))
 	r.Post("/schedules/{schedule_id}/resume", h.handle(h.setSchedule("resume")))
 	r.Delete("/schedules/{schedule_id}", h.handle(h.setSchedule("delete")))
+	r.Get("/webhook_secret", h.handle(h.webhookSecret))
 	r.Get("/runtime", h.handle(h.runtimeInfo))
 	r.Get("/healthz", h.healthz)
 	r.Get("/metrics", h.metrics)

@@ -18,6 +18,7 @@ import (
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
+	"github.com/wasmfaas/wasmfaas/taskview"
 )
 
 // handle adapts a handler that returns an error: an *httpError becomes its
@@ -77,6 +78,9 @@ func (h *Handler) registerFunction(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	if f.Settings, err = h.readSettings(r.Context(), m); err != nil {
+		return err
+	}
+	if f.CallbackURL, _, err = h.readCallbackURL(m); err != nil {
 		return err
 	}
 	bnd, err := h.readBundle(m)
@@ -192,7 +196,7 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	opts, err := readCallOptions(m, f, time.Now())
+	opts, err := h.readCallOptions(m, f, time.Now())
 	if err != nil {
 		return err
 	}
@@ -268,13 +272,7 @@ type statusResponse struct {
 }
 
 // optTime is t in UTC, or nil for the zero time.
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
+func optTime(t time.Time) *time.Time { return taskview.OptTime(t) }
 
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 	id, err := parseID("task_id", chi.URLParam(r, "task_id"))
@@ -293,35 +291,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// errorJSON is faastype.TaskError with every field always present.
-type errorJSON struct {
-	Kind      faastype.ErrorKind `json:"kind" enum:"USER_EXCEPTION,USER_EXIT,TIMEOUT,MEMORY_LIMIT,SANDBOX_CRASH,BAD_PAYLOAD,RESULT_TOO_LARGE,RESULT_UNPICKLABLE,PAYLOAD_TOO_LARGE,WORKER_LOST,CANCELLED"`
-	Message   string             `json:"message" doc:"what happened, in plain text"`
-	Traceback string             `json:"traceback" doc:"the sandbox's Python traceback, for USER_EXCEPTION; empty otherwise"`
-}
-
-type resultResponse struct {
-	TaskID   string            `json:"task_id"`
-	Status   faastype.Status   `json:"status" enum:"QUEUED,RUNNING,COMPLETED,FAILED"`
-	Result   *string           `json:"result" doc:"null until final; then serialize(return value) for COMPLETED, serialize(exception) for FAILED"` // null until final
-	Error    *errorJSON        `json:"error,omitempty" doc:"present for a FAILED task: why it failed"`
-	Stdout   string            `json:"stdout" doc:"what the function printed (capped)"`
-	Stderr   string            `json:"stderr" doc:"what the function wrote to stderr (capped)"`
-	Timings  *faastype.Timings `json:"timings" doc:"where the time went, in seconds; null until the task ran"`
-	Attempts int               `json:"attempts" doc:"runs of the task so far (more than 1 after its worker was lost, or when its retry policy ran it again)"`
-	// Errors lists the errors of the failed attempts, oldest first: those
-	// its retry policy ran again and, for a FAILED task, the last.
-	Errors        []attemptErrorJSON `json:"errors" doc:"the error of every failed attempt, oldest first: those the retry policy ran again and, once FAILED, the last; empty if none failed"`
-	CreatedAt     *time.Time         `json:"created_at,omitempty" doc:"when the task was submitted"`
-	StartedAt     *time.Time         `json:"started_at,omitempty" doc:"when its first attempt started; absent until then"`
-	FinishedAt    *time.Time         `json:"finished_at,omitempty" doc:"when it became final; absent until then"`
-	RunAt         *time.Time         `json:"run_at,omitempty" doc:"when a delayed task is (or was) due to start"`
-	NextAttemptAt *time.Time         `json:"next_attempt_at,omitempty" doc:"for a task waiting for its retry: when the next attempt is due"`
-	// ResultJSON is the result as JSON, for a call made with JSON
-	// arguments: present (null until final, or when the value has no JSON
-	// form) only for such calls.
-	ResultJSON *json.RawMessage `json:"result_json,omitempty" doc:"only for calls made with JSON arguments: the return value as JSON; null until final or when the value has no JSON form"`
-}
+// resultResponse is the body of GET /result (taskview, which the
+// webhooks share).
+type resultResponse = taskview.Result
 
 func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	id, err := parseID("task_id", chi.URLParam(r, "task_id"))
@@ -339,70 +311,14 @@ func (h *Handler) result(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := resultOf(t)
+	resp := taskview.ResultOf(t)
 	resp.TaskID = id
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
 // resultOf is the answer of GET /result for t.
-func resultOf(t store.Task) resultResponse {
-	resp := resultResponse{
-		TaskID:        t.ID,
-		Status:        t.Status,
-		Stdout:        t.Stdout,
-		Stderr:        t.Stderr,
-		Timings:       t.Timings,
-		Attempts:      t.Attempts,
-		Errors:        attemptErrors(t),
-		CreatedAt:     optTime(t.CreatedAt),
-		StartedAt:     optTime(t.StartedAt),
-		FinishedAt:    optTime(t.FinishedAt),
-		RunAt:         optTime(t.RunAt),
-		NextAttemptAt: optTime(t.NextAttemptAt),
-	}
-	if t.Status.Final() {
-		resp.Result = &t.Result
-	}
-	if t.Status == faastype.Failed && t.Error != nil {
-		resp.Error = &errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}
-	}
-	if t.WantJSON {
-		raw := json.RawMessage("null")
-		// The guest wrote it, so only trust it if it parses.
-		if t.ResultJSON != "" && json.Valid([]byte(t.ResultJSON)) {
-			raw = json.RawMessage(t.ResultJSON)
-		}
-		resp.ResultJSON = &raw
-	}
-	return resp
-}
-
-// attemptErrorJSON is one failed attempt's error.
-type attemptErrorJSON struct {
-	Attempt int       `json:"attempt" doc:"the attempt's number, from 1"`
-	At      time.Time `json:"at" doc:"when it failed"`
-	Error   errorJSON `json:"error"`
-}
-
-// attemptErrors are the errors of t's failed attempts: the retried ones
-// the store kept and, for a FAILED task, its final error.
-func attemptErrors(t store.Task) []attemptErrorJSON {
-	out := make([]attemptErrorJSON, 0, len(t.Errors)+1)
-	for _, e := range t.Errors {
-		out = append(out, attemptErrorJSON{Attempt: e.Attempt, At: e.At.UTC(),
-			Error: errorJSON{Kind: e.Error.Kind, Message: e.Error.Message, Traceback: e.Error.Traceback}})
-	}
-	if t.Status == faastype.Failed && t.Error != nil {
-		at := t.FinishedAt
-		if at.IsZero() {
-			at = time.Now()
-		}
-		out = append(out, attemptErrorJSON{Attempt: t.Attempts, At: at.UTC(),
-			Error: errorJSON{Kind: t.Error.Kind, Message: t.Error.Message, Traceback: t.Error.Traceback}})
-	}
-	return out
-}
+func resultOf(t store.Task) resultResponse { return taskview.ResultOf(t) }
 
 // parseWait reads ?wait=: a Go duration ("5s", "1m") or a number of seconds
 // ("5", "0.5"), capped at max.

@@ -87,7 +87,7 @@ func (h *Handler) executeBatch(w http.ResponseWriter, r *http.Request) error {
 	for i := range ids {
 		ids[i] = uuid.NewString()
 	}
-	opts, err := readCallOptions(m, f, time.Now())
+	opts, err := h.readCallOptions(m, f, time.Now())
 	if err != nil {
 		return err
 	}

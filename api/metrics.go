@@ -43,6 +43,11 @@ var (
 		"Tasks due later: delayed ones not due yet (QUEUED) and ones waiting for their next attempt under a retry policy (RUNNING).", nil, nil)
 	mRetries = prometheus.NewDesc("faas_task_retries_total",
 		"Failed attempts that a retry policy ran again.", nil, nil)
+	mWebhooks = prometheus.NewDesc("faas_webhook_deliveries_total",
+		"Completion webhook delivery attempts by outcome: delivered (a 2xx answer), failed (any other answer or none; "+
+			"the last attempt of an undeliverable webhook too), undeliverable (webhooks given up on).", []string{"outcome"}, nil)
+	mWebhooksPending = prometheus.NewDesc("faas_webhooks_pending",
+		"Completion webhooks of final tasks not delivered yet: due, being posted, or waiting for a retry.", nil, nil)
 	mNodeUp = prometheus.NewDesc("faas_node_up",
 		"1 for a dispatcher or worker that reported within the last 10 s, 0 for one that went silent (listed for 10 minutes).",
 		[]string{"node", "role", "mode"}, nil)
@@ -99,7 +104,7 @@ type clusterCollector struct{ s snapshot }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mStoreUp, mSubmitted, mTasks, mFinished, mFailed, mLatency, mExecution,
-		mQueueDepth, mLeases, mScheduled, mRetries, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
+		mQueueDepth, mLeases, mScheduled, mRetries, mWebhooks, mWebhooksPending, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
 		mNodeTasks, mStarts, mTimeouts, mCrashes, mRestarts} {
 		ch <- d
 	}
@@ -120,6 +125,10 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.s.stats
 	counter(mSubmitted, float64(st.Submitted))
 	counter(mRetries, float64(st.Retried))
+	for outcome, n := range st.Webhooks {
+		counter(mWebhooks, float64(n), outcome)
+	}
+	gauge(mWebhooksPending, float64(st.WebhooksPending))
 	gauge(mScheduled, float64(st.Scheduled))
 	gauge(mTasks, float64(st.Queued), string(faastype.Queued))
 	gauge(mTasks, float64(st.Running), string(faastype.Running))

@@ -351,8 +351,16 @@ func buildOpenAPI(opts Options) *document {
 	retries := func(whose string) *schema {
 		return &schema{AnyOf: []*schema{refSchema("RetryPolicy")}, Description: whose}
 	}
+	callback := func(whose string) *schema {
+		return &schema{Type: []string{"string", "null"}, Format: "uri", Description: whose + ": when the task is final " +
+			"(COMPLETED, FAILED, cancelled), its GET /result body is POSTed there, signed (X-WasmFaaS-Signature, see GET /webhook_secret), " +
+			"with an Idempotency-Key of `<task_id>:<attempts>`, and retried with back-off until a 2xx answer or the server gives up " +
+			"(the task's `callback` object in GET /result says which). Only http and https; an address in a denied range " +
+			"(loopback, private, link-local, ... unless the server allows it) is refused with 400; null or \"\": none"}
+	}
 	withCallOptions := func(s *schema) *schema {
 		return s.prop("retries", retries("this call's retry policy, instead of the function's (0 or null: none)"), false).
+			prop("callback_url", callback("this call's completion webhook, instead of the function's"), false).
 			prop("delay", &schema{Type: []string{"string", "number"}, Description: fmt.Sprintf(
 				`start no sooner than this after the request: a duration such as "30s" or seconds; up to %s. The task waits QUEUED, `+
 					`with run_at in GET /status`, MaxTaskDelay)}, false).
@@ -368,6 +376,7 @@ func buildOpenAPI(opts Options) *document {
 		prop("memory_mb", &schema{Type: "integer", Description: "the function's own memory cap in MiB, from 64 to the nodes' (GET /runtime function_limits)"}, false).
 		prop("env", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "environment variables: os.environ in the sandbox holds exactly these and the secrets; shown by GET /function"}, false).
 		prop("secrets", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "secret environment variables: in os.environ like env, but GET /function lists their names only"}, false).
+		prop("callback_url", callback("the default completion webhook of the function's tasks (a call may give its own, or null)"), false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	dill.Title = "dill function"
@@ -382,6 +391,7 @@ func buildOpenAPI(opts Options) *document {
 		prop("memory_mb", &schema{Type: "integer", Description: "the function's own memory cap in MiB, from 64 to the nodes' (GET /runtime function_limits)"}, false).
 		prop("env", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "environment variables: os.environ in the sandbox holds exactly these and the secrets; shown by GET /function"}, false).
 		prop("secrets", &schema{Type: "object", AdditionalProperties: strSchema("the value"), Description: "secret environment variables: in os.environ like env, but GET /function lists their names only"}, false).
+		prop("callback_url", callback("the default completion webhook of the function's tasks (a call may give its own, or null)"), false).
 		prop("modules", modules, false).
 		prop("bundle", zipped, false)
 	source.Title = "source function"
@@ -401,7 +411,7 @@ func buildOpenAPI(opts Options) *document {
 		Responses: responses("the new function's id", jsonBody(refSchema("RegisterResponse")), map[int]string{
 			400: "the payload is not base64 or not a dill-pickled callable, is pickled by reference to a module the sandbox lacks, " +
 				"or by another Python version; or the bundle is not a zip, holds a compiled extension, a link, an absolute or `..` path, " +
-				"or shadows a module the sandbox has",
+				"or shadows a module the sandbox has; or callback_url is not an http(s) URL, names a denied address, or webhooks are off",
 			413: fmt.Sprintf("the body is larger than %d bytes, or the bundle has more than %d files or %d bytes uncompressed",
 				opts.MaxBodyBytes, lim.MaxFiles, lim.MaxBytes),
 			422: "the body is not a JSON object, or a field is missing or has the wrong type",
@@ -430,7 +440,8 @@ func buildOpenAPI(opts Options) *document {
 		Description: "Creates a QUEUED task; a dispatcher runs it in a sandbox. Follow it with GET /status or GET /result.",
 		RequestBody: &requestBody{Required: true, Content: jsonBody(refSchema("ExecuteRequest"))},
 		Responses: responses("the new task's id", jsonBody(refSchema("ExecuteResponse")), map[int]string{
-			400: "the function id is not a UUID, or the payload is not base64 or not a pickled (tuple, dict) pair",
+			400: "the function id is not a UUID, the payload is not base64 or not a pickled (tuple, dict) pair, or callback_url " +
+				"is not an http(s) URL, names a denied address (loopback, private, link-local, ...), or webhooks are off on the server",
 			404: "no such function",
 			413: fmt.Sprintf("the body is larger than %d bytes", opts.MaxBodyBytes),
 			422: "the body is not a JSON object, a field is missing or has the wrong type, or both payload and args/kwargs are given",
@@ -469,7 +480,8 @@ func buildOpenAPI(opts Options) *document {
 			"(`payloads[3]: ...`). At most %d calls per request.", maxBatch),
 		RequestBody: &requestBody{Required: true, Content: jsonBody(refSchema("BatchRequest"))},
 		Responses: responses("the new tasks' ids, in the order of the calls", jsonBody(refSchema("BatchResponse")), map[int]string{
-			400: "the function id is not a UUID, or a payload is not base64 or not a pickled (tuple, dict) pair",
+			400: "the function id is not a UUID, a payload is not base64 or not a pickled (tuple, dict) pair, or callback_url is refused " +
+				"(as for POST /execute_function)",
 			404: "no such function",
 			413: fmt.Sprintf("more than %d calls, or the body is larger than %d bytes", maxBatch, opts.MaxBodyBytes),
 			422: "the body is not a JSON object; a field is missing, empty or has the wrong type; both payloads and calls are given; " +
@@ -547,6 +559,20 @@ func buildOpenAPI(opts Options) *document {
 			Schema:      &schema{Type: "string", Enum: statuses}}},
 		Responses: responses("the tasks", jsonBody(refSchema("TasksResponse")), map[int]string{
 			400: "limit is not a whole number in range, or status is not a task status", 503: storeDown,
+		}),
+	})
+
+	d.component("WebhookSecretResponse", schemaFor[webhookSecretResponse]("The caller's webhook signing key."))
+	d.op("GET", "/webhook_secret", &operation{
+		OperationID: "getWebhookSecret", Tags: []string{"tasks"},
+		Summary: "Get the key the caller's webhooks are signed with",
+		Description: "Completion webhooks (callback_url) carry `X-WasmFaaS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(key, \"<t>.<body>\")>` " +
+			"and `X-WasmFaaS-Timestamp: <t>`, where key is this secret (its text as bytes) and body the request's exact bytes; " +
+			"a receiver recomputes it, compares in constant time and refuses a timestamp more than tolerance_seconds from its clock. " +
+			"Also sent: `Idempotency-Key: <task_id>:<attempts>` (the same for every delivery of a task), `X-WasmFaaS-Task-Id` and " +
+			"`X-WasmFaaS-Delivery-Attempt`. Each tenant has its own key; in open mode it is the server's --webhook-secret.",
+		Responses: responses("the caller's key", jsonBody(refSchema("WebhookSecretResponse")), map[int]string{
+			404: "webhooks are off on this server (no --webhook-secret)",
 		}),
 	})
 

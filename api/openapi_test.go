@@ -21,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/hooks"
 	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
@@ -143,7 +144,12 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // so that the 401 and 429 answers are documented and seen too.
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	const maxQueued = 100
-	opts := Options{MaxBodyBytes: 64 << 10, MaxBatch: 3, MaxWait: time.Second, Auth: testAuth(t), RateLimit: 1000, RateBurst: 1000}
+	signer, err := hooks.NewSigner("a-webhook-secret-for-tests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{MaxBodyBytes: 64 << 10, MaxBatch: 3, MaxWait: time.Second, Auth: testAuth(t), RateLimit: 1000, RateBurst: 1000,
+		Webhooks: hooks.Settings{Signer: signer}}
 	dopts := opts.withDefaults()
 	dopts.maxQueued = maxQueued
 	d := buildOpenAPI(dopts)
@@ -445,6 +451,27 @@ func scenario(t *testing.T, e *env) {
 	e.do("DELETE", "/schedules/"+gone, nil)
 	e.do("DELETE", "/schedules/nope", nil)
 	e.do("DELETE", "/schedules/"+unknown, nil)
+	// Completion webhooks: a function's default, a call's own, a refused
+	// URL, the callback object of a task waiting and of one final, and the
+	// signing key (404 with webhooks off).
+	hooked := e.do("POST", "/register_function", map[string]any{"name": "double", "source": "def double(x):\n    return 2 * x",
+		"callback_url": "https://example.com/hooks/default"}).str("function_id")
+	e.do("POST", "/register_function", map[string]any{"name": "double", "source": "def double(x):\n    return 2 * x",
+		"callback_url": "ftp://example.com/"})
+	waiting := e.do("POST", "/execute_function", map[string]any{"function_id": hooked, "args": []int{1}}).str("task_id")
+	final := e.do("POST", "/execute_function", map[string]any{"function_id": src, "args": []int{1},
+		"callback_url": "https://example.com/hooks/own"}).str("task_id")
+	e.do("POST", "/execute_function", map[string]any{"function_id": src, "args": []int{1}, "callback_url": "http://169.254.169.254/"})
+	e.do("POST", "/execute_function", map[string]any{"function_id": src, "args": []int{1}, "callback_url": 5})
+	e.do("POST", "/execute_batch", map[string]any{"function_id": hooked, "calls": []any{map[string]any{}}, "callback_url": nil})
+	e.do("DELETE", "/task/"+final, nil)
+	get("/result/" + waiting)
+	get("/result/" + final)
+	get("/webhook_secret")
+	signer := e.h.opts.Webhooks.Signer
+	e.h.opts.Webhooks.Signer = nil
+	get("/webhook_secret")
+	e.h.opts.Webhooks.Signer = signer
 
 	// Every route but the public ones: 401 without a token, 429 for a
 	// tenant (bob) over its rate.

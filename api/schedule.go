@@ -22,12 +22,14 @@ type callOptions struct {
 	runAt    time.Time // zero: at once
 	retry    *faastype.RetryPolicy
 	settings store.Settings // the function's
+	callback string // completion webhook URL, "" none
 }
 
-// readCallOptions reads them; a function's retry policy is the default of
-// its calls ("retries": 0 or null turns it off for one call).
-func readCallOptions(m map[string]json.RawMessage, f store.Function, now time.Time) (callOptions, error) {
-	o := callOptions{retry: f.Retry, settings: f.Settings}
+// readCallOptions reads them; a function's retry policy and callback URL
+// are the defaults of its calls ("retries": 0 or null, "callback_url": null
+// or "" turn them off for one call).
+func (h *Handler) readCallOptions(m map[string]json.RawMessage, f store.Function, now time.Time) (callOptions, error) {
+	o := callOptions{retry: f.Retry, settings: f.Settings, callback: f.CallbackURL}
 	var err error
 	if o.runAt, err = readRunAt(m, now); err != nil {
 		return o, err
@@ -36,6 +38,11 @@ func readCallOptions(m map[string]json.RawMessage, f store.Function, now time.Ti
 		return o, err
 	} else if given {
 		o.retry = p
+	}
+	if u, given, err := h.readCallbackURL(m); err != nil {
+		return o, err
+	} else if given {
+		o.callback = u
 	}
 	return o, nil
 }
@@ -48,6 +55,37 @@ func (o callOptions) apply(t *store.Task) {
 	if env := o.settings.TaskEnv(); len(env) > 0 {
 		t.Env = env
 	}
+	t.CallbackURL = o.callback
+}
+
+// readCallbackURL reads "callback_url": where the completion webhook of a
+// task goes (see package hooks). given is false when the field is absent;
+// null or "" is given and means none. A URL that is not http(s), is
+// malformed or names a denied address (a literal IP, or localhost) is a
+// 400; so is any URL when webhooks are off (no secret to sign them with).
+func (h *Handler) readCallbackURL(m map[string]json.RawMessage) (string, bool, error) {
+	raw, ok := m["callback_url"]
+	if !ok {
+		return "", false, nil
+	}
+	if raw = bytes.TrimSpace(raw); string(raw) == "null" {
+		return "", true, nil
+	}
+	var u string
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return "", true, errorf(http.StatusUnprocessableEntity, "field %q must be a string (an http or https URL) or null", "callback_url")
+	}
+	if u == "" {
+		return "", true, nil
+	}
+	if h.opts.Webhooks.Signer == nil {
+		return "", true, errorf(http.StatusBadRequest, "field %q: completion webhooks are off on this server "+
+			"(it was started without --webhook-secret)", "callback_url")
+	}
+	if _, err := h.opts.Webhooks.Guard.CheckURL(u); err != nil {
+		return "", true, errorf(http.StatusBadRequest, "field %q: %v", "callback_url", err)
+	}
+	return u, true, nil
 }
 
 // readRunAt reads "delay" (a duration such as "30s" or a number of

@@ -114,7 +114,7 @@ func readEnv(m map[string]json.RawMessage, field string) (map[string]string, err
 }
 
 // nodeMaxima are the largest timeout and memory a function may ask for:
-// the smallest of the live nodes' limits (every node must be able to run
+// the smallest of the live nodes' limits (dispatchers and workers) (every node must be able to run
 // it), or the platform defaults when no node is live.
 func (h *Handler) nodeMaxima(ctx context.Context) (faastype.Limits, error) {
 	nodes, err := h.st.Nodes(ctx)
@@ -128,7 +128,9 @@ func (h *Handler) nodeMaxima(ctx context.Context) (faastype.Limits, error) {
 func maximaOf(nodes []store.Node) faastype.Limits {
 	var lim faastype.Limits
 	for _, n := range nodes {
-		if !n.Alive || n.Sandboxes == 0 {
+		// A push or pull dispatcher without workers yet counts too: it
+		// caps its tasks' timeout itself.
+		if !n.Alive {
 			continue
 		}
 		l := n.Limits.WithDefaults()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmfaas/wasmfaas/bundle"
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/hooks"
 	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 )
@@ -42,7 +43,11 @@ type Config struct {
 	// were read from the store (for local sandboxes and for the workers
 	// that fetch them). Default 256 MiB.
 	BundleCache int64
-	Logger      *slog.Logger
+	// Webhooks, when set, delivers the completion webhooks of final tasks
+	// (any dispatcher's: the store leases each delivery to one deliverer).
+	// Nil: this dispatcher delivers none.
+	Webhooks *hooks.Deliverer
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -148,7 +153,8 @@ func NewCore(cfg Config) (*Core, error) {
 }
 
 // Start recovers expired leases once, then keeps renewing, reaping,
-// listening for new tasks and for cancelled ones until ctx ends. It returns
+// listening for new tasks and for cancelled ones, promoting due ones and
+// (with Config.Webhooks) delivering completion webhooks until ctx ends. It returns
 // when the first recovery is done.
 func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
@@ -164,6 +170,10 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if c.cfg.Describe != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.publishLoop(ctx) }()
+	}
+	if c.cfg.Webhooks != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.cfg.Webhooks.Run(ctx) }()
 	}
 	return nil
 }

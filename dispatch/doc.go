@@ -12,7 +12,9 @@
 // Every mode shares the Core: claiming (woken by the Tasks channel, but
 // correct without it), renewing the leases of running tasks, reaping
 // expired leases (tasks of a dispatcher or worker that died go back to the
-// queue, or FAIL after the maximum attempts), and completing. Push and pull
+// queue, or FAIL after the maximum attempts), promoting scheduled tasks,
+// delivering completion webhooks (with Config.Webhooks, package hooks),
+// and completing. Push and pull
 // mode share the start-up, the completer and admission (remote.go,
 // wire.Gate) and guard their bookkeeping with one mutex each.
 //

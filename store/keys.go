@@ -60,6 +60,14 @@ const (
 	fieldMemoryBytes  = "memory_bytes"    // a function's (and its tasks') own memory cap
 	fieldEnv          = "env"             // a function's variables (JSON object); on a task: variables and secrets
 	fieldSecretEnv    = "secret_env"      // a function's secret variables (JSON object), never shown
+	// Completion webhooks (hooks.go): a function's default callback URL
+	// and a task's, and a final task's delivery state.
+	fieldCallbackURL      = "callback_url"
+	fieldCallbackState    = "callback_state"    // pending, delivered, undeliverable
+	fieldCallbackAttempts = "callback_attempts" // delivery attempts claimed so far
+	fieldCallbackError    = "callback_error"    // why the last attempt failed
+	fieldCallbackAt       = "callback_at"       // unix ms of the last recorded attempt
+	fieldCallbackNext     = "callback_next_at"  // unix ms the next attempt is due
 )
 
 type keys struct{ prefix string }
@@ -192,3 +200,13 @@ func (k keys) schedulesOf(tenant string) string {
 // created or resumed, so that dispatchers waiting for the next tick look
 // again.
 func (k keys) schedulesChannel() string { return k.prefix + "schedules" }
+// hooks is the sorted set of the final tasks whose completion webhook is to
+// be delivered, scored by when the next attempt is due (unix ms), or by
+// the lease expiry of the deliverer that claimed it (lua/hooks_claim.lua).
+// Every script that makes tasks final takes it (lib.lua, faas_finish).
+func (k keys) hooks() string { return k.prefix + "hooks" }
+
+// hooksChannel carries the id of every task whose webhook was just queued
+// (lib.lua's faas_finish publishes it on the channel named like the hooks
+// key), so that deliverers waiting for work look at once.
+func (k keys) hooksChannel() string { return k.hooks() }

@@ -255,7 +255,7 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 		return false, err
 	}
 	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts()), args...).Result()
+		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()), args...).Result()
 	if err != nil {
 		return false, fmt.Errorf("store: complete task %s: %w", id, err)
 	}
@@ -276,7 +276,7 @@ func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o 
 		return false, nil, err
 	}
 	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts()),
+		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()),
 		append(cargs, args...)...).Slice()
 	if err != nil {
 		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", id, err)
@@ -390,7 +390,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 		return nil, nil, fmt.Errorf("store: reap: %w", err)
 	}
 	for {
-		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()),
+		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats(), s.keys.hooks()),
 			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped()).Slice()
 		if err != nil {
 			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
@@ -468,7 +468,7 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 		check = "1"
 	}
 	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts()),
+		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()),
 		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
 		queued, queuedErr, running, runningErr, check, tenant).Text()
 	if errors.Is(err, redis.Nil) {

@@ -30,7 +30,7 @@ func (s *Store) Requeue(ctx context.Context, claims map[string]int64) (requeued,
 	for id, fence := range claims {
 		args = append(args, id, strconv.FormatInt(fence, 10))
 	}
-	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats()), args...).Slice()
+	res, err := scriptRequeue.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats(), s.keys.hooks()), args...).Slice()
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: requeue %d claims: %w", len(claims), err)
 	}

@@ -14,7 +14,7 @@ import (
 // real Redis and miniredis behave the same, and go-redis runs them with
 // EVALSHA, falling back to EVAL when the script cache is empty.
 //
-// Every script but put_function, renew and sample starts with lib.lua, preceded by
+// Every script but put_function, renew, sample and the hooks ones starts with lib.lua, preceded by
 // the histogram bounds (withLib): its shared functions keep the per-tenant
 // queues, ring and running counts, taking the four tenancy keys as
 // KEYS[1..4] (keys.tenancy), and count, rewrite and announce a task that
@@ -42,12 +42,13 @@ var (
 	//go:embed lua/complete.lua
 	completeLua string
 	// KEYS[1..4] tenancy, KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats,
-	// KEYS[8..9] scheduled set and counts
+	// KEYS[8..9] scheduled set and counts, KEYS[10] hooks set
 	scriptComplete = redis.NewScript(withLib(completeLua + "return faas_complete(KEYS[5], KEYS[6], KEYS[7], 1)\n"))
 
 	// scriptCompleteClaim records an outcome and claims the next tasks in
 	// one round trip: KEYS[1..4] tenancy, KEYS[5] leases, KEYS[6] task
-	// hash, KEYS[7] stats, KEYS[8..9] scheduled set and counts; ARGV[1..6] those of the claim, ARGV[7..] those
+	// hash, KEYS[7] stats, KEYS[8..9] scheduled set and counts, KEYS[10] hooks
+	// set; ARGV[1..6] those of the claim, ARGV[7..] those
 	// of the completion. Returns {completion's reply, claim's reply}.
 	scriptCompleteClaim = redis.NewScript(withLib(completeLua + claimLua +
 		"local done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
@@ -71,6 +72,14 @@ var (
 	//go:embed lua/promote.lua
 	promoteLua    string
 	scriptPromote = redis.NewScript(withLib(promoteLua))
+
+	//go:embed lua/hooks_claim.lua
+	hooksClaimLua    string
+	scriptHooksClaim = redis.NewScript(hooksClaimLua)
+
+	//go:embed lua/hooks_record.lua
+	hooksRecordLua    string
+	scriptHooksRecord = redis.NewScript(hooksRecordLua)
 
 	//go:embed lua/queue_depth.lua
 	queueDepthLua    string

@@ -67,6 +67,13 @@ type Stats struct {
 	// not counted in Queued) and ones waiting for a retry (RUNNING, not
 	// counted in Running).
 	Scheduled int64
+	// Webhooks counts completion webhook delivery attempts by outcome:
+	// "delivered", "failed" (every attempt that did not get a 2xx, the last
+	// of an undeliverable one too) and "undeliverable" (webhooks given up
+	// on); always present. WebhooksPending is the number waiting to be
+	// delivered now.
+	Webhooks        map[string]int64
+	WebhooksPending int64
 }
 
 // Stats reads the statistics.
@@ -75,6 +82,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	all := pipe.HGetAll(ctx, s.keys.stats())
 	leases := pipe.ZCard(ctx, s.keys.leases())
 	scheduled := pipe.ZCard(ctx, s.keys.scheduled())
+	hooks := pipe.ZCard(ctx, s.keys.hooks())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("store: read stats: %w", err)
 	}
@@ -83,15 +91,17 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("store: read stats: %w", err)
 	}
 	st := Stats{
-		Finished:    map[faastype.Status]int64{faastype.Completed: 0, faastype.Failed: 0},
-		Failed:      map[faastype.ErrorKind]int64{},
-		Latency:     map[faastype.Status]Histogram{},
-		Execution:   map[faastype.Status]Histogram{},
-		QueueLength: qlen,
-		Leases:      leases.Val(),
-		Queued:      qlen,
-		Running:     leases.Val(),
-		Scheduled:   scheduled.Val(),
+		Finished:        map[faastype.Status]int64{faastype.Completed: 0, faastype.Failed: 0},
+		Failed:          map[faastype.ErrorKind]int64{},
+		Latency:         map[faastype.Status]Histogram{},
+		Execution:       map[faastype.Status]Histogram{},
+		QueueLength:     qlen,
+		Leases:          leases.Val(),
+		Queued:          qlen,
+		Running:         leases.Val(),
+		Scheduled:       scheduled.Val(),
+		Webhooks:        map[string]int64{"delivered": 0, "failed": 0, "undeliverable": 0},
+		WebhooksPending: hooks.Val(),
 	}
 	for _, status := range []faastype.Status{faastype.Completed, faastype.Failed} {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
@@ -125,6 +135,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			st.Submitted = n
 		case field == "retried":
 			st.Retried = n
+		case len(parts) == 2 && parts[0] == "webhook":
+			st.Webhooks[parts[1]] += n
 		case len(parts) == 5 && parts[0] == "f":
 			// f:<STATUS>:<KIND>:<latency bucket>:<execution bucket>
 			status := faastype.Status(parts[1])

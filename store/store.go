@@ -215,6 +215,9 @@ type Function struct {
 	// Settings are the function's own limits and environment, which its
 	// tasks carry.
 	Settings Settings
+	// CallbackURL is the default completion webhook of the function's
+	// tasks (a call may give its own, or none); "": none.
+	CallbackURL string
 }
 
 // Settings are what a function asks of the sandbox for its tasks: a
@@ -330,6 +333,9 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
 	}
 	args = append(args, settings...)
+	if f.CallbackURL != "" {
+		args = append(args, fieldCallbackURL, f.CallbackURL)
+	}
 	n, err := scriptPutFunction.Run(ctx, s.rdb, []string{s.keys.function(f.ID)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put function %s: %w", f.ID, err)
@@ -346,7 +352,7 @@ func (s *Store) PutFunction(ctx context.Context, f Function) error {
 func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 	vals, err := s.rdb.HMGet(ctx, s.keys.function(id),
 		fieldFnName, fieldFnPayload, fieldFnHash, fieldIsolation, fieldCreatedAt, fieldSource, fieldEntrypoint, fieldOwner,
-		fieldBundle, fieldBundleMods, fieldRetry, fieldTimeoutMS, fieldMemoryBytes, fieldEnv, fieldSecretEnv).Result()
+		fieldBundle, fieldBundleMods, fieldRetry, fieldTimeoutMS, fieldMemoryBytes, fieldEnv, fieldSecretEnv, fieldCallbackURL).Result()
 	if err != nil {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, err)
 	}
@@ -355,16 +361,17 @@ func (s *Store) GetFunction(ctx context.Context, id string) (Function, error) {
 		return Function{}, fmt.Errorf("store: get function %s: %w", id, ErrNotFound)
 	}
 	f := Function{
-		ID:         id,
-		Name:       name,
-		Payload:    str(vals[1]),
-		Hash:       str(vals[2]),
-		Isolation:  faastype.Isolation(str(vals[3])),
-		CreatedAt:  parseMS(str(vals[4])),
-		Source:     str(vals[5]),
-		Entrypoint: str(vals[6]),
-		Owner:      str(vals[7]),
-		Bundle:     str(vals[8]),
+		ID:          id,
+		Name:        name,
+		Payload:     str(vals[1]),
+		Hash:        str(vals[2]),
+		Isolation:   faastype.Isolation(str(vals[3])),
+		CreatedAt:   parseMS(str(vals[4])),
+		Source:      str(vals[5]),
+		Entrypoint:  str(vals[6]),
+		Owner:       str(vals[7]),
+		Bundle:      str(vals[8]),
+		CallbackURL: str(vals[15]),
 	}
 	if mods := str(vals[9]); mods != "" {
 		f.BundleModules = strings.Fields(mods)
@@ -434,7 +441,31 @@ type Task struct {
 	Timeout     time.Duration
 	MemoryBytes uint64
 	Env         []string
+	// CallbackURL is where the task's completion webhook goes ("" none);
+	// Callback its delivery, once the task is final (nil before, or
+	// without a callback).
+	CallbackURL string
+	Callback    *Callback
 }
+
+// Callback is the state of a final task's completion webhook.
+type Callback struct {
+	State    CallbackState
+	Attempts int       // delivery attempts made (claimed) so far
+	Error    string    // why the last failed attempt failed ("" none)
+	At       time.Time // when the last attempt was recorded (zero: none yet)
+	NextAt   time.Time // when the next attempt is due (zero: none)
+}
+
+// CallbackState is where a completion webhook is.
+type CallbackState string
+
+// The states of a completion webhook.
+const (
+	CallbackPending       CallbackState = "pending"
+	CallbackDelivered     CallbackState = "delivered"
+	CallbackUndeliverable CallbackState = "undeliverable"
+)
 
 // decodeRetry reads a stored retry policy ("" none).
 func decodeRetry(text string) (*faastype.RetryPolicy, error) {
@@ -571,6 +602,9 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 		}
 		shared = append(shared, fieldRetry, string(b))
 	}
+	if tmpl.CallbackURL != "" {
+		shared = append(shared, fieldCallbackURL, tmpl.CallbackURL)
+	}
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
@@ -647,6 +681,7 @@ var taskFields = []string{
 	fieldError, fieldStdout, fieldStderr, fieldAttempts, fieldFence, fieldWorker,
 	fieldCreatedAt, fieldStartedAt, fieldFinishedAt, fieldTimings, fieldWantJSON, fieldResultJSON, fieldOwner, fieldBundle,
 	fieldRunAt, fieldRetry, fieldErrors, fieldNextAttempt,
+	fieldCallbackURL, fieldCallbackState, fieldCallbackAttempts, fieldCallbackError, fieldCallbackAt, fieldCallbackNext,
 	// payloads last so that GetTaskSummary can leave them out
 	fieldFnPayload, fieldParamPayload,
 }
@@ -701,6 +736,13 @@ func taskFromFields(id string, m map[string]string) (Task, error) {
 		Owner:        m[fieldOwner],
 		Bundle:       m[fieldBundle],
 		RunAt:        parseMS(m[fieldRunAt]),
+		CallbackURL:  m[fieldCallbackURL],
+	}
+	if cs := m[fieldCallbackState]; cs != "" {
+		cb := &Callback{State: CallbackState(cs), Error: m[fieldCallbackError], At: parseMS(m[fieldCallbackAt]),
+			NextAt: parseMS(m[fieldCallbackNext])}
+		cb.Attempts, _ = strconv.Atoi(m[fieldCallbackAttempts])
+		t.Callback = cb
 	}
 	if !status.Final() {
 		t.NextAttemptAt = parseMS(m[fieldNextAttempt])

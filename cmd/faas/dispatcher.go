@@ -108,7 +108,8 @@ Takes tasks from the Redis queue under a lease and gets them run:
   local  on -w sandboxes in this process
   push   on push workers that connect to tcp://*:<port> (ZeroMQ ROUTER)
   pull   on pull workers that ask tcp://*:<port> for work (ZeroMQ REP)
-Results are recorded through the lease check, so each task is recorded once.`)
+Results are recorded through the lease check, so each task is recorded once.
+With --webhook-secret it also delivers completion webhooks (callback_url).`)
 	var mode string
 	fs.StringVar(&mode, "m", "local", "mode: local, push or pull")
 	fs.StringVar(&mode, "mode", "local", "same as -m")
@@ -120,11 +121,16 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	sb := addSandboxFlags(fs)
 	rf := addRemoteFlags(fs, true)
 	grace := fs.Duration("grace", 5*time.Second, "push/pull mode: a task whose result is not back by its timeout plus this is requeued")
+	wf := addWebhookFlags(fs, true)
 	cf := addCommonFlags(fs)
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
 	}
 	log, err := cf.logger()
+	if err != nil {
+		return fail("dispatcher", err)
+	}
+	hookSettings, err := wf.settings()
 	if err != nil {
 		return fail("dispatcher", err)
 	}
@@ -145,6 +151,9 @@ Results are recorded through the lease check, so each task is recorded once.`)
 	opts.MaxRunning = df.maxRunning
 	st := store.New(rdb, opts)
 	cfg := df.config(st, log)
+	if cfg.Webhooks, err = wf.deliverer(st, hookSettings, log); err != nil {
+		return fail("dispatcher", err)
+	}
 	switch mode {
 	case "local":
 		if *workers < 1 {

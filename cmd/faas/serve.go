@@ -166,6 +166,7 @@ status, result, task cancellation, runtime, healthz, metrics, docs and the
 dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	af := addAPIFlags(fs)
 	sf := addStoreFlags(fs)
+	wf := addWebhookFlags(fs, false)
 	cf := addCommonFlags(fs)
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
@@ -182,6 +183,12 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	aopts, err := af.options(log)
 	if err != nil {
 		return fail("api", err)
+	}
+	if aopts.Webhooks, err = wf.settings(); err != nil {
+		return fail("api", err)
+	}
+	if aopts.Webhooks.Signer == nil {
+		log.Info("no --webhook-secret: completion webhooks are off (callback_url is refused)")
 	}
 	ctx, cancel := signalContext(log)
 	defer cancel()
@@ -217,6 +224,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	addResultTTLFlag(fs, &resultTTL)
 	df := addDispatchFlags(fs)
 	sb := addSandboxFlags(fs)
+	wf := addWebhookFlags(fs, true)
 	cf := addCommonFlags(fs)
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
@@ -234,6 +242,18 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	aopts, err := af.options(log)
 	if err != nil {
 		return fail("up", err)
+	}
+	if aopts.Webhooks, err = wf.settings(); err != nil {
+		return fail("up", err)
+	}
+	if aopts.Webhooks.Signer == nil {
+		// One process signs and serves the key: a secret of its own will
+		// do until it restarts.
+		if aopts.Webhooks.Signer, err = randomSecret(); err != nil {
+			return fail("up", err)
+		}
+		log.Info("no --webhook-secret: completion webhooks are signed with a secret made up for this run " +
+			"(GET /webhook_secret tells it; set FAAS_WEBHOOK_SECRET to keep one across restarts)")
 	}
 	if df.maxRunning < 0 {
 		return fail("up", fmt.Errorf("--max-running must not be negative, got %d", df.maxRunning))
@@ -268,12 +288,16 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 
 	h := api.New(st, aopts)
 	defer h.Close()
+	dcfg := df.config(st, log)
+	if dcfg.Webhooks, err = wf.deliverer(st, aopts.Webhooks, log); err != nil {
+		return fail("up", err)
+	}
 	var wg sync.WaitGroup
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := dispatch.RunLocal(dctx, df.config(st, log), pool); err != nil {
+		if err := dispatch.RunLocal(dctx, dcfg, pool); err != nil {
 			log.Error("dispatcher stopped", "err", err)
 			cancel()
 		}

@@ -27,10 +27,12 @@ func TestImportGraph(t *testing.T) {
 		{pkg: "wire", allowed: []string{"faastype", "internal/ratelog"}, forbidden: []string{"github.com/redis/", "github.com/tetratelabs/wazero"}},
 		{pkg: "schedule", allowed: []string{}, forbidden: []string{"github.com/redis/", "github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
 		{pkg: "store", allowed: []string{"faastype", "pickle", "schedule"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
-		{pkg: "api", allowed: []string{"bundle", "faastype", "pickle", "schedule", "store"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
+		{pkg: "taskview", allowed: []string{"faastype", "pickle", "schedule", "store"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
+		{pkg: "hooks", allowed: []string{"faastype", "pickle", "schedule", "store", "taskview"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
+		{pkg: "api", allowed: []string{"bundle", "faastype", "hooks", "pickle", "schedule", "store", "taskview"}, forbidden: []string{"github.com/go-zeromq/", "github.com/tetratelabs/wazero"}},
 		{pkg: "runtime", allowed: []string{"bundle", "faastype", "pyshim"}, forbidden: []string{"github.com/redis/", "github.com/go-zeromq/"}},
 		{pkg: "worker", allowed: []string{"bundle", "faastype", "internal/ratelog", "wire"}, forbidden: []string{"github.com/redis/", "github.com/alicebob/"}},
-		{pkg: "dispatch", allowed: []string{"bundle", "faastype", "internal/ratelog", "pickle", "schedule", "store", "wire"}, forbidden: []string{"github.com/tetratelabs/wazero"}},
+		{pkg: "dispatch", allowed: []string{"bundle", "faastype", "hooks", "internal/ratelog", "pickle", "schedule", "store", "taskview", "wire"}, forbidden: []string{"github.com/tetratelabs/wazero"}},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", module+tc.pkg).Output()

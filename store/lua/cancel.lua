@@ -7,7 +7,8 @@
 -- next lease renewal would tell it too).
 -- KEYS[1..4] tenancy (lib.lua), KEYS[5] task hash, KEYS[6] leases,
 -- KEYS[7] stats, KEYS[8..9] the scheduled set and its counts (a delayed
--- task, or one waiting to be retried, leaves it)
+-- task, or one waiting to be retried, leaves it), KEYS[10] the hooks set
+-- (lib.lua, faas_finish)
 -- ARGV[1] task id, ARGV[2] done channel, ARGV[3] cancel channel,
 -- ARGV[4] now (unix ms), ARGV[5] result TTL (ms, 0: keep),
 -- ARGV[6] result for a QUEUED task, ARGV[7] error JSON for a QUEUED task,
@@ -38,7 +39,8 @@ if redis.call('LREM', q, 0, ARGV[1]) + redis.call('LREM', q, 0, '~' .. ARGV[1]) 
   redis.call('ZREM', KEYS[2], owner)
   redis.call('ZREM', KEYS[3], owner)
 end
-faas_finish(KEYS[5], h, fields, ARGV[5], ARGV[2], {stats = KEYS[7], status = 'FAILED', kind = 'CANCELLED', now = ARGV[4]})
+faas_finish(KEYS[5], h, fields, ARGV[5], ARGV[2], {stats = KEYS[7], status = 'FAILED', kind = 'CANCELLED', now = ARGV[4],
+  hooks = KEYS[10]})
 if st == 'RUNNING' then
   redis.call('PUBLISH', ARGV[3], ARGV[1])
 end

@@ -10,7 +10,7 @@
 -- its error kind ('' none), now (unix ms), the retry delay (ms; -1: no
 -- retry), the scheduled channel and the new-task channel
 -- KEYS[8], KEYS[9]: the scheduled set and its per-tenant counts (lib.lua,
--- faas_schedule)
+-- faas_schedule), KEYS[10] the hooks set (lib.lua, faas_finish)
 -- The task is counted and rewritten with only what a final task keeps
 -- (lib.lua, faas_finish). With a retry delay (the dispatcher applied the
 -- task's retry policy), the task is not final: the attempt's error is
@@ -51,6 +51,6 @@ local function faas_complete(task, leases, stats, o)
     return 2
   end
   faas_finish(task, h, {unpack(ARGV, first, last)}, ARGV[o + 3], ARGV[o + 2],
-    {stats = stats, status = ARGV[last + 1], kind = ARGV[last + 2], now = ARGV[last + 3]})
+    {stats = stats, status = ARGV[last + 1], kind = ARGV[last + 2], now = ARGV[last + 3], hooks = KEYS[10]})
   return 1
 end

@@ -114,10 +114,11 @@ end
 -- status and fence the transitions check, into a table by name (a missing
 -- field is false).
 -- (errors: the errors of the attempts a retry policy ran again, a JSON
--- array; run_at: when a delayed task was due.) retried, the number of those
--- retries, is read too but not kept.
+-- array; run_at: when a delayed task was due; callback_url: where its
+-- completion webhook goes.) retried, the number of those retries, is read
+-- too but not kept.
 local FAAS_KEEP = {'owner', 'created_at', 'started_at', 'function_id', 'attempts', 'worker', 'want_json', 'errors',
-  'run_at'}
+  'run_at', 'callback_url'}
 
 local function faas_read(id)
   local v = redis.call('HMGET', id, 'status', 'fence', 'retried', unpack(FAAS_KEEP))
@@ -167,8 +168,16 @@ local function faas_count(stats, h, status, kind, now)
   redis.call('HINCRBY', stats, 'f:' .. status .. ':' .. kind .. ':' .. lb .. ':' .. eb, 1)
 end
 
--- fin = {stats key, status, error kind ('' none), now (unix ms)}: how
--- faas_finish counts the task.
+-- fin = {stats key, status, error kind ('' none), now (unix ms), hooks
+-- key}: how faas_finish counts the task, and where a task with a
+-- callback_url is queued for its completion webhook: the hooks key is the
+-- sorted set of task ids whose webhook is to be delivered, scored by when
+-- (unix ms; hooks_claim.lua and hooks_record.lua take it from there), and
+-- the task gets callback_state 'pending'; its id is published on the
+-- channel of the same name as the hooks key, which wakes the deliverers.
+-- Every script that calls faas_finish takes the hooks key in its KEYS. A
+-- task without a callback costs nothing more than the callback_url field
+-- of faas_read's HMGET.
 local function faas_finish(id, h, fields, ttl_ms, done, fin)
   faas_count(fin.stats, h, fin.status, fin.kind, fin.now)
   local args = {}
@@ -180,6 +189,12 @@ local function faas_finish(id, h, fields, ttl_ms, done, fin)
   end
   for i = 1, #fields do
     args[#args + 1] = fields[i]
+  end
+  if h.callback_url and h.callback_url ~= '' then
+    args[#args + 1] = 'callback_state'
+    args[#args + 1] = 'pending'
+    redis.call('ZADD', fin.hooks, fin.now, id)
+    redis.call('PUBLISH', fin.hooks, id)
   end
   redis.call('DEL', id)
   redis.call('HSET', id, unpack(args))
@@ -204,8 +219,8 @@ end
 -- stays RUNNING (the attempt stays counted); without, it becomes FAILED
 -- with WORKER_LOST and is announced on the done channel. lost = {max
 -- attempts, now (unix ms), result (pickled exception), error JSON, result
--- TTL (ms), done channel, capped, stats key}. Returns true if the task was
--- requeued.
+-- TTL (ms), done channel, capped, stats key, hooks key}. Returns true if
+-- the task was requeued.
 local function faas_requeue_or_lose(id, h, lost)
   faas_lease_dropped(h.owner, lost.capped)
   if (tonumber(h.attempts) or 0) - (tonumber(h.retried) or 0) < lost.max then
@@ -213,7 +228,7 @@ local function faas_requeue_or_lose(id, h, lost)
     return true
   end
   faas_finish(id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},
-    lost.ttl, lost.done, {stats = lost.stats, status = 'FAILED', kind = 'WORKER_LOST', now = lost.now})
+    lost.ttl, lost.done, {stats = lost.stats, status = 'FAILED', kind = 'WORKER_LOST', now = lost.now, hooks = lost.hooks})
   return false
 end
 

@@ -1,5 +1,6 @@
 -- Handles leases that expired at or before ARGV[1].
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats, KEYS[7] the hooks set
+-- (lib.lua, faas_finish)
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] batch size,
 -- ARGV[4] done channel, ARGV[5] result for a failed task (pickled exception),
 -- ARGV[6] error JSON for a failed task, ARGV[7] result TTL (ms, 0: keep),
@@ -21,7 +22,7 @@ if redis.call('LLEN', KEYS[1]) > 0 then
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[5], err = ARGV[6], ttl = ARGV[7], done = ARGV[4],
-  capped = ARGV[8] == '1', stats = KEYS[6]}
+  capped = ARGV[8] == '1', stats = KEYS[6], hooks = KEYS[7]}
 local requeued, failed = {}, {}
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[5], id)

@@ -1,7 +1,8 @@
 -- Takes tasks away from a worker that is known to be gone (dead, silent or
 -- past its deadline) without waiting for their leases to expire: the same
 -- transition as an expired lease in reap.lua, for the given claims only.
--- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats
+-- KEYS[1..4] tenancy (lib.lua), KEYS[5] leases, KEYS[6] stats, KEYS[7] the hooks set
+-- (lib.lua, faas_finish)
 -- ARGV[1] now (unix ms), ARGV[2] max attempts, ARGV[3] done channel,
 -- ARGV[4] result for a failed task (pickled exception), ARGV[5] error JSON,
 -- ARGV[6] result TTL (ms, 0: keep), ARGV[7] '1' if tenants can be parked,
@@ -14,7 +15,7 @@
 -- the done channel.
 -- Returns {requeued ids, failed ids}.
 local lost = {max = tonumber(ARGV[2]), now = ARGV[1], result = ARGV[4], err = ARGV[5], ttl = ARGV[6], done = ARGV[3],
-  capped = ARGV[7] == '1', stats = KEYS[6]}
+  capped = ARGV[7] == '1', stats = KEYS[6], hooks = KEYS[7]}
 local requeued, failed = {}, {}
 for i = 8, #ARGV, 2 do
   local id = ARGV[i]

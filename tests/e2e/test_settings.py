@@ -82,7 +82,7 @@ def test_own_timeout_and_memory_cap(deployment):
 def test_settings_beyond_the_nodes_are_refused(deployment):
     s = deployment
     lim = s.get("/runtime").json()["function_limits"]
-    assert lim["max_timeout_seconds"] == 3.0  # the servers here run with --timeout 3s
+    assert lim["max_timeout_seconds"] == 3.0, s.get("/runtime").text  # the servers here run with --timeout 3s
     r = s.post("/register_function", {"name": "slow", "source": SLOW, "timeout": "10s"})
     assert r.status_code == 422 and "over the nodes' limit of 3s" in r.json()["detail"], r.text
     r = s.post("/register_function", {"name": "hog", "source": HOG, "memory_mb": 1 << 14})

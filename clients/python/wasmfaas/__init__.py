@@ -23,7 +23,7 @@ modules are bundled automatically where that is safe, see
 :mod:`wasmfaas.bundles`). The wire protocol is the
 server's: JSON bodies with ``base64(dill.dumps(...))`` payloads.
 """
-from .client import Client, FunctionHandle, ScheduleHandle, TaskFuture
+from .client import Client, FunctionHandle, ScheduleHandle, TaskFuture, verify_webhook
 from .bundles import Bundle
 from .errors import (BadRequest, BundleError, BundleWarning, FunctionNotFound, PayloadTooLarge, RateLimited,
                      RemoteError, ScheduleNotFound, SerializationError, ServerError, ServerUnavailable, TaskNotFound,
@@ -36,4 +36,4 @@ __version__ = "0.1.0"
 __all__ = ["Client", "Executor", "FunctionHandle", "ScheduleHandle", "TaskFuture", "WasmFaaSError", "ServerUnavailable",
            "ServerError", "BadRequest", "FunctionNotFound", "TaskNotFound", "ScheduleNotFound", "PayloadTooLarge",
            "Unauthorized", "RateLimited", "SerializationError", "BundleError", "BundleWarning", "RemoteError",
-           "Bundle", "serialize", "deserialize", "send_by_value"]
+           "Bundle", "serialize", "deserialize", "send_by_value", "verify_webhook"]

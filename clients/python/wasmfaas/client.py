@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import heapq
 import itertools
+import json
 import os
 import re
 import threading
@@ -112,6 +113,24 @@ class TaskFuture(concurrent.futures.Future):
         return (self.info or {}).get("attempts")
 
     @property
+    def callback(self):
+        """The task's completion webhook as it stood when the future got
+        its result (``{"url", "state", "attempts", ...}``; usually still
+        ``"pending"``), or None for a task without one. See
+        :meth:`callback_status` for where it is now."""
+        return (self.info or {}).get("callback")
+
+    def callback_status(self):
+        """Where the task's completion webhook is now, read from the server:
+        ``{"url", "state": "waiting" | "pending" | "delivered" |
+        "undeliverable", "attempts", "last_error", "last_attempt_at",
+        "next_attempt_at"}`` (absent fields unset), or None for a task
+        without one."""
+        if self._client is None:
+            raise RuntimeError("this future has no client")
+        return self._client.result_info(self.task_id).get("callback")
+
+    @property
     def errors(self):
         """The error of every failed attempt, oldest first, once final: a
         list of ``{"attempt", "at", "error": {"kind", "message",
@@ -147,10 +166,11 @@ class FunctionHandle:
     def __call__(self, *args, **kwargs):
         return self.client._execute(self, args, kwargs)
 
-    def submit(self, *args, delay=None, run_at=None, retries=None, **kwargs):
+    def submit(self, *args, delay=None, run_at=None, retries=None, callback_url=None, **kwargs):
         """Like calling the handle, with the call options of
-        :meth:`Client.submit` (``delay``, ``run_at``, ``retries``)."""
-        return self.client._execute(self, args, kwargs, _call_options(delay, run_at, retries))
+        :meth:`Client.submit` (``delay``, ``run_at``, ``retries``,
+        ``callback_url``)."""
+        return self.client._execute(self, args, kwargs, _call_options(delay, run_at, retries, callback_url))
 
     def map(self, *iterables, timeout=None):
         """``client.map(self, *iterables, timeout=timeout)``."""
@@ -300,7 +320,7 @@ class Client:
     # --- functions
 
     def register(self, fn, name=None, isolation=None, *, modules=None, packages=None, auto_bundle=True, retries=None,
-                 timeout=None, memory_mb=None, env=None, secrets=None):
+                 timeout=None, memory_mb=None, env=None, secrets=None, callback_url=None):
         """Register ``fn`` and return a :class:`FunctionHandle`.
 
         ``fn`` is sent by value with what it needs from your code (see
@@ -353,6 +373,15 @@ class Client:
             holds exactly these. :meth:`function_info` shows ``env`` and
             only the names of ``secrets``.
 
+        ``callback_url``
+            The default completion webhook of the function's tasks: when a
+            task is final, the server POSTs its result (the body of GET
+            /result) there, signed with your tenant's key
+            (:meth:`Client.webhook_secret`), retrying with back-off. An
+            ``http(s)`` URL the server may reach (a private or loopback
+            address is refused with :class:`BadRequest`). A call can give
+            its own, or ``""`` for none (``submit(..., callback_url=)``).
+
         Raises :class:`wasmfaas.BundleError` (a ``ValueError``), before
         sending anything, for a module or package that cannot be bundled:
         one with compiled extensions (the sandbox runs pure-Python code
@@ -365,6 +394,8 @@ class Client:
         data, bundle = _bundles.prepare(fn, modules, packages, auto_bundle)
         settings = {k: v for k, v in (("retries", retries), ("timeout", timeout), ("memory_mb", memory_mb),
                                        ("env", env), ("secrets", secrets)) if v is not None}
+        if callback_url is not None:
+            settings["callback_url"] = _callback_url(callback_url)
         return self._register_pickle(data, _name_of(fn, name), isolation, bundle, settings)
 
     def _check_open(self):
@@ -408,7 +439,7 @@ class Client:
 
     # --- tasks
 
-    def submit(self, fn, *args, delay=None, run_at=None, retries=None, **kwargs):
+    def submit(self, fn, *args, delay=None, run_at=None, retries=None, callback_url=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` remotely and return a
         :class:`TaskFuture`. ``fn`` is a :class:`FunctionHandle` or a plain
         function (registered once per distinct function).
@@ -425,8 +456,13 @@ class Client:
             seconds); not with ``delay``.
         ``retries``
             This call's retry policy instead of the function's (see
-            :meth:`register`); ``0``: no retries."""
-        return self._execute(self._resolve(fn), args, kwargs, _call_options(delay, run_at, retries))
+            :meth:`register`); ``0``: no retries.
+        ``callback_url``
+            This call's completion webhook instead of the function's (see
+            :meth:`register`); ``""``: none. The future's
+            :meth:`TaskFuture.callback_status` says whether it was
+            delivered."""
+        return self._execute(self._resolve(fn), args, kwargs, _call_options(delay, run_at, retries, callback_url))
 
     def map(self, fn, *iterables, timeout=None):
         """Like ``Executor.map``: submit ``fn(*args)`` for every item of
@@ -585,6 +621,15 @@ class Client:
         if resp.status != 200:
             raise _error_for(resp, "schedule " + (suffix.strip("/") or method.lower()), schedule_id=schedule_id)
         return resp.data
+    def webhook_secret(self):
+        """The key your tenant's completion webhooks are signed with (GET
+        /webhook_secret): a receiver checks ``X-WasmFaaS-Signature:
+        t=<unix>,v1=<hex>`` with :func:`wasmfaas.verify_webhook`. Raises
+        :class:`wasmfaas.ServerError` (404) if the server has webhooks off."""
+        resp = self.transport.request("GET", "/webhook_secret")
+        if resp.status != 200:
+            raise _error_for(resp, "webhook_secret")
+        return _field(resp, "secret")
 
     def health(self):
         """True if the server answers ``GET /healthz`` with 200."""
@@ -595,6 +640,38 @@ class Client:
 
     def __repr__(self):
         return "<wasmfaas.Client %s>" % self.url
+
+
+def verify_webhook(headers, body, key, tolerance=300, now=None):
+    """Check a completion webhook as a receiver should: ``headers`` (a
+    mapping; names compared without case), ``body`` the exact bytes
+    received, ``key`` your tenant's key (:meth:`Client.webhook_secret`).
+    Raises ``ValueError`` for a missing or malformed signature, one that
+    does not match, or a timestamp more than ``tolerance`` seconds from
+    ``now`` (a replay); returns the parsed body."""
+    import hmac as _hmac
+    sig = None
+    for k, v in headers.items():
+        if k.lower() == "x-wasmfaas-signature":
+            sig = v
+    if not sig:
+        raise ValueError("no X-WasmFaaS-Signature header")
+    parts = {}
+    for p in sig.split(","):
+        k, _, v = p.strip().partition("=")
+        parts.setdefault(k, []).append(v)
+    try:
+        ts = int(parts["t"][0])
+    except (KeyError, ValueError):
+        raise ValueError("malformed X-WasmFaaS-Signature: want t=<unix>,v1=<hex>") from None
+    if abs((time.time() if now is None else now) - ts) > tolerance:
+        raise ValueError("the webhook's timestamp is more than %ss away: a replay?" % tolerance)
+    if isinstance(body, str):
+        body = body.encode()
+    want = _hmac.new(key.encode(), str(ts).encode() + b"." + body, hashlib.sha256).hexdigest()
+    if not any(_hmac.compare_digest(v, want) for v in parts.get("v1", [])):
+        raise ValueError("the webhook's signature does not match")
+    return json.loads(body)
 
 
 def outcome(info, task_id=None):
@@ -840,9 +917,20 @@ def _parse_time(text):
     return datetime.datetime.fromisoformat("%s.%s%s" % (m.group(1), frac, zone))
 
 
-def _call_options(delay, run_at, retries):
+def _callback_url(url):
+    """A callback_url as sent: a string ("" none)."""
+    if url is False:
+        return ""
+    if not isinstance(url, str):
+        raise ValueError("callback_url must be an http(s) URL as a string, or \"\" for none, not %r" % (url,))
+    return url
+
+
+def _call_options(delay, run_at, retries, callback_url=None):
     """The JSON fields of submit()'s call options."""
     out = {}
+    if callback_url is not None:
+        out["callback_url"] = _callback_url(callback_url)
     if delay is not None and run_at is not None:
         raise ValueError("give either delay or run_at, not both")
     if delay is not None:
