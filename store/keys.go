@@ -200,6 +200,7 @@ func (k keys) schedulesOf(tenant string) string {
 // created or resumed, so that dispatchers waiting for the next tick look
 // again.
 func (k keys) schedulesChannel() string { return k.prefix + "schedules" }
+
 // hooks is the sorted set of the final tasks whose completion webhook is to
 // be delivered, scored by when the next attempt is due (unix ms), or by
 // the lease expiry of the deliverer that claimed it (lua/hooks_claim.lua).
