@@ -22,7 +22,7 @@ type callOptions struct {
 	runAt    time.Time // zero: at once
 	retry    *faastype.RetryPolicy
 	settings store.Settings // the function's
-	callback string // completion webhook URL, "" none
+	callback string         // completion webhook URL, "" none
 }
 
 // readCallOptions reads them; a function's retry policy and callback URL
