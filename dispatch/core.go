@@ -126,6 +126,8 @@ type Core struct {
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
+	// renewNow makes renewLoop renew before its next tick (renewSoon).
+	renewNow chan struct{}
 
 	bundles *bundle.Cache[[]byte] // by tenant and hash, read from the store
 }
@@ -142,7 +144,7 @@ func NewCore(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, woken: make(chan struct{}), held: map[string]*held{},
-		bundles: bundle.NewCache[[]byte](cfg.BundleCache)}, nil
+		renewNow: make(chan struct{}, 1), bundles: bundle.NewCache[[]byte](cfg.BundleCache)}, nil
 }
 
 // Start recovers expired leases once, then keeps renewing, reaping,
@@ -152,11 +154,17 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
 		return err
 	}
+	// Subscribed before Start returns, so before the first claim: a task
+	// claimed and then cancelled while its cancel subscription was still
+	// being set up (one more round trip through Sentinel, to ask for the
+	// primary) would run on until its next lease renewal.
+	tasks, stopTasks := c.st.SubscribeTasks(ctx)
+	cancels, stopCancels := c.st.SubscribeCancels(ctx)
 	wg.Add(4)
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
-	go func() { defer wg.Done(); c.listen(ctx) }()
-	go func() { defer wg.Done(); c.listenCancels(ctx) }()
+	go func() { defer wg.Done(); c.listen(ctx, tasks, stopTasks) }()
+	go func() { defer wg.Done(); c.listenCancels(ctx, cancels, stopCancels) }()
 	if c.cfg.Describe != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.publishLoop(ctx) }()
@@ -230,9 +238,11 @@ func (c *Core) WaitSince(ctx context.Context, n uint64) {
 	}
 }
 
-func (c *Core) listen(ctx context.Context) {
-	for ctx.Err() == nil {
-		ids, stop := c.st.SubscribeTasks(ctx)
+// listen wakes the claim loops for each task announced on the subscription
+// ids (and when it was re-established: announcements may have been lost),
+// subscribing again if it ends.
+func (c *Core) listen(ctx context.Context, ids <-chan string, stop func()) {
+	for {
 		for range ids {
 			c.Wake()
 		}
@@ -240,19 +250,29 @@ func (c *Core) listen(ctx context.Context) {
 		// The subscription ended (Redis restarted?): polling covers the gap.
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(time.Second):
 		}
+		ids, stop = c.st.SubscribeTasks(ctx)
+		c.Wake()
 	}
 }
 
 // listenCancels stops at once the tracked tasks that are cancelled while
 // they run: Store.Cancel has already failed them and dropped their leases,
-// and publishes their ids. Without the message (subscription down) the
-// next renewal finds the lease gone and does the same.
-func (c *Core) listenCancels(ctx context.Context) {
-	for ctx.Err() == nil {
-		ids, stop := c.st.SubscribeCancels(ctx)
+// and publishes their ids on the subscription ids. Without the message
+// (subscription down) a renewal finds the lease gone and does the same:
+// the next one, or one at once when the subscription comes back (after a
+// Sentinel failover, on the new primary), since cancellations published
+// while it was down are lost.
+func (c *Core) listenCancels(ctx context.Context, ids <-chan string, stop func()) {
+	for {
 		for id := range ids {
+			if id == store.Resubscribed {
+				c.log.Info("cancel subscription re-established; renewing the leases at once")
+				c.renewSoon()
+				continue
+			}
 			c.mu.Lock()
 			h := c.held[id]
 			delete(c.held, id)
@@ -267,8 +287,21 @@ func (c *Core) listenCancels(ctx context.Context) {
 		stop()
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(time.Second):
 		}
+		ids, stop = c.st.SubscribeCancels(ctx)
+		c.renewSoon()
+	}
+}
+
+// renewSoon has the renewal loop renew every tracked lease now rather than
+// at its next tick; those found lost (cancelled tasks among them) are
+// stopped.
+func (c *Core) renewSoon() {
+	select {
+	case c.renewNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -456,6 +489,7 @@ func (c *Core) renewLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.renewNow:
 		}
 		// One renewal per lease holder: this dispatcher in local mode, each
 		// remote worker in push and pull mode.
