@@ -133,6 +133,8 @@ type Core struct {
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
+	// renewNow makes renewLoop renew before its next tick (renewSoon).
+	renewNow chan struct{}
 
 	bundles *bundle.Cache[[]byte] // by tenant and hash, read from the store
 }
@@ -149,7 +151,7 @@ func NewCore(cfg Config) (*Core, error) {
 		return nil, err
 	}
 	return &Core{cfg: cfg, st: cfg.Store, log: cfg.Logger, woken: make(chan struct{}), held: map[string]*held{},
-		bundles: bundle.NewCache[[]byte](cfg.BundleCache)}, nil
+		renewNow: make(chan struct{}, 1), bundles: bundle.NewCache[[]byte](cfg.BundleCache)}, nil
 }
 
 // Start recovers expired leases once, then keeps renewing, reaping,
@@ -160,13 +162,19 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	if err := c.reap(ctx); err != nil {
 		return err
 	}
+	// Subscribed before Start returns, so before the first claim: a task
+	// claimed and then cancelled while its cancel subscription was still
+	// being set up (one more round trip through Sentinel, to ask for the
+	// primary) would run on until its next lease renewal.
+	tasks, stopTasks := c.st.SubscribeTasks(ctx)
+	cancels, stopCancels := c.st.SubscribeCancels(ctx)
 	wg.Add(6)
 	go func() { defer wg.Done(); c.promoteLoop(ctx) }()
 	go func() { defer wg.Done(); c.scheduleLoop(ctx) }()
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
-	go func() { defer wg.Done(); c.listen(ctx) }()
-	go func() { defer wg.Done(); c.listenCancels(ctx) }()
+	go func() { defer wg.Done(); c.listen(ctx, tasks, stopTasks) }()
+	go func() { defer wg.Done(); c.listenCancels(ctx, cancels, stopCancels) }()
 	if c.cfg.Describe != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.publishLoop(ctx) }()
@@ -244,9 +252,11 @@ func (c *Core) WaitSince(ctx context.Context, n uint64) {
 	}
 }
 
-func (c *Core) listen(ctx context.Context) {
-	for ctx.Err() == nil {
-		ids, stop := c.st.SubscribeTasks(ctx)
+// listen wakes the claim loops for each task announced on the subscription
+// ids (and when it was re-established: announcements may have been lost),
+// subscribing again if it ends.
+func (c *Core) listen(ctx context.Context, ids <-chan string, stop func()) {
+	for {
 		for range ids {
 			c.Wake()
 		}
@@ -254,19 +264,29 @@ func (c *Core) listen(ctx context.Context) {
 		// The subscription ended (Redis restarted?): polling covers the gap.
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(time.Second):
 		}
+		ids, stop = c.st.SubscribeTasks(ctx)
+		c.Wake()
 	}
 }
 
 // listenCancels stops at once the tracked tasks that are cancelled while
 // they run: Store.Cancel has already failed them and dropped their leases,
-// and publishes their ids. Without the message (subscription down) the
-// next renewal finds the lease gone and does the same.
-func (c *Core) listenCancels(ctx context.Context) {
-	for ctx.Err() == nil {
-		ids, stop := c.st.SubscribeCancels(ctx)
+// and publishes their ids on the subscription ids. Without the message
+// (subscription down) a renewal finds the lease gone and does the same:
+// the next one, or one at once when the subscription comes back (after a
+// Sentinel failover, on the new primary), since cancellations published
+// while it was down are lost.
+func (c *Core) listenCancels(ctx context.Context, ids <-chan string, stop func()) {
+	for {
 		for id := range ids {
+			if id == store.Resubscribed {
+				c.log.Info("cancel subscription re-established; renewing the leases at once")
+				c.renewSoon()
+				continue
+			}
 			c.mu.Lock()
 			h := c.held[id]
 			delete(c.held, id)
@@ -281,8 +301,21 @@ func (c *Core) listenCancels(ctx context.Context) {
 		stop()
 		select {
 		case <-ctx.Done():
+			return
 		case <-time.After(time.Second):
 		}
+		ids, stop = c.st.SubscribeCancels(ctx)
+		c.renewSoon()
+	}
+}
+
+// renewSoon has the renewal loop renew every tracked lease now rather than
+// at its next tick; those found lost (cancelled tasks among them) are
+// stopped.
+func (c *Core) renewSoon() {
+	select {
+	case c.renewNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -470,6 +503,7 @@ func (c *Core) renewLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.renewNow:
 		}
 		// One renewal per lease holder: this dispatcher in local mode, each
 		// remote worker in push and pull mode.
@@ -519,12 +553,12 @@ func (c *Core) promoteLoop(ctx context.Context) {
 		for ctx.Err() == nil {
 			due, stop := c.st.SubscribeScheduled(ctx)
 			for text := range due {
-				ms, err := strconv.ParseInt(text, 10, 64)
+				due, err := announcedTime(text)
 				if err != nil {
 					continue
 				}
 				select {
-				case announced <- time.UnixMilli(ms):
+				case announced <- due:
 				default: // one is pending: the loop looks at the store anyway
 				}
 			}
@@ -641,4 +675,18 @@ func Outcome(res *faastype.Result) store.Outcome {
 		// JSON results are only made when asked for (the claim's WantJSON).
 		ResultJSON: string(res.JSON),
 	}
+}
+
+// announcedTime reads a due time announced on a pub/sub channel (unix ms);
+// store.Resubscribed, the subscription coming back after announcements
+// may have been lost, means now: look at the store at once.
+func announcedTime(text string) (time.Time, error) {
+	if text == store.Resubscribed {
+		return time.Now(), nil
+	}
+	ms, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
+	"github.com/wasmfaas/wasmfaas/store/storetest"
 )
 
 // WaitSince(n) returns at once when a Wake came after the first n, and
@@ -84,4 +85,40 @@ func TestWaitSince(t *testing.T) {
 	cancel()
 	c2, _ := NewCore(Config{Store: st, Poll: poll})
 	c2.WaitSince(ctx, c2.Wakes()) // returns: ctx is done
+}
+
+// Cancellations published while the cancel subscription was down are lost:
+// when it is back (store.Resubscribed), the core renews its leases at once
+// instead of at the next tick, and so stops a task cancelled meanwhile.
+func TestResubscribedCancelsRenewAtOnce(t *testing.T) {
+	st := store.New(redistest.StartMini(t), store.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := NewCore(Config{Store: st, Lease: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storetest.Enqueue(t, st, "gAROLg==", "gAROLg==")
+	cls, err := c.Claim(ctx, 1)
+	if err != nil || len(cls) != 1 {
+		t.Fatalf("Claim = %v, %v", cls, err)
+	}
+	stopped := make(chan struct{})
+	c.Track(cls[0], func() { close(stopped) })
+	if r, err := st.Cancel(ctx, id); err != nil || !r.Cancelled {
+		t.Fatalf("Cancel = %+v, %v", r, err)
+	}
+	// The cancellation was not heard; the subscription comes back.
+	ids := make(chan string, 1)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.renewLoop(ctx) }()
+	go func() { defer wg.Done(); c.listenCancels(ctx, ids, func() {}) }()
+	defer func() { cancel(); close(ids); wg.Wait() }()
+	ids <- store.Resubscribed
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task cancelled while the subscription was down was not stopped")
+	}
 }

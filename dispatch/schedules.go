@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -18,12 +17,12 @@ func (c *Core) scheduleLoop(ctx context.Context) {
 		for ctx.Err() == nil {
 			ticks, stop := c.st.SubscribeSchedules(ctx)
 			for text := range ticks {
-				ms, err := strconv.ParseInt(text, 10, 64)
+				due, err := announcedTime(text)
 				if err != nil {
 					continue
 				}
 				select {
-				case announced <- time.UnixMilli(ms):
+				case announced <- due:
 				default: // one is pending: the loop looks at the store anyway
 				}
 			}

@@ -217,19 +217,25 @@ func (w *Waiter) Close() {
 
 // SubscribeTasks delivers the ids published on "Tasks" until ctx is done or
 // stop is called; then the channel is closed. It returns once Redis has
-// confirmed the subscription (or after 5 seconds of trying). It is a wake-up hint for
-// dispatchers, not a source of work (the queue is): ids are dropped when the
-// reader falls more than 256 behind, and ids published while the
-// subscription is down are lost.
+// confirmed the subscription (or after 5 seconds of trying), so that every
+// id published after it returns is delivered while the subscription holds.
+// It is a wake-up hint for dispatchers, not a source of work (the queue
+// is): ids are dropped when the reader falls more than 256 behind, and ids
+// published while the subscription is down are lost. An empty id (never a
+// task's) says the subscription has just been established again after it
+// was down (Redis restarted, a Sentinel failover: the client subscribes
+// again on the new primary by itself) or was confirmed only after
+// SubscribeTasks returned: ids may have been lost before it.
 func (s *Store) SubscribeTasks(ctx context.Context) (ids <-chan string, stop func()) {
 	return s.subscribe(ctx, s.keys.newTasksChannel())
 }
 
 // SubscribeCancels delivers the ids of RUNNING tasks that Cancel has just
-// failed, until ctx is done or stop is called, like SubscribeTasks. A
-// dispatcher stops such a task at once; a message lost (subscription down,
-// reader behind) only delays that until its next lease renewal, which
-// finds the lease gone.
+// failed, until ctx is done or stop is called, like SubscribeTasks (an
+// empty id included: ids may have been lost before it). A dispatcher stops
+// such a task at once; a message lost (subscription down, reader behind)
+// only delays that until its next lease renewal, which finds the lease
+// gone, and a dispatcher renews at once when it reads the empty id.
 func (s *Store) SubscribeCancels(ctx context.Context) (ids <-chan string, stop func()) {
 	return s.subscribe(ctx, s.keys.cancelChannel())
 }
@@ -242,6 +248,11 @@ func (s *Store) SubscribeScheduled(ctx context.Context) (due <-chan string, stop
 	return s.subscribe(ctx, s.keys.scheduledChannel())
 }
 
+// Resubscribed is the id SubscribeTasks and SubscribeCancels deliver when
+// their subscription has been established again: messages published while
+// it was down were lost.
+const Resubscribed = ""
+
 // subscribe delivers the messages of channel (see SubscribeTasks).
 func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan string, stop func()) {
 	ps := s.rdb.Subscribe(ctx, channel)
@@ -253,7 +264,11 @@ func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan strin
 		s.log.Warn("store: subscribe", "channel", channel, "err", err)
 	}
 	cancel()
-	msgs := ps.Channel(redis.WithChannelSize(256))
+	// With the subscriptions: the confirmation of a subscription after the
+	// first (go-redis subscribes again by itself on a new connection, to
+	// the new primary after a Sentinel failover) says messages may have
+	// been lost.
+	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(256))
 	out := make(chan string, 256)
 	done := make(chan struct{})
 	var once sync.Once
@@ -278,8 +293,20 @@ func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan strin
 				if !ok {
 					return
 				}
+				var id string
+				switch m := m.(type) {
+				case *redis.Message:
+					id = m.Payload
+				case *redis.Subscription:
+					if m.Kind != "subscribe" {
+						continue
+					}
+					id = Resubscribed
+				default:
+					continue
+				}
 				select {
-				case out <- m.Payload:
+				case out <- id:
 				default:
 				}
 			}

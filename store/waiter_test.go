@@ -174,6 +174,41 @@ func TestSubscribeTasks(t *testing.T) {
 	})
 }
 
+// When a cancel subscription's connection is cut, go-redis subscribes again
+// by itself; the subscriber is told (store.Resubscribed: cancellations may
+// have been lost meanwhile) and hears the next cancellation.
+func TestSubscribeCancelsSaysWhenItSubscribedAgain(t *testing.T) {
+	rdb := redistest.Start(t) // miniredis cannot kill clients
+	st := store.New(rdb, store.Options{})
+	ctx := testCtx(t)
+	ids, stop := st.SubscribeCancels(ctx)
+	defer stop()
+	if n, err := rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Result(); err != nil || n != 1 {
+		t.Fatalf("CLIENT KILL TYPE pubsub = %d, %v", n, err)
+	}
+	select {
+	case got := <-ids:
+		if got != store.Resubscribed {
+			t.Fatalf("got %q, want the resubscription", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("not told of the resubscription")
+	}
+	id := enqueueN(t, st, 1)[0]
+	claimOne(t, st, id)
+	if c, err := st.Cancel(ctx, id); !c.Cancelled || err != nil {
+		t.Fatalf("Cancel = %+v, %v", c, err)
+	}
+	select {
+	case got := <-ids:
+		if got != id {
+			t.Fatalf("got %q, want %q", got, id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the cancellation after the resubscription was not delivered")
+	}
+}
+
 // A done message carries a small final task, which the wake-up hands over
 // exactly as GetTask would read it; a large one carries only its id.
 func TestWakeupCarriesTheFinalTask(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package redistest starts throwaway Redis servers for tests: a real
 // redis-server on a free loopback port, an in-process miniredis (the
 // embedded Redis of `faas up`), or a Redis Sentinel deployment (sentinel.go).
-// They are stopped by t.Cleanup.
+// They are stopped by t.Cleanup (the shared Sentinel deployment when the
+// test binary exits).
 package redistest
 
 import (
@@ -121,11 +122,11 @@ type Backend struct {
 	Start func(testing.TB) *redis.Client
 }
 
-// Backends are a real redis-server and miniredis, for table tests that
-// must pass on both. (A Sentinel deployment is not among them yet: the
-// dispatch tests on one missed a cancellation published through Sentinel's
-// pub/sub in one run; see the issue notes.)
+// Backends are a real redis-server, miniredis, and a Redis Sentinel
+// deployment reached through its sentinels (shared by the test binary,
+// emptied for each test), for table tests that must pass on all three.
 var Backends = []Backend{
 	{Name: "redis-server", Start: Start},
 	{Name: "miniredis", Start: StartMini},
+	{Name: "sentinel", Start: StartSentinelShared},
 }

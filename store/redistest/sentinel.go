@@ -230,3 +230,39 @@ func (s *Sentinel) stopAll() {
 		delete(s.procs, name)
 	}
 }
+
+// shared is the Sentinel deployment of StartSentinelShared, one per test
+// binary: starting five servers and waiting for the sentinels to agree
+// takes seconds, too long for every test.
+var shared struct {
+	once sync.Once
+	s    *Sentinel
+	err  error
+}
+
+// StartSentinelShared returns a client, through the sentinels, to the
+// emptied database of the test binary's shared Sentinel deployment (a
+// primary, a replica, three sentinels): the Sentinel backend of table
+// tests. Tests using it must not run in parallel with each other.
+func StartSentinelShared(t testing.TB) *redis.Client {
+	t.Helper()
+	if _, err := os.Stat(ServerPath); err != nil {
+		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
+	}
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "redistest-sentinel-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.s, shared.err = startSentinel(dir, false)
+	})
+	if shared.err != nil {
+		t.Fatalf("redistest: shared Sentinel deployment: %v", shared.err)
+	}
+	rdb := shared.s.Client(t)
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatalf("redistest: empty the shared Sentinel deployment: %v", err)
+	}
+	return rdb
+}
