@@ -48,6 +48,12 @@ var (
 			"the last attempt of an undeliverable webhook too), undeliverable (webhooks given up on).", []string{"outcome"}, nil)
 	mWebhooksPending = prometheus.NewDesc("faas_webhooks_pending",
 		"Completion webhooks of final tasks not delivered yet: due, being posted, or waiting for a retry.", nil, nil)
+	mSchedules = prometheus.NewDesc("faas_schedules",
+		"Schedules of all tenants: active ones (with a next tick) and paused ones.", []string{"state"}, nil)
+	mScheduleTicks = prometheus.NewDesc("faas_schedule_ticks_total",
+		"Schedules' ticks by outcome: fired (made a task; a run_once catch-up task counts once), "+
+			"missed (no dispatcher looked in time: an outage), skipped (the task could not be made: queue full, function gone).",
+		[]string{"outcome"}, nil)
 	mNodeUp = prometheus.NewDesc("faas_node_up",
 		"1 for a dispatcher or worker that reported within the last 10 s, 0 for one that went silent (listed for 10 minutes).",
 		[]string{"node", "role", "mode"}, nil)
@@ -104,7 +110,7 @@ type clusterCollector struct{ s snapshot }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mStoreUp, mSubmitted, mTasks, mFinished, mFailed, mLatency, mExecution,
-		mQueueDepth, mLeases, mScheduled, mRetries, mWebhooks, mWebhooksPending, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
+		mQueueDepth, mLeases, mScheduled, mRetries, mWebhooks, mWebhooksPending, mSchedules, mScheduleTicks, mNodeUp, mNodeSeen, mSandboxes, mSandboxesBusy, mSandboxesReady, mNodeWaiting,
 		mNodeTasks, mStarts, mTimeouts, mCrashes, mRestarts} {
 		ch <- d
 	}
@@ -146,6 +152,11 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(mQueueDepth, float64(st.QueueLength))
 	gauge(mLeases, float64(st.Leases))
+	gauge(mSchedules, float64(st.SchedulesActive), "active")
+	gauge(mSchedules, float64(st.SchedulesPaused), "paused")
+	for outcome, n := range st.ScheduleTicks {
+		counter(mScheduleTicks, float64(n), outcome)
+	}
 	for _, n := range c.s.nodes {
 		up := 0.0
 		if n.Alive {

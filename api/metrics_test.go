@@ -222,3 +222,82 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 		}
 	}
 }
+
+// The schedule metrics are read from Redis: the schedules of every tenant
+// by state, and their ticks by outcome as the script that fires them
+// counted them (the sums of the schedules' own counters).
+func TestMetricsSchedules(t *testing.T) {
+	eachBackend(t, Options{}, func(t *testing.T, e *env) {
+		src := "def tick():\n    return 1"
+		fn := e.do("POST", "/register_function", map[string]any{"name": "tick", "source": src}).str("function_id")
+		gone := e.do("POST", "/register_function", map[string]any{"name": "gone", "source": src}).str("function_id")
+		var ids []string
+		for _, body := range []map[string]any{
+			{"function_id": fn, "every": "1h", "name": "hourly"},
+			{"function_id": gone, "every": "1h", "missed": "skip"},
+			{"function_id": fn, "cron": "0 0 1 1 *"},
+		} {
+			r := e.do("POST", "/schedules", body)
+			if r.status != 200 {
+				t.Fatalf("POST /schedules: %d %s", r.status, r.raw)
+			}
+			ids = append(ids, r.str("schedule_id"))
+		}
+		if r := e.do("POST", "/schedules/"+ids[2]+"/pause", nil); r.status != 200 {
+			t.Fatalf("pause: %d %s", r.status, r.raw)
+		}
+		check := func(step string, active, paused, fired, missed, skipped float64) {
+			t.Helper()
+			fams := e.scrape()
+			for _, c := range []struct {
+				name, label, value string
+				want               float64
+			}{
+				{"faas_schedules", "state", "active", active},
+				{"faas_schedules", "state", "paused", paused},
+				{"faas_schedule_ticks_total", "outcome", "fired", fired},
+				{"faas_schedule_ticks_total", "outcome", "missed", missed},
+				{"faas_schedule_ticks_total", "outcome", "skipped", skipped},
+			} {
+				if got, ok := sample(fams, c.name, c.label, c.value); !ok || got != c.want {
+					t.Errorf("%s: %s{%s=%q} = %v (present %v), want %v", step, c.name, c.label, c.value, got, ok, c.want)
+				}
+			}
+			if typ := fams["faas_schedule_ticks_total"].GetType(); typ != dto.MetricType_COUNTER {
+				t.Errorf("faas_schedule_ticks_total is a %v", typ)
+			}
+			if typ := fams["faas_schedules"].GetType(); typ != dto.MetricType_GAUGE {
+				t.Errorf("faas_schedules is a %v", typ)
+			}
+		}
+		check("created", 2, 1, 0, 0, 0)
+
+		// Two hours on, a dispatcher looks 30 s after the second tick: each
+		// interval schedule missed its first. The run_once one makes the
+		// catch-up task and the second tick's; the skip one's second tick
+		// finds its function gone.
+		if err := e.rdb.Del(context.Background(), gone).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.st.FireDue(context.Background(), time.Now().Add(2*time.Hour+30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		check("fired", 2, 1, 2, 2, 1)
+		var created, missed, skipped float64
+		list, _ := e.do("GET", "/schedules", nil).body["schedules"].([]any)
+		for _, s := range list {
+			m := s.(map[string]any)
+			created += m["tasks_created"].(float64)
+			missed += m["ticks_missed"].(float64)
+			skipped += m["ticks_skipped"].(float64)
+		}
+		if len(list) != 3 || created != 2 || missed != 2 || skipped != 1 {
+			t.Errorf("GET /schedules: %d schedules, %v created, %v missed, %v skipped", len(list), created, missed, skipped)
+		}
+
+		// Resumed, deleted: the gauges follow, the counters stay.
+		e.do("POST", "/schedules/"+ids[2]+"/resume", nil)
+		e.do("DELETE", "/schedules/"+ids[0], nil)
+		check("resumed and deleted", 2, 0, 2, 2, 1)
+	})
+}

@@ -187,6 +187,10 @@ func (k keys) schedule(id string) string { return k.prefix + "schedule:" + id }
 // (Store.FireDue).
 func (k keys) activeSchedules() string { return k.prefix + "schedules" }
 
+// pausedSchedules is the set of the ids of the paused schedules (what
+// faas_schedules{state="paused"} counts; activeSchedules the others).
+func (k keys) pausedSchedules() string { return k.prefix + "schedules_paused" }
+
 // schedulesOf is the sorted set of a tenant's schedules, paused or not,
 // scored by creation time (unix ms).
 func (k keys) schedulesOf(tenant string) string {

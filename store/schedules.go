@@ -139,9 +139,9 @@ func (s *Store) PutSchedule(ctx context.Context, sc Schedule) error {
 		}
 		fields = append(fields, "retry", string(b))
 	}
-	args := append([]any{sc.ID, sc.CreatedAt.UnixMilli(), next, s.keys.schedulesChannel()}, fields...)
-	n, err := scriptPutSchedule.Run(ctx, s.rdb, []string{s.keys.schedule(sc.ID), s.keys.activeSchedules(), s.keys.schedulesOf(sc.Owner)},
-		args...).Int()
+	args := append([]any{sc.ID, sc.CreatedAt.UnixMilli(), next, s.keys.schedulesChannel(), boolField(sc.Paused)}, fields...)
+	n, err := scriptPutSchedule.Run(ctx, s.rdb, []string{s.keys.schedule(sc.ID), s.keys.activeSchedules(), s.keys.schedulesOf(sc.Owner),
+		s.keys.pausedSchedules()}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("store: put schedule %s: %w", sc.ID, err)
 	}
@@ -254,8 +254,8 @@ func (s *Store) DeleteSchedule(ctx context.Context, tenant, id string) error {
 }
 
 func (s *Store) scheduleState(ctx context.Context, tenant, id, op string, next int64) error {
-	n, err := scriptScheduleState.Run(ctx, s.rdb, []string{s.keys.schedule(id), s.keys.activeSchedules(), s.keys.schedulesOf(tenant)},
-		id, tenant, op, next, s.keys.schedulesChannel()).Int()
+	n, err := scriptScheduleState.Run(ctx, s.rdb, []string{s.keys.schedule(id), s.keys.activeSchedules(), s.keys.schedulesOf(tenant),
+		s.keys.pausedSchedules()}, id, tenant, op, next, s.keys.schedulesChannel()).Int()
 	if err != nil {
 		return fmt.Errorf("store: %s schedule %s: %w", op, id, err)
 	}

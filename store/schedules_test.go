@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -311,5 +312,102 @@ func TestScheduleStaleMemberIsDropped(t *testing.T) {
 		if n := rdb.ZCard(ctx, "faas:schedules").Val(); n != 0 {
 			t.Fatalf("%d members left", n)
 		}
+	})
+}
+
+// The stats hash counts the schedules' ticks by outcome, cluster-wide, in
+// the script that fires them: the sums of the schedules' own counters, once
+// per tick however many dispatchers race; Stats reads the active and paused
+// schedules of every tenant.
+func TestScheduleStats(t *testing.T) {
+	eachBackend(t, store.Options{MaxQueued: 2}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		check := func(step string, active, paused, fired, missed, skipped int64) {
+			t.Helper()
+			got, err := st.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int64{"fired": fired, "missed": missed, "skipped": skipped}
+			if got.SchedulesActive != active || got.SchedulesPaused != paused || fmt.Sprint(got.ScheduleTicks) != fmt.Sprint(want) {
+				t.Fatalf("%s: active %d paused %d ticks %v; want %d %d %v", step,
+					got.SchedulesActive, got.SchedulesPaused, got.ScheduleTicks, active, paused, want)
+			}
+		}
+		check("empty", 0, 0, 0, 0, 0)
+		fn := putFn(t, st, "alice", "fn-stats")
+		bobFn := putFn(t, st, "bob", "fn-stats-bob")
+		anchor := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
+		everySecond(t, st, "alice", "s-once", fn, anchor, schedule.RunOnce)
+		everySecond(t, st, "alice", "s-skip", fn, anchor, schedule.Skip)
+		created := store.Schedule{ID: "s-created-paused", Owner: "bob", FunctionID: bobFn, Every: time.Second, Paused: true, CreatedAt: anchor}
+		if err := st.PutSchedule(ctx, created); err != nil {
+			t.Fatal(err)
+		}
+		everySecond(t, st, "bob", "s-paused", bobFn, anchor, schedule.RunOnce)
+		check("created", 3, 1, 0, 0, 0)
+		if err := st.PauseSchedule(ctx, "bob", "s-paused"); err != nil {
+			t.Fatal(err)
+		}
+		// Pausing twice counts it once.
+		if err := st.PauseSchedule(ctx, "bob", "s-paused"); err != nil {
+			t.Fatal(err)
+		}
+		check("paused", 2, 2, 0, 0, 0)
+
+		// Down for a minute: each schedule missed ticks 1..59. s-once (fired
+		// first: same tick, smaller id) makes the catch-up task and tick 60's,
+		// which fill alice's queue (cap 2); s-skip's tick 60 is refused.
+		now := anchor.Add(60*time.Second + 200*time.Millisecond)
+		if res, err := st.FireDue(ctx, now); err != nil || res.Created != 2 || res.Skipped != 1 || res.Missed != 2*59 {
+			t.Fatalf("FireDue: %+v %v", res, err)
+		}
+		check("after the outage", 2, 2, 2, 2*59, 1)
+		sum := func() (fired, missed, skipped int64) {
+			for _, id := range []string{"s-once", "s-skip"} {
+				sc := getSchedule(t, st, "alice", id)
+				fired, missed, skipped = fired+sc.TasksCreated, missed+sc.TicksMissed, skipped+sc.TicksSkipped
+			}
+			return
+		}
+		if f, m, s := sum(); f != 2 || m != 2*59 || s != 1 {
+			t.Fatalf("the schedules' own counters: %d %d %d", f, m, s)
+		}
+		claimN(t, st, 2)
+
+		// Five dispatchers race for tick 61: one task per schedule, counted
+		// once.
+		var wg sync.WaitGroup
+		errs := make(chan error, 5)
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := st.FireDue(ctx, anchor.Add(61*time.Second+100*time.Millisecond)); err != nil {
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		check("after the race", 2, 2, 4, 2*59, 1)
+		if f, m, s := sum(); f != 4 || m != 2*59 || s != 1 {
+			t.Fatalf("the schedules' own counters: %d %d %d", f, m, s)
+		}
+
+		// Resume, delete: the gauges follow; the counters stay.
+		if err := st.ResumeSchedule(ctx, "bob", "s-created-paused", now); err != nil {
+			t.Fatal(err)
+		}
+		check("resumed", 3, 1, 4, 2*59, 1)
+		for _, d := range []struct{ tenant, id string }{{"bob", "s-paused"}, {"alice", "s-once"}} {
+			if err := st.DeleteSchedule(ctx, d.tenant, d.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check("deleted", 2, 0, 4, 2*59, 1)
 	})
 }

@@ -74,7 +74,19 @@ type Stats struct {
 	// delivered now.
 	Webhooks        map[string]int64
 	WebhooksPending int64
+
+	// SchedulesActive is the number of schedules with a next tick (the
+	// active set), SchedulesPaused that of the paused ones, of all tenants.
+	SchedulesActive, SchedulesPaused int64
+	// ScheduleTicks counts the schedules' ticks by outcome, as
+	// fire_schedule.lua counts them: "fired" (made a task; a run_once
+	// catch-up task counts once), "missed" (no dispatcher looked in time)
+	// and "skipped" (queue full, function gone); all three are present.
+	ScheduleTicks map[string]int64
 }
+
+// The outcomes of ScheduleTicks.
+var ScheduleTickOutcomes = []string{"fired", "missed", "skipped"}
 
 // Stats reads the statistics.
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
@@ -83,6 +95,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	leases := pipe.ZCard(ctx, s.keys.leases())
 	scheduled := pipe.ZCard(ctx, s.keys.scheduled())
 	hooks := pipe.ZCard(ctx, s.keys.hooks())
+	active := pipe.ZCard(ctx, s.keys.activeSchedules())
+	paused := pipe.SCard(ctx, s.keys.pausedSchedules())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Stats{}, fmt.Errorf("store: read stats: %w", err)
 	}
@@ -102,6 +116,12 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		Scheduled:       scheduled.Val(),
 		Webhooks:        map[string]int64{"delivered": 0, "failed": 0, "undeliverable": 0},
 		WebhooksPending: hooks.Val(),
+		SchedulesActive: active.Val(),
+		SchedulesPaused: paused.Val(),
+		ScheduleTicks:   map[string]int64{},
+	}
+	for _, o := range ScheduleTickOutcomes {
+		st.ScheduleTicks[o] = 0
 	}
 	for _, status := range []faastype.Status{faastype.Completed, faastype.Failed} {
 		st.Latency[status] = Histogram{Counts: make([]uint64, len(HistogramBuckets)+1)}
@@ -150,6 +170,8 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 			observe(st.Execution, status, eb, n)
 		case len(parts) == 2 && parts[0] == "finished": // written before the f: fields
 			st.Finished[faastype.Status(parts[1])] += n
+		case len(parts) == 2 && parts[0] == "schedule_ticks":
+			st.ScheduleTicks[parts[1]] += n
 		case len(parts) == 2 && parts[0] == "failed":
 			st.Failed[faastype.ErrorKind(parts[1])] += n
 		case len(parts) == 3 && (parts[0] == "latency" || parts[0] == "execution"):

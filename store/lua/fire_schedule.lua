@@ -20,6 +20,11 @@
 -- end of the tenant's queue. A task the tenant's queue cap refuses, or
 -- whose function is gone, is not made: the tick is counted as skipped with
 -- the reason (last_skip), and the schedule goes on.
+-- The stats hash (KEYS[5]) counts, cluster-wide, in this same script:
+-- schedule_ticks:fired (ticks that made a task, a run_once catch-up
+-- included), schedule_ticks:missed (ARGV[5]) and schedule_ticks:skipped,
+-- the sums of every schedule's tasks_created, ticks_missed and
+-- ticks_skipped (faas_schedule_ticks_total).
 -- Returns {tasks created, ticks skipped}, or {-1, 0} if the score was not
 -- the one read.
 local id = ARGV[1]
@@ -42,6 +47,7 @@ end
 local now = ARGV[4]
 if tonumber(ARGV[5]) > 0 then
   redis.call('HINCRBY', KEYS[7], 'ticks_missed', ARGV[5])
+  redis.call('HINCRBY', KEYS[5], 'schedule_ticks:missed', ARGV[5])
 end
 local tenant = s[1] or ''
 local q = faas_queue(tenant)
@@ -100,4 +106,10 @@ for i = 10, #KEYS do
   end
 end
 redis.call('HSET', KEYS[7], 'last_fired_at', now)
+if created > 0 then
+  redis.call('HINCRBY', KEYS[5], 'schedule_ticks:fired', created)
+end
+if skipped > 0 then
+  redis.call('HINCRBY', KEYS[5], 'schedule_ticks:skipped', skipped)
+end
 return {created, skipped}

@@ -19,6 +19,8 @@
 --                               most) instead of the six counters it took
 --                               before; Stats sums them.
 --   latency:<STATUS>:sum_ms, execution:<STATUS>:sum_ms
+--   schedule_ticks:<fired|missed|skipped>   schedules' ticks by outcome
+--                               (fire_schedule.lua)
 -- (Stores written before also hold finished:<STATUS>, failed:<KIND>,
 -- <h>:<STATUS>:<i> and <h>:<STATUS>:count, which Stats adds in.)
 --

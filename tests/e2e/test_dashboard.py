@@ -2,10 +2,13 @@
 page is open appears on it, and its status follows the task; the task page
 (#/task/<id>), reached from the list and by id, shows the history, every
 failed attempt, the traceback, the timings and the result as text, with all
-user text escaped; the charts draw what ran."""
+user text escaped; the charts draw what ran; the schedules are listed with
+their next tick."""
+import datetime
 import os
 
 import pytest
+import requests
 
 from cdp import Chromium
 from conftest import ROOT, client_payloads, serialize
@@ -127,8 +130,8 @@ def test_task_page_charts_and_escaping(server):
             browser.screenshot(os.path.join(ROOT, "docs", "dashboard-task.png"))
 
         # Back to the overview: the charts draw what ran, the queue depth
-        # per tenant is listed, and the schedules section stays hidden on a
-        # server without GET /schedules.
+        # per tenant is listed, and the schedules section (GET /schedules is
+        # always there now) says there is none yet.
         browser.evaluate("location.hash = '#/'")
         browser.wait_for(visible("#overview"))
         for chart in ("throughput", "latency", "failures", "queue"):
@@ -136,7 +139,8 @@ def test_task_page_charts_and_escaping(server):
         assert browser.evaluate("document.querySelectorAll('#chart-throughput rect').length") >= 1
         assert browser.evaluate("document.querySelectorAll('#chart-latency polyline').length") == 3
         assert "USER_EXCEPTION" in browser.evaluate("document.getElementById('legend-failures').textContent")
-        assert browser.evaluate("document.getElementById('schedules-box').hidden")
+        assert browser.evaluate(visible("#schedules-box") + " && " + visible("#schedules-empty"))
+        assert browser.evaluate("document.querySelectorAll('#schedules tr').length") == 0
         assert browser.evaluate("document.getElementById('tenants-empty').hidden === false || "
                                 "document.querySelectorAll('#tenants tr').length > 0")
         no_xss(browser)
@@ -145,3 +149,78 @@ def test_task_page_charts_and_escaping(server):
             # make screenshot: refreshes docs/dashboard.png
             browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=1500, deviceScaleFactor=1, mobile=False)
             browser.screenshot(os.path.join(ROOT, shot))
+
+
+def schedule_row(sid):
+    return f'document.querySelector(\'#schedules tr[data-schedule-id="{sid}"]\')'
+
+
+def cells(browser, sid):
+    return browser.evaluate(f"[...{schedule_row(sid)}.children].map((td) => td.textContent)")
+
+
+def test_schedules_listed_with_next_tick(server):
+    fid = post_ok(server, "/register_function", {"name": "tick", "source": "def tick(n=0):\n    return n"})["function_id"]
+    # Ticks far enough away that none fires while the page is looked at: a
+    # cron schedule (next 1 January, Paris time) named with markup, an
+    # hourly interval, and a daily cron schedule, paused.
+    cron = post_ok(server, "/schedules", {"function_id": fid, "cron": "0 0 1 1 *", "timezone": "Europe/Paris",
+                                          "name": XSS, "args": [1]})
+    every = post_ok(server, "/schedules", {"function_id": fid, "every": "1h", "name": "hourly", "args": [2]})
+    daily = post_ok(server, "/schedules", {"function_id": fid, "cron": "@daily", "name": "paused daily"})
+    paused = post_ok(server, f"/schedules/{daily['schedule_id']}/pause", {})
+    assert paused["paused"] is True and paused["next_tick"] is None, paused
+    for sc in (cron, every):
+        assert sc["next_tick"] and not sc["paused"], sc
+
+    with Chromium() as browser:
+        browser.navigate(server.url + "/")
+        browser.wait_for("document.getElementById('live').textContent.startsWith('live')")
+        ids = [cron["schedule_id"], every["schedule_id"], daily["schedule_id"]]
+        browser.wait_for(" && ".join("!!" + schedule_row(sid) for sid in ids), timeout=20)
+        assert browser.evaluate(visible("#schedules-box")) and not browser.evaluate(visible("#schedules-empty"))
+        # Oldest first, as GET /schedules lists them.
+        order = browser.evaluate("[...document.querySelectorAll('#schedules tr')].map((tr) => tr.dataset.scheduleId)")
+        assert order == ids, order
+
+        for sc, when in ((cron, "cron 0 0 1 1 * (Europe/Paris)"), (every, "every 1h0m0s")):
+            name, function, shown_when, tick, state, created = cells(browser, sc["schedule_id"])
+            assert name == sc["name"] and function == fid and shown_when == when and state == "active" and created == "0", \
+                cells(browser, sc["schedule_id"])
+            # The next tick is the API's (the page keeps it as given), shown
+            # as a local time with how long until it.
+            iso = browser.evaluate(f"{schedule_row(sc['schedule_id'])}.children[3].dataset.nextTick")
+            assert iso == sc["next_tick"], (iso, sc["next_tick"])
+            local = browser.evaluate(f"new Date({sc['next_tick']!r}).toLocaleString()")
+            assert tick.startswith(local) and "(in " in tick, (tick, local)
+        # The interval's first tick is an hour after its creation; the cron
+        # one is midnight in Paris on the next 1 January.
+        assert abs(ms(every["next_tick"]) - ms(every["created_at"]) - 3600_000) < 2, every
+        nxt = datetime.datetime.fromisoformat(cron["next_tick"].replace("Z", "+00:00"))
+        assert (nxt.month, nxt.day) in ((12, 31), (1, 1)) and nxt.minute == 0, cron["next_tick"]
+
+        name, _, shown_when, tick, state, _ = cells(browser, daily["schedule_id"])
+        assert (name, shown_when, tick, state) == ("paused daily", "cron @daily", "–", "paused"), cells(browser, daily["schedule_id"])
+        assert browser.evaluate(f"{schedule_row(daily['schedule_id'])}.children[3].dataset.nextTick") == ""
+
+        # The name with markup is text, not HTML.
+        assert browser.evaluate(f"{schedule_row(cron['schedule_id'])}.children[0].textContent") == XSS
+        assert browser.evaluate(f"{schedule_row(cron['schedule_id'])}.children[0].children.length") == 0
+        no_xss(browser)
+
+        # Resumed, the paused one gets a next tick on the next refresh; the
+        # deleted ones go.
+        assert server.post(f"/schedules/{daily['schedule_id']}/resume", {}).status_code == 200
+        for sc in (cron, every):
+            r = requests.delete(server.url + "/schedules/" + sc["schedule_id"], timeout=30)
+            assert r.status_code == 200, r.text
+        browser.wait_for(f"!{schedule_row(cron['schedule_id'])} && !{schedule_row(every['schedule_id'])} && "
+                         f"{schedule_row(daily['schedule_id'])}.children[4].textContent === 'active' && "
+                         f"{schedule_row(daily['schedule_id'])}.children[3].dataset.nextTick !== ''", timeout=20)
+        no_xss(browser)
+    r = requests.delete(server.url + "/schedules/" + daily["schedule_id"], timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def ms(text):
+    return round(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)

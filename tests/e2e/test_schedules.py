@@ -2,7 +2,8 @@
 three dispatchers makes exactly one task per tick (10 ticks, 10 tasks, each
 with the id of its tick), also when one dispatcher is SIGKILLed just before
 a tick; missed ticks after an outage of every dispatcher follow the
-schedule's policy; and the routes on `faas up`.
+schedule's policy; GET /metrics counts the ticks once each, cluster-wide;
+and the routes on `faas up`.
 
 A tick's task id is uuid5(SCHEDULE_NS, f"{schedule_id}@{tick_ms}") (the
 README says so): a test knows the task of every tick, and so whether a tick
@@ -78,6 +79,27 @@ def tasks_of(s, fid):
     return [t for t in r.json()["tasks"] if t["function_id"] == fid]
 
 
+def metrics(s):
+    """The faas_schedule* samples of GET /metrics: {'name{label="v"}': value}."""
+    r = s.get("/metrics")
+    assert r.status_code == 200, r.text
+    out = {}
+    for line in r.text.splitlines():
+        if line.startswith("faas_schedule"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def check_metrics(s, schedules, active, paused):
+    """The cluster-wide schedule metrics of the deployment (whichever
+    dispatcher fired each tick) are the sums of its schedules' counters."""
+    m = metrics(s)
+    assert m['faas_schedules{state="active"}'] == active and m['faas_schedules{state="paused"}'] == paused, m
+    for outcome, field in (("fired", "tasks_created"), ("missed", "ticks_missed"), ("skipped", "ticks_skipped")):
+        assert m[f'faas_schedule_ticks_total{{outcome="{outcome}"}}'] == sum(sc[field] for sc in schedules), (m, schedules)
+
+
 def ticks_between(sc, every_ms=1000):
     """The ticks of an interval schedule from its first to its last_tick."""
     first = ms(sc["created_at"]) + every_ms
@@ -138,6 +160,8 @@ def test_ten_ticks_make_ten_tasks_with_three_dispatchers(three):
     check_one_task_per_tick(s, fid, sc)
     time.sleep(1.5)
     assert get(s, sc["schedule_id"])["tasks_created"] == sc["tasks_created"], "a paused schedule ticked"
+    # Fired by three dispatchers, counted once per tick.
+    check_metrics(s, [sc], active=0, paused=1)
 
 
 def test_a_dispatcher_killed_across_a_tick(three):
@@ -190,6 +214,7 @@ def test_missed_ticks_after_an_outage_follow_the_policy(split):
         assert all(down - 1 <= t / 1000 <= back + 1.5 for t in missed), (sc, missed, down, back)
         catch_up = 1 if sid == once else 0
         assert sc["tasks_created"] == len(ticks) - sc["ticks_missed"] + catch_up, (sc, len(ticks))
+    check_metrics(s, [get(s, sid) for sid in (once, skip)], active=0, paused=2)
 
 
 @pytest.fixture(scope="module")
