@@ -67,6 +67,7 @@ bench: build deps-test
 	FAAS_NATIVE_PLAIN="$$(runtime/pybuild/native.sh)" && export FAAS_NATIVE_PLAIN && \
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./runtime/ | tee bench/results/runtime-benchmarks.txt
 	$(BIN) bench study --out bench/results
+	$(BIN) bench scale --out bench/results
 
 clean:
 	rm -rf bin

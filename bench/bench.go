@@ -341,9 +341,10 @@ func progress(cfg Config, done *atomic.Int64) func() {
 
 // client speaks the course protocol.
 type client struct {
-	url  string
-	http *http.Client
-	wait time.Duration
+	url   string
+	http  *http.Client
+	wait  time.Duration
+	token string // API token ("" none)
 }
 
 func (c *client) post(ctx context.Context, path string, body any, out any) error {
@@ -360,6 +361,9 @@ func (c *client) post(ctx context.Context, path string, body any, out any) error
 }
 
 func (c *client) do(req *http.Request, out any) error {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return err

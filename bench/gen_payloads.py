@@ -23,6 +23,9 @@ def nap(seconds):
 
 def size(data):
     return len(data)
+
+def echo(data):
+    return data
 """
 # Compiled under a neutral file name so the payloads do not depend on where
 # the repository is checked out.
@@ -35,7 +38,7 @@ print("package bench\n")
 print("// Function payloads (base64 dill pickles of functions defined in a script's")
 print("// __main__, as a course client sends them).")
 print("var fnPayloads = map[string]string{")
-for name, fn in [("noop", noop), ("fib", fib), ("nap", nap), ("size", size)]:
+for name, fn in [("noop", noop), ("fib", fib), ("nap", nap), ("size", size), ("echo", echo)]:
     b64 = codecs.encode(dill.dumps(fn), "base64").decode().replace("\n", "")
     print(f'\t"{name}": "{b64}",')
 print("}")

@@ -90,6 +90,9 @@ func (r RSS) max(o RSS) RSS {
 	return RSS{max(r.API, o.API), max(r.Dispatcher, o.Dispatcher), max(r.Worker, o.Worker), max(r.Sandbox, o.Sandbox)}
 }
 
+// warmups overrides the warm-up tasks of a kind (large payloads).
+var warmups = map[string]int{}
+
 // minTasks is the least number of tasks a study point of a kind runs.
 var minTasks = map[string]int{"noop": 4000, "fib20": 800}
 
@@ -127,6 +130,9 @@ func measure(ctx context.Context, cfg StudyConfig, d *deployment, mode string, n
 	// Short kinds get more tasks than PerSandbox asks, so that a point
 	// lasts long enough to measure a steady state.
 	rc.Tasks, rc.Warmup = max(cfg.PerSandbox*n, minTasks[k.Name]), max(5*n, 50)
+	if w, ok := warmups[k.Name]; ok {
+		rc.Warmup = w
+	}
 	rc.Concurrency = 2 * n // enough in flight to keep every sandbox busy
 	cfg.Log.Info("study", "mode", mode, "sandboxes", n, "kind", k.Name, "tasks", rc.Tasks)
 	stopSampling, peak := d.sampleRSS()
@@ -178,11 +184,26 @@ func Headline(ctx context.Context, cfg StudyConfig, rounds int, progress func(ki
 }
 
 type deployment struct {
-	url   string
-	rdb   *redis.Client // to the deployment's redis-server, for its statistics
-	procs map[string]*exec.Cmd
-	order []string
-	dir   string
+	url        string
+	redisURL   string
+	workerPort int
+	rdb        *redis.Client // to the deployment's redis-server, for its statistics
+	procs      map[string]*exec.Cmd
+	order      []string
+	dir        string
+	cfg        StudyConfig
+	token      string // an API token, when the API has them (for /metrics)
+}
+
+// workers are the deployment's push or pull worker processes.
+func (d *deployment) workers() []*exec.Cmd {
+	var out []*exec.Cmd
+	for _, name := range d.order {
+		if name == "worker" || strings.HasPrefix(name, "worker-") {
+			out = append(out, d.procs[name])
+		}
+	}
+	return out
 }
 
 func freePort() (int, error) {
@@ -195,85 +216,122 @@ func freePort() (int, error) {
 }
 
 func startDeployment(ctx context.Context, cfg StudyConfig, mode string, n int) (*deployment, error) {
+	return startSpec(ctx, cfg, spec{mode: mode, sandboxes: n, workers: 1})
+}
+
+// spec is the shape of a deployment: the dispatcher's mode, sandboxes per
+// worker (local mode: the dispatcher's), the number of push or pull worker
+// processes, extra flags for the API and the dispatcher, and whether to
+// leave the dispatcher (and workers) out until startRunners.
+type spec struct {
+	mode         string
+	sandboxes    int
+	workers      int
+	apiArgs      []string
+	dispArgs     []string
+	runnersLater bool
+}
+
+func startSpec(ctx context.Context, cfg StudyConfig, sp spec) (*deployment, error) {
 	dir, err := os.MkdirTemp("", "faas-study-")
 	if err != nil {
 		return nil, err
 	}
-	d := &deployment{procs: map[string]*exec.Cmd{}, dir: dir}
+	d := &deployment{procs: map[string]*exec.Cmd{}, dir: dir, cfg: cfg}
 	ports := make([]int, 3)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			return nil, err
 		}
 	}
-	redisURL := fmt.Sprintf("redis://127.0.0.1:%d/0", ports[0])
+	d.redisURL = fmt.Sprintf("redis://127.0.0.1:%d/0", ports[0])
 	d.rdb = redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", ports[0])})
 	d.url = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	start := func(name, bin string, args ...string) error {
-		cmd := exec.Command(bin, args...)
-		if bin == cfg.Faas {
-			cmd.Args[0] = "faas"
-			cmd.Env = append(os.Environ(), cfg.Env...)
-		}
-		logf, err := os.Create(filepath.Join(dir, name+".log"))
-		if err != nil {
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("bench: start %s: %w", name, err)
-		}
-		d.procs[name] = cmd
-		d.order = append(d.order, name)
-		return nil
-	}
+	d.workerPort = ports[2]
 	fail := func(err error) (*deployment, error) {
 		d.stop()
 		return nil, err
 	}
-	if err := start("redis", cfg.Redis, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
+	if err := d.start("redis", cfg.Redis, "--port", strconv.Itoa(ports[0]), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir); err != nil {
 		return fail(err)
 	}
 	if err := waitTCP(ctx, ports[0]); err != nil {
 		return fail(err)
 	}
-	common := []string{"--redis", redisURL, "--log-level", "warn"}
-	if err := start("api", cfg.Faas, append([]string{"api", "--addr", fmt.Sprintf("127.0.0.1:%d", ports[1])}, common...)...); err != nil {
-		return fail(err)
-	}
-	workerURL := fmt.Sprintf("tcp://127.0.0.1:%d", ports[2])
-	switch mode {
-	case "local":
-		err = start("dispatcher", cfg.Faas, append([]string{"dispatcher", "-m", "local", "-w", strconv.Itoa(n)}, common...)...)
-	case "push", "pull":
-		err = start("dispatcher", cfg.Faas, append([]string{"dispatcher", "-m", mode, "-p", strconv.Itoa(ports[2]), "--bind", "127.0.0.1"}, common...)...)
-		if err == nil {
-			err = start("worker", cfg.Faas, mode+"-worker", "--log-level", "warn", strconv.Itoa(n), workerURL)
-		}
-	default:
-		err = fmt.Errorf("bench: unknown mode %q", mode)
-	}
-	if err != nil {
+	common := []string{"--redis", d.redisURL, "--log-level", "warn"}
+	apiArgs := append([]string{"api", "--addr", fmt.Sprintf("127.0.0.1:%d", ports[1])}, common...)
+	if err := d.start("api", cfg.Faas, append(apiArgs, sp.apiArgs...)...); err != nil {
 		return fail(err)
 	}
 	if err := waitHealthy(ctx, d.url); err != nil {
 		return fail(err)
 	}
-	if err := waitSandboxes(ctx, d.url, n); err != nil {
-		return fail(err)
+	if !sp.runnersLater {
+		if err := d.startRunners(ctx, sp); err != nil {
+			return fail(err)
+		}
 	}
 	return d, nil
+}
+
+// startRunners starts the dispatcher of sp (and its workers) and waits for
+// every sandbox.
+func (d *deployment) startRunners(ctx context.Context, sp spec) error {
+	cfg := d.cfg
+	common := []string{"--redis", d.redisURL, "--log-level", "warn"}
+	workerURL := fmt.Sprintf("tcp://127.0.0.1:%d", d.workerPort)
+	var err error
+	switch sp.mode {
+	case "local":
+		err = d.start("dispatcher", cfg.Faas, append(append([]string{"dispatcher", "-m", "local", "-w", strconv.Itoa(sp.sandboxes)}, common...), sp.dispArgs...)...)
+	case "push", "pull":
+		err = d.start("dispatcher", cfg.Faas, append(append([]string{"dispatcher", "-m", sp.mode, "-p", strconv.Itoa(d.workerPort), "--bind", "127.0.0.1"}, common...), sp.dispArgs...)...)
+		for i := 0; i < max(sp.workers, 1) && err == nil; i++ {
+			name := "worker"
+			if i > 0 {
+				name = fmt.Sprintf("worker-%d", i+1)
+			}
+			err = d.start(name, cfg.Faas, sp.mode+"-worker", "--log-level", "warn", strconv.Itoa(sp.sandboxes), workerURL)
+		}
+	default:
+		err = fmt.Errorf("bench: unknown mode %q", sp.mode)
+	}
+	if err != nil {
+		return err
+	}
+	return waitSandboxes(ctx, d.url, d.token, sp.sandboxes*max(sp.workers, 1))
+}
+
+// start starts one process of the deployment, its output in the
+// deployment's directory.
+func (d *deployment) start(name, bin string, args ...string) error {
+	cmd := exec.Command(bin, args...)
+	if bin == d.cfg.Faas {
+		cmd.Args[0] = "faas"
+		cmd.Env = append(os.Environ(), d.cfg.Env...)
+	}
+	logf, err := os.Create(filepath.Join(d.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("bench: start %s: %w", name, err)
+	}
+	d.procs[name] = cmd
+	d.order = append(d.order, name)
+	return nil
 }
 
 // waitSandboxes waits until the cluster reports n sandboxes up (from
 // /metrics), so that memory "at rest" is measured with every sandbox
 // process started.
-func waitSandboxes(ctx context.Context, url string, n int) error {
+func waitSandboxes(ctx context.Context, url, token string, n int) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if ready, err := sandboxesReady(url); err == nil && ready >= n {
+		if ready, err := sandboxesReady(url, token); err == nil && ready >= n {
 			return nil
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -281,8 +339,15 @@ func waitSandboxes(ctx context.Context, url string, n int) error {
 	return fmt.Errorf("bench: %d sandboxes did not come up", n)
 }
 
-func sandboxesReady(url string) (int, error) {
-	resp, err := http.Get(url + "/metrics")
+func sandboxesReady(url, token string) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -340,38 +405,51 @@ func (d *deployment) rss() RSS {
 	if c := d.procs["dispatcher"]; c != nil {
 		r.Dispatcher = rssMiB(c.Process.Pid)
 	}
-	host := d.procs["dispatcher"]
-	if c := d.procs["worker"]; c != nil {
-		r.Worker = rssMiB(c.Process.Pid)
-		host = c
-	}
-	if host != nil {
-		var sum float64
-		kids := childPids(host.Process.Pid)
-		for _, pid := range kids {
+	var sum float64
+	var kids int
+	for _, host := range d.sandboxHosts() {
+		for _, pid := range childPids(host.Process.Pid) {
 			sum += rssMiB(pid)
+			kids++
 		}
-		if len(kids) > 0 {
-			r.Sandbox = sum / float64(len(kids))
+	}
+	if kids > 0 {
+		r.Sandbox = sum / float64(kids)
+	}
+	if ws := d.workers(); len(ws) > 0 {
+		for _, w := range ws {
+			r.Worker += rssMiB(w.Process.Pid)
 		}
+		r.Worker /= float64(len(ws))
 	}
 	return r
+}
+
+// sandboxHosts are the processes whose children are sandboxes: the
+// workers, or in local mode the dispatcher.
+func (d *deployment) sandboxHosts() []*exec.Cmd {
+	if ws := d.workers(); len(ws) > 0 {
+		return ws
+	}
+	if c := d.procs["dispatcher"]; c != nil {
+		return []*exec.Cmd{c}
+	}
+	return nil
 }
 
 // cpuSeconds reads the user+system CPU time of each part of the deployment
 // (a sandbox process that was replaced meanwhile is not counted).
 func (d *deployment) cpuSeconds() map[string]float64 {
 	out := map[string]float64{}
-	for _, name := range []string{"api", "redis", "dispatcher", "worker"} {
+	for _, name := range []string{"api", "redis", "dispatcher"} {
 		if c := d.procs[name]; c != nil {
 			out[name] = procCPU(c.Process.Pid)
 		}
 	}
-	host := d.procs["dispatcher"]
-	if c := d.procs["worker"]; c != nil {
-		host = c
+	for _, w := range d.workers() {
+		out["worker"] += procCPU(w.Process.Pid)
 	}
-	if host != nil {
+	for _, host := range d.sandboxHosts() {
 		for _, pid := range childPids(host.Process.Pid) {
 			out["sandboxes"] += procCPU(pid)
 		}

@@ -18,6 +18,9 @@ func cmdBench(args []string) int {
 	if len(args) > 0 && args[0] == "study" {
 		return cmdBenchStudy(args[1:])
 	}
+	if len(args) > 0 && args[0] == "scale" {
+		return cmdBenchScale(args[1:])
+	}
 	if len(args) > 0 && args[0] == "compare" {
 		return cmdBenchCompare(args[1:])
 	}
@@ -25,7 +28,7 @@ func cmdBench(args []string) int {
 	for _, k := range bench.Kinds {
 		kinds = append(kinds, fmt.Sprintf("%s (%s)", k.Name, k.What))
 	}
-	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)\n       faas bench compare --baseline <faas binary> [flags]   (two binaries side by side)", `
+	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)\n       faas bench compare --baseline <faas binary> [flags]   (two binaries side by side)\n       faas bench scale [flags]   (how cost grows with queue depth, tenants, workers, payloads)", `
 Drives a running WasmFaaS API the way clients do: registers a function,
 submits tasks closed-loop (-c in flight) or open-loop (--rate per second),
 long-polls every result, and reports submit rate, end-to-end throughput,
@@ -226,5 +229,83 @@ machine's speed drifts between minutes.`)
 			return fail("bench compare", err)
 		}
 	}
+	return 0
+}
+
+// cmdBenchScale is `faas bench scale`: the scaling study.
+func cmdBenchScale(args []string) int {
+	fs := newFlagSet("bench scale", "[--out bench/results] [flags]", `
+Runs the scaling study and writes scale.md, scale.json and plots/scale-*.svg:
+how the cost of a no-op task grows with the queue's depth (enqueue --queue
+tasks first, then drain them: enqueue rate, Redis memory per queued and per
+finished task, with and without a result TTL, throughput and Redis time per
+script call as the queue empties), with the tenants that have work queued
+(throughput, claim cost, first-start fairness), with push and pull worker
+processes of 2 sandboxes each, and with payload sizes (an echo of arguments of
+each size). Every part starts and stops its own redis-server, faas api,
+dispatcher and workers.`)
+	out := fs.String("out", "bench/results", "output directory")
+	queue := fs.Int("queue", 1000000, "tasks enqueued before the dispatcher starts (0: leave the part out)")
+	noTTL := fs.Int("queue-no-ttl", 50000, "tasks of the run without a result TTL (0: leave it out)")
+	tenants := fs.String("tenants", "1,10,100,1000", "tenant counts ('': leave the part out)")
+	tenantWork := fs.Int("tenant-tasks", 20000, "tasks at each tenant count, spread over the tenants")
+	workers := fs.String("workers", "1,2,4,8", "push and pull worker processes ('': leave the part out)")
+	payloads := fs.String("payloads", "1KB,100KB,1MB,10MB", "argument and result sizes ('': leave the part out)")
+	if err := parseFlags(fs.FlagSet, args); err != nil {
+		return 2
+	}
+	log, _ := (&commonFlags{logLevel: "info"}).logger()
+	ctx, cancel := signalContext(log)
+	defer cancel()
+	cfg := bench.ScaleConfig{QueueTasks: *queue, NoTTLTasks: *noTTL, TenantWork: *tenantWork}
+	cfg.Study.Log = log
+	ints := func(flag, text string) ([]int, error) {
+		var out []int
+		for _, f := range strings.Split(text, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("--%s: %q is not a positive number", flag, f)
+			}
+			out = append(out, n)
+		}
+		return out, nil
+	}
+	var err error
+	if cfg.Tenants, err = ints("tenants", *tenants); err != nil {
+		return fail("bench scale", err)
+	}
+	if cfg.Workers, err = ints("workers", *workers); err != nil {
+		return fail("bench scale", err)
+	}
+	for _, f := range strings.Split(*payloads, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		var n int64
+		if err := (byteSize{&n}).Set(f); err != nil || n < 1 {
+			return fail("bench scale", fmt.Errorf("--payloads: %q is not a size such as 100KB", f))
+		}
+		cfg.Payloads = append(cfg.Payloads, n)
+	}
+	_, ttyErr := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
+	progress := func(string) bench.Config { return bench.Config{Progress: os.Stderr, Terminal: ttyErr == nil} }
+	res, err := bench.Scale(ctx, cfg, progress)
+	if res != nil {
+		res.Date, res.Machine = time.Now().UTC().Format("2006-01-02 15:04 UTC"), bench.Machine()
+		res.Command = "faas bench scale " + strings.Join(args, " ")
+		if b, gerr := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); gerr == nil {
+			res.Commit = strings.TrimSpace(string(b))
+		}
+		if werr := bench.WriteScaleReport(*out, res); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return fail("bench scale", err)
+	}
+	fmt.Printf("report written to %s/scale.md\n", *out)
 	return 0
 }
