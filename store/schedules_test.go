@@ -411,3 +411,38 @@ func TestScheduleStats(t *testing.T) {
 		check("deleted", 2, 0, 4, 2*59, 1)
 	})
 }
+
+// A tick's task carries its function's settings, as Enqueue copies them:
+// timeout, memory cap, variables and secrets, and the callback URL.
+func TestScheduleTaskCarriesTheFunctionsSettings(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		set := store.Settings{Timeout: 2 * time.Second, MemoryBytes: 96 << 20,
+			Env: map[string]string{"MODE": "prod", "URL": "https://example.org/a/b"}, Secrets: map[string]string{"KEY": "k=1"}}
+		f := store.Function{ID: "fn-settings", Name: "f", Payload: fnPayload, Owner: "bob", Settings: set,
+			CallbackURL: "https://example.com/hook"}
+		if err := st.PutFunction(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		sc := store.Schedule{ID: "s-settings", Owner: "bob", FunctionID: f.ID, ParamPayload: paramPayload, Every: time.Second,
+			CreatedAt: time.Now().Add(-1500 * time.Millisecond)}
+		if err := st.PutSchedule(ctx, sc); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := st.FireDue(ctx, time.Now()); err != nil || res.Created != 1 {
+			t.Fatalf("FireDue: %+v %v", res, err)
+		}
+		cs, err := st.Claim(ctx, "w", 10, time.Minute)
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("claim %v %v", cs, err)
+		}
+		c := cs[0]
+		if c.Timeout != set.Timeout || c.MemoryBytes != set.MemoryBytes || !slices.Equal(c.Env, set.TaskEnv()) {
+			t.Fatalf("the tick's task carries %v %d %q; want %v %d %q", c.Timeout, c.MemoryBytes, c.Env,
+				set.Timeout, set.MemoryBytes, set.TaskEnv())
+		}
+		if got, _ := rdb.HGet(ctx, c.TaskID, "callback_url").Result(); got != f.CallbackURL {
+			t.Fatalf("callback_url %q", got)
+		}
+	})
+}

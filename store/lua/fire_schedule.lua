@@ -16,7 +16,8 @@
 -- cap (0: none), ARGV[7] length of the recent list, ARGV[8] the new-task
 -- channel, ARGV[9..] each task's tick (unix ms), in KEYS order
 -- A task is the one execute_function makes for the schedule's function and
--- arguments (the function's payload as it is now), QUEUED at the producer
+-- arguments (the function's payload and settings as they are now: timeout,
+-- memory cap, environment, callback URL), QUEUED at the producer
 -- end of the tenant's queue. A task the tenant's queue cap refuses, or
 -- whose function is gone, is not made: the tick is counted as skipped with
 -- the reason (last_skip), and the schedule goes on.
@@ -52,7 +53,35 @@ end
 local tenant = s[1] or ''
 local q = faas_queue(tenant)
 local cap = tonumber(ARGV[6])
-local f = redis.call('HMGET', s[2], 'fn_name', 'fn_payload', 'fn_hash', 'isolation', 'bundle', 'owner')
+local f = redis.call('HMGET', s[2], 'fn_name', 'fn_payload', 'fn_hash', 'isolation', 'bundle', 'owner', 'timeout_ms',
+  'memory_bytes', 'env', 'secret_env', 'callback_url')
+-- The function's settings, as Enqueue copies them to a task (store.go):
+-- its timeout and memory cap, its variables and secrets as one sorted
+-- array of NAME=value, its default completion webhook.
+local settings = {}
+for j, field in ipairs({'timeout_ms', 'memory_bytes'}) do
+  if f[6 + j] and f[6 + j] ~= '' then
+    settings[#settings + 1] = field
+    settings[#settings + 1] = f[6 + j]
+  end
+end
+local env = {}
+for _, src in ipairs({f[9], f[10]}) do
+  if src and src ~= '' then
+    for k, v in pairs(cjson.decode(src)) do
+      env[#env + 1] = k .. '=' .. v
+    end
+  end
+end
+if #env > 0 then
+  table.sort(env)
+  settings[#settings + 1] = 'env'
+  settings[#settings + 1] = cjson.encode(env)
+end
+if f[11] and f[11] ~= '' then
+  settings[#settings + 1] = 'callback_url'
+  settings[#settings + 1] = f[11]
+end
 local created, skipped = 0, 0
 local function skip(tick, reason)
   skipped = skipped + 1
@@ -88,6 +117,9 @@ for i = 10, #KEYS do
     if s[5] and s[5] ~= '' then
       fields[#fields + 1] = 'retry'
       fields[#fields + 1] = s[5]
+    end
+    for _, v in ipairs(settings) do
+      fields[#fields + 1] = v
     end
     redis.call('HSET', tid, unpack(fields))
     -- '~': the claim checks the payloads' size before reading them
