@@ -82,7 +82,7 @@ func cmdFn(args []string) int {
 }
 
 func cmdFnRegister(args []string) int {
-	fs := newFlagSet("fn register", "FILE.py:NAME [--name N] [--isolation warm|fresh] [--retries R] [--timeout D] [--memory-mb N] [--env K=V]... [--secret K[=V]]... [--json] [--url U] [--token T]", `
+	fs := newFlagSet("fn register", "FILE.py:NAME [--name N] [--isolation warm|fresh] [--retries R] [--timeout D] [--memory-mb N] [--env K=V]... [--secret K[=V]]... [--callback-url U] [--json] [--url U] [--token T]", `
 Registers the function NAME that FILE.py defines, as source text: the
 sandbox runs the whole file as the function's module, so its imports,
 helpers and constants come along (the standard library only, no packages of
@@ -99,6 +99,7 @@ Example: faas fn register geometry.py:area
 	retries := fs.String("retries", "", `the tasks' retry policy: a number of retries, or JSON such as '{"max": 3, "backoff": "exponential", "base": "1s", "on": ["ValueError"]}'`)
 	timeout := fs.String("timeout", "", `the function's own timeout ("10s"), below the nodes' (default the node's)`)
 	memoryMB := fs.Int("memory-mb", 0, "the function's own memory cap in MiB, below the nodes' (default the node's)")
+	callback := fs.String("callback-url", "", "the default completion webhook of the function's tasks (an http or https URL the server may call)")
 	var env, secrets envFlag
 	fs.Var(&env, "env", "an environment variable NAME=value for the function (repeat for more)")
 	fs.Var(&secrets, "secret", "a secret variable NAME=value, or NAME to take the value from your environment (repeat for more; never shown back)")
@@ -141,6 +142,9 @@ Example: faas fn register geometry.py:area
 	}
 	if len(env.vars) > 0 {
 		body["env"] = env.vars
+	}
+	if *callback != "" {
+		body["callback_url"] = *callback
 	}
 	if len(secrets.vars) > 0 {
 		body["secrets"] = secrets.vars
@@ -207,7 +211,7 @@ func checkDefines(src, name string) error {
 // ---- faas call ----
 
 func cmdCall(args []string) int {
-	fs := newFlagSet("call", "FUNCTION_ID [--args '[1, 2]'] [--kwargs '{\"a\": 1}'] [--delay D | --run-at T] [--retries R] [--wait 30s] [--json] [--url U] [--token T]", `
+	fs := newFlagSet("call", "FUNCTION_ID [--args '[1, 2]'] [--kwargs '{\"a\": 1}'] [--delay D | --run-at T] [--retries R] [--callback-url U] [--wait 30s] [--json] [--url U] [--token T]", `
 Runs a registered function with JSON arguments and prints the new task's
 id. With --wait, it waits for the task to finish instead (long-polling the
 API) and prints its result as JSON; a task that FAILED prints its error
@@ -226,6 +230,7 @@ Example: faas call $FID --args '[2]' --kwargs '{"unit": "cm"}' --wait 30s
 	delay := fs.String("delay", "", `start the task no sooner than this from now ("30s", "2h", or seconds)`)
 	runAt := fs.String("run-at", "", `start the task no sooner than this time (RFC 3339, "2026-12-24T18:00:00Z", or unix seconds)`)
 	retries := fs.String("retries", "", "this call's retry policy instead of the function's: a number of retries (0: none) or a JSON object")
+	callback := fs.String("callback-url", "", "this task's completion webhook, instead of the function's (an http or https URL)")
 	asJSON := fs.Bool("json", false, "print the API's JSON answer: the task id, or with --wait the whole result")
 	cf := addClientFlags(fs)
 	c, pos, code := userCommand(fs, cf, args, 1)
@@ -248,6 +253,9 @@ Example: faas call $FID --args '[2]' --kwargs '{"unit": "cm"}' --wait 30s
 		} else {
 			body["run_at"] = *runAt
 		}
+	}
+	if *callback != "" {
+		body["callback_url"] = *callback
 	}
 	if *retries != "" {
 		if !json.Valid([]byte(*retries)) {

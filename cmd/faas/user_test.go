@@ -364,12 +364,13 @@ func TestLifecycleFlagsReachTheAPI(t *testing.T) {
 	}
 	if code, _, stderr := captured(t, func() int {
 		return cmdFnRegister([]string{file + ":f", "--retries", `{"max": 2, "on": ["ValueError"]}`, "--timeout", "5s",
-			"--memory-mb", "128", "--env", "MODE=prod", "--env", "EQ=a=b", "--secret", "MY_API_KEY", "--secret", "DB=pw"})
+			"--memory-mb", "128", "--env", "MODE=prod", "--env", "EQ=a=b", "--secret", "MY_API_KEY", "--secret", "DB=pw",
+			"--callback-url", "https://example.com/fn"})
 	}); code != 0 {
 		t.Fatalf("fn register: %d %s", code, stderr)
 	}
 	if code, _, stderr := captured(t, func() int {
-		return cmdCall([]string{"f1", "--delay", "90s", "--retries", "0"})
+		return cmdCall([]string{"f1", "--delay", "90s", "--retries", "0", "--callback-url", "https://example.com/t"})
 	}); code != 0 {
 		t.Fatalf("call: %d %s", code, stderr)
 	}
@@ -386,11 +387,11 @@ func TestLifecycleFlagsReachTheAPI(t *testing.T) {
 		b, _ := json.Marshal(sub)
 		return string(b)
 	}
-	if g := got(0, "retries", "timeout", "memory_mb", "env", "secrets"); g != `{"env":{"EQ":"a=b","MODE":"prod"},"memory_mb":128,`+
+	if g := got(0, "retries", "timeout", "memory_mb", "env", "secrets", "callback_url"); g != `{"callback_url":"https://example.com/fn","env":{"EQ":"a=b","MODE":"prod"},"memory_mb":128,`+
 		`"retries":{"max":2,"on":["ValueError"]},"secrets":{"DB":"pw","MY_API_KEY":"from-env"},"timeout":"5s"}` {
 		t.Errorf("register body: %s", g)
 	}
-	if g := got(1, "delay", "retries"); g != `{"delay":"90s","retries":0}` {
+	if g := got(1, "delay", "retries", "callback_url"); g != `{"callback_url":"https://example.com/t","delay":"90s","retries":0}` {
 		t.Errorf("call body: %s", g)
 	}
 	if g := got(2, "run_at"); g != `{"run_at":1800000000}` {
