@@ -108,6 +108,10 @@ func (h *Handler) createSchedule(w http.ResponseWriter, r *http.Request) error {
 			return errorf(http.StatusUnprocessableEntity, "field %q is not for schedules: their tasks start at their ticks", f)
 		}
 	}
+	if _, ok := m["callback_url"]; ok {
+		return errorf(http.StatusUnprocessableEntity, "field %q is not for schedules: their tasks use the function's "+
+			"(register it with one)", "callback_url")
+	}
 	cronText, hasCron, err := stringField(m, "cron", true)
 	if err != nil {
 		return err

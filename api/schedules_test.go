@@ -92,6 +92,7 @@ func TestScheduleErrors(t *testing.T) {
 		{map[string]any{"function_id": fn, "every": 5, "timezone": "UTC"}, 422, "timezone"},
 		{map[string]any{"function_id": fn, "every": 5, "missed": "all"}, 422, "missed"},
 		{map[string]any{"function_id": fn, "every": 5, "delay": "1s"}, 422, "not for schedules"},
+		{map[string]any{"function_id": fn, "every": 5, "callback_url": "https://example.com/"}, 422, `field "callback_url" is not for schedules`},
 		{map[string]any{"function_id": fn, "every": 5, "payload": args, "args": []int{1}}, 422, "not both"},
 		{map[string]any{"function_id": fn, "every": 5, "args": 1}, 422, "JSON array"},
 		{map[string]any{"function_id": fn, "every": 5, "retries": map[string]any{"max": -1}}, 422, "retries"},

@@ -652,9 +652,29 @@ func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
 }
 
 // outcome is how res is stored for claim cl: Outcome, with the task's
-// retry policy applied.
+// retry policy applied. The push and pull modes hold bare claims (id and
+// fence) once the task is sent; a failure the policy may retry then reads
+// the policy from the tracked claim, or from the store for a claim adopted
+// after a restart.
 func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
-	o := store.RetryOutcome(cl, Outcome(res), rand.Float64())
+	o := Outcome(res)
+	if o.Status == faastype.Failed && cl.Retry == nil {
+		c.mu.Lock()
+		if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence && h.claim.Retry != nil {
+			cl.Retry, cl.Retried = h.claim.Retry, h.claim.Retried
+		}
+		c.mu.Unlock()
+		if cl.Retry == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			retry, retried, err := c.st.RetryState(ctx, cl.TaskID)
+			cancel()
+			if err != nil {
+				c.log.Warn("reading a failed task's retry policy failed; recording the failure as final", "task", cl.TaskID, "err", err)
+			}
+			cl.Retry, cl.Retried = retry, retried
+		}
+	}
+	o = store.RetryOutcome(cl, o, rand.Float64())
 	if o.Retry {
 		c.log.Info("task failed; its retry policy runs it again", "task", cl.TaskID, "attempt", cl.Attempt,
 			"retry", cl.Retried+1, "of", cl.Retry.Max, "in", o.RetryDelay, "error", o.Error.Kind)

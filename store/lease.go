@@ -536,3 +536,19 @@ func (s *Store) ScheduledCount(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// RetryState reads a task's retry policy (nil: none) and the retries it
+// made: what a dispatcher holding only a claim's id and fence needs to
+// apply the policy to a failure.
+func (s *Store) RetryState(ctx context.Context, id string) (*faastype.RetryPolicy, int, error) {
+	vals, err := s.rdb.HMGet(ctx, s.keys.task(id), fieldRetry, fieldRetried).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: retry state of task %s: %w", id, err)
+	}
+	p, err := decodeRetry(str(vals[0]))
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: retry state of task %s: %w", id, err)
+	}
+	n, _ := strconv.Atoi(str(vals[1]))
+	return p, n, nil
+}

@@ -134,7 +134,12 @@ func AttemptErrors(t store.Task) []AttemptError {
 		out = append(out, AttemptError{Attempt: e.Attempt, At: e.At.UTC(),
 			Error: Error{Kind: e.Error.Kind, Message: e.Error.Message, Traceback: e.Error.Traceback}})
 	}
-	if t.Status == faastype.Failed && t.Error != nil {
+	// A cancellation ends an attempt only if one was running: not for a
+	// task that never ran, nor for one waiting for its next attempt (its
+	// last attempt's error is already the last entry).
+	cancelledBetween := t.Error != nil && t.Error.Kind == faastype.KindCancelled &&
+		(t.Attempts == 0 || (len(t.Errors) > 0 && t.Errors[len(t.Errors)-1].Attempt == t.Attempts))
+	if t.Status == faastype.Failed && t.Error != nil && !cancelledBetween {
 		at := t.FinishedAt
 		if at.IsZero() {
 			at = time.Now()

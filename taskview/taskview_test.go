@@ -2,6 +2,7 @@ package taskview_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -37,6 +38,32 @@ func TestWebhookBodyIsTheResultWithoutCallback(t *testing.T) {
 		want, _ := json.Marshal(r)
 		if string(body) != string(want)+"\n" {
 			t.Errorf("%s: body %s, want %s", c.name, body, want)
+		}
+	}
+}
+
+// A cancellation is an attempt's error only when an attempt was running.
+func TestAttemptErrorsOfCancelledTasks(t *testing.T) {
+	failed := faastype.AttemptError{Attempt: 1, At: time.UnixMilli(1000), Error: faastype.TaskError{Kind: faastype.KindUserException, Message: "ValueError: x"}}
+	cancel := &faastype.TaskError{Kind: faastype.KindCancelled, Message: "cancelled"}
+	for _, c := range []struct {
+		name string
+		t    store.Task
+		want []int // the attempts listed
+	}{
+		{"never ran", store.Task{Status: faastype.Failed, Error: cancel}, []int{}},
+		{"waiting for its retry", store.Task{Status: faastype.Failed, Error: cancel, Attempts: 1, Errors: []faastype.AttemptError{failed}}, []int{1}},
+		{"during its second attempt", store.Task{Status: faastype.Failed, Error: cancel, Attempts: 2, Errors: []faastype.AttemptError{failed}}, []int{1, 2}},
+		{"during its first attempt", store.Task{Status: faastype.Failed, Error: cancel, Attempts: 1}, []int{1}},
+		{"failed for good", store.Task{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException}, Attempts: 2,
+			Errors: []faastype.AttemptError{failed}}, []int{1, 2}},
+	} {
+		got := []int{}
+		for _, e := range taskview.AttemptErrors(c.t) {
+			got = append(got, e.Attempt)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: attempts %v, want %v", c.name, got, c.want)
 		}
 	}
 }

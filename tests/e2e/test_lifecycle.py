@@ -150,3 +150,19 @@ def test_bad_call_options_are_refused(one_sandbox):
     ]:
         r = s.post("/execute_function", {"function_id": fid, "args": [], **extra})
         assert r.status_code == 422 and detail in r.json()["detail"], (extra, r.text)
+
+
+@pytest.fixture(scope="module", params=["push", "pull"])
+def remote(request):
+    yield from _deployment(request, request.param)
+
+
+def test_retries_on_remote_workers(remote):
+    """A push or pull worker's failure goes through the same retry policy."""
+    s = remote
+    fid = register(s, ALWAYS, "always", retries={"max": 2, "backoff": "fixed", "base": 0})
+    body = s.wait_result(call(s, fid, ["value"]))
+    assert body["status"] == "FAILED" and body["attempts"] == 3, body
+    assert [e["attempt"] for e in body["errors"]] == [1, 2, 3], body["errors"]
+    off = s.wait_result(call(s, fid, ["value"], retries=0))
+    assert off["attempts"] == 1 and len(off["errors"]) == 1, off
