@@ -543,16 +543,32 @@ func (c *Core) renewLoop(ctx context.Context) {
 }
 
 // promoteLoop makes scheduled tasks (delayed ones, retries after their
-// back-off) runnable when they are due: it sleeps until the earliest due
-// time the store reports, the poll interval, or a due-time announcement
-// that comes earlier (a new delayed task or retry). Every dispatcher runs
+// back-off) runnable when they are due (see dueLoop). Every dispatcher runs
 // one; the store promotes each task once.
 func (c *Core) promoteLoop(ctx context.Context) {
+	c.dueLoop(ctx, c.st.SubscribeScheduled, func(ctx context.Context) time.Time {
+		n, due, err := c.st.PromoteDue(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			c.log.Error("promoting due scheduled tasks failed", "err", err)
+		}
+		if n > 0 {
+			c.Wake()
+		}
+		return due
+	})
+}
+
+// dueLoop runs step whenever work may be due: at once, then at the time
+// step returns (its next due time; zero: none known), after the poll
+// interval at the latest, or earlier when subscribe's channel announces an
+// earlier due time (unix ms; store.Resubscribed: now).
+func (c *Core) dueLoop(ctx context.Context, subscribe func(context.Context) (<-chan string, func()),
+	step func(context.Context) time.Time) {
 	announced := make(chan time.Time, 1)
 	go func() {
 		for ctx.Err() == nil {
-			due, stop := c.st.SubscribeScheduled(ctx)
-			for text := range due {
+			msgs, stop := subscribe(ctx)
+			for text := range msgs {
 				due, err := announcedTime(text)
 				if err != nil {
 					continue
@@ -571,7 +587,7 @@ func (c *Core) promoteLoop(ctx context.Context) {
 	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	next := time.Time{} // when the timer fires; zero: at the poll interval
+	next := time.Time{} // when the timer fires
 	for {
 		select {
 		case <-ctx.Done():
@@ -585,13 +601,7 @@ func (c *Core) promoteLoop(ctx context.Context) {
 			continue
 		case <-timer.C:
 		}
-		n, due, err := c.st.PromoteDue(ctx, time.Now())
-		if err != nil && ctx.Err() == nil {
-			c.log.Error("promoting due scheduled tasks failed", "err", err)
-		}
-		if n > 0 {
-			c.Wake()
-		}
+		due := step(ctx)
 		wait := c.cfg.Poll
 		if !due.IsZero() {
 			wait = min(wait, max(time.Until(due), 0))
