@@ -233,51 +233,23 @@ var modeColors = map[string]string{"local": "#1f77b4", "push": "#d62728", "pull"
 
 // plot draws one line per mode of metric against sandboxes as an SVG.
 func plot(path, title, unit string, rows []Row, kind string, modes []string, sizes []int, metric func(*Report) float64) error {
-	const w, h, left, right, top, bottom = 440.0, 280.0, 60.0, 90.0, 30.0, 40.0
-	ymax := 0.0
-	for _, r := range rows {
-		if r.Report.Kind == kind {
-			ymax = math.Max(ymax, metric(r.Report))
-		}
-	}
-	if ymax <= 0 {
-		ymax = 1
-	}
-	ymax = niceCeil(ymax)
-	x := func(i int) float64 {
-		if len(sizes) == 1 {
-			return left + (w-left-right)/2
-		}
-		return left + float64(i)*(w-left-right)/float64(len(sizes)-1)
-	}
-	y := func(v float64) float64 { return top + (h-top-bottom)*(1-v/ymax) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="11">`, w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="%.0f" y="18" font-size="13">%s</text>`, left, title)
-	for i := 0; i <= 4; i++ {
-		v := ymax * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
-			left, y(v), w-right, y(v), left-6, y(v)+4, trimFloat(v))
-	}
+	xs := make([]string, len(sizes))
 	for i, n := range sizes {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`, x(i), h-bottom+16, n)
+		xs[i] = strconv.Itoa(n)
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">sandboxes</text>`, (left+w-right)/2, h-6)
-	fmt.Fprintf(&b, `<text x="14" y="%.1f" transform="rotate(-90 14 %.1f)" text-anchor="middle">%s</text>`, (top+h-bottom)/2, (top+h-bottom)/2, unit)
-	for mi, m := range modes {
-		var pts []string
-		for i, n := range sizes {
+	lines := make([]series, 0, len(modes))
+	for _, m := range modes {
+		l := series{name: m, color: modeColors[m]}
+		for _, n := range sizes {
+			v := math.NaN()
 			if rep := find(rows, m, n, kind); rep != nil {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(metric(rep))))
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x(i), y(metric(rep)), modeColors[m])
+				v = metric(rep)
 			}
+			l.ys = append(l.ys, v)
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, modeColors[m], strings.Join(pts, " "))
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/><text x="%.1f" y="%.1f">%s</text>`,
-			w-right+10, top+10+float64(mi)*16, w-right+28, top+10+float64(mi)*16, modeColors[m], w-right+32, top+14+float64(mi)*16, m)
+		lines = append(lines, l)
 	}
-	b.WriteString(`</svg>`)
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return linePlot(path, title, "sandboxes", unit, xs, lines)
 }
 
 func niceCeil(v float64) float64 {

@@ -17,7 +17,8 @@ type series struct {
 }
 
 // linePlot writes an SVG line plot of the series over the labelled x
-// positions (evenly spaced, so a doubling axis reads as one).
+// positions (evenly spaced, so a doubling axis reads as one); a NaN is a
+// missing point. The study's plots and the scaling study's use it.
 func linePlot(path, title, xlabel, ylabel string, xs []string, lines []series) error {
 	const w, h, left, right, top, bottom = 460.0, 280.0, 64.0, 110.0, 30.0, 40.0
 	ymax := 0.0
@@ -60,6 +61,7 @@ func linePlot(path, title, xlabel, ylabel string, xs []string, lines []series) e
 		for i, v := range l.ys {
 			if i < len(xs) && !math.IsNaN(v) {
 				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x(i), y(v), l.color)
 			}
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, l.color, strings.Join(pts, " "))
