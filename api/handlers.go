@@ -165,23 +165,9 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	rawArgs, hasArgs := m["args"]
-	rawKwargs, hasKwargs := m["kwargs"]
-	var payload string
-	jsonCall := hasArgs || hasKwargs
-	if jsonCall {
-		if _, both := m["payload"]; both {
-			return errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "args"/"kwargs" (JSON), not both`)
-		}
-		text, err := jsonArguments(rawArgs, rawKwargs)
-		if err != nil {
-			return err
-		}
-		payload = pickle.EncodeBase64(pickle.JSONArgsPayload(text))
-	} else {
-		if payload, _, err = stringField(m, "payload", false); err != nil {
-			return withHint(err, ` (or "args"/"kwargs" for JSON arguments)`)
-		}
+	payload, jsonCall, err := callArguments(m, false)
+	if err != nil {
+		return err
 	}
 	fnID, err := parseID("function_id", fnText)
 	if err != nil {
@@ -221,6 +207,31 @@ func (h *Handler) executeFunction(w http.ResponseWriter, r *http.Request) error 
 	}
 	writeJSON(w, http.StatusOK, executeResponse{TaskID: t.ID})
 	return nil
+}
+
+// callArguments reads a call's arguments: "payload" (a base64 dill
+// pickle of (args, kwargs), returned as given, unchecked) or "args" and/or
+// "kwargs" (JSON, returned as the pickle that loads them; jsonCall true),
+// not both. With neither, jsonByDefault makes it a JSON call without
+// arguments; otherwise "payload" is required.
+func callArguments(m map[string]json.RawMessage, jsonByDefault bool) (payload string, jsonCall bool, err error) {
+	rawArgs, hasArgs := m["args"]
+	rawKwargs, hasKwargs := m["kwargs"]
+	_, hasPayload := m["payload"]
+	if hasPayload && (hasArgs || hasKwargs) {
+		return "", false, errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "args"/"kwargs" (JSON), not both`)
+	}
+	if hasArgs || hasKwargs || (!hasPayload && jsonByDefault) {
+		text, err := jsonArguments(rawArgs, rawKwargs)
+		if err != nil {
+			return "", false, err
+		}
+		return pickle.EncodeBase64(pickle.JSONArgsPayload(text)), true, nil
+	}
+	if payload, _, err = stringField(m, "payload", false); err != nil {
+		return "", false, withHint(err, ` (or "args"/"kwargs" for JSON arguments)`)
+	}
+	return payload, false, nil
 }
 
 // checkArgsPayload checks a base64 serialize((args, kwargs)) without

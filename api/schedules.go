@@ -10,7 +10,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
-	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/schedule"
 	"github.com/wasmfaas/wasmfaas/store"
 )
@@ -156,23 +155,8 @@ func (h *Handler) createSchedule(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusUnprocessableEntity, `give "cron" (a 5-field cron expression such as "*/5 * * * *") or "every" (an interval such as "30s")`)
 	}
-	rawArgs, hasArgs := m["args"]
-	rawKwargs, hasKwargs := m["kwargs"]
-	_, hasPayload := m["payload"]
-	if hasPayload && (hasArgs || hasKwargs) {
-		return errorf(http.StatusUnprocessableEntity, `give either "payload" (a dill pickle) or "args"/"kwargs" (JSON), not both`)
-	}
-	if hasPayload {
-		if sc.ParamPayload, _, err = stringField(m, "payload", false); err != nil {
-			return err
-		}
-	} else {
-		text, err := jsonArguments(rawArgs, rawKwargs)
-		if err != nil {
-			return err
-		}
-		sc.ParamPayload = pickle.EncodeBase64(pickle.JSONArgsPayload(text))
-		sc.WantJSON = true
+	if sc.ParamPayload, sc.WantJSON, err = callArguments(m, true); err != nil {
+		return err
 	}
 	fnID, err := parseID("function_id", fnText)
 	if err != nil {
@@ -183,7 +167,7 @@ func (h *Handler) createSchedule(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sc.FunctionID = f.ID
-	if hasPayload {
+	if !sc.WantJSON {
 		if err := checkArgsPayload(sc.ParamPayload, f.BundleModules); err != nil {
 			return err
 		}
