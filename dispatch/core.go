@@ -668,13 +668,16 @@ func Task(cl store.Claim) (faastype.Task, *faastype.Result) {
 // after a restart.
 func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
 	o := Outcome(res)
-	if o.Status == faastype.Failed && cl.Retry == nil {
+	// A bare claim has no function id; a full one with no policy has none.
+	if o.Status == faastype.Failed && cl.Retry == nil && cl.FunctionID == "" {
 		c.mu.Lock()
-		if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence && h.claim.Retry != nil {
+		h := c.held[cl.TaskID]
+		tracked := h != nil && h.claim.Fence == cl.Fence && h.claim.FunctionID != ""
+		if tracked {
 			cl.Retry, cl.Retried = h.claim.Retry, h.claim.Retried
 		}
 		c.mu.Unlock()
-		if cl.Retry == nil {
+		if !tracked {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			retry, retried, err := c.st.RetryState(ctx, cl.TaskID)
 			cancel()
