@@ -50,8 +50,12 @@ var (
 	// hash, KEYS[7] stats, KEYS[8..9] scheduled set and counts, KEYS[10] hooks
 	// set; ARGV[1..6] those of the claim, ARGV[7..] those
 	// of the completion. Returns {completion's reply, claim's reply}.
+	// The running count of the completed task's tenant is settled after
+	// the claim (lib.lua, faas_deferred), so that a completion followed by
+	// a claim of the same tenant's task writes no count at all.
 	scriptCompleteClaim = redis.NewScript(withLib(completeLua + claimLua +
-		"local done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\nreturn {done, faas_claim(KEYS[5], 1)}\n"))
+		"faas_deferred = {}\nlocal done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\n" +
+		"local claimed = faas_claim(KEYS[5], 1)\nfaas_settle()\nreturn {done, claimed}\n"))
 
 	//go:embed lua/release.lua
 	releaseLua    string

@@ -574,3 +574,50 @@ func TestConcurrentClaimersWithTenants(t *testing.T) {
 		}
 	})
 }
+
+// A completion and the claim that goes with it keep the running counts in
+// step with the leases whichever tenants they serve: the completed task's
+// tenant again (the counts cancel out and are not written), another
+// tenant, none (an empty queue), a stale outcome, and with a running cap
+// (counted at once, as the cap needs).
+func TestCompleteAndClaimKeepsRunningCounts(t *testing.T) {
+	for _, maxRunning := range []int{0, 3} {
+		t.Run(fmt.Sprintf("max-running=%d", maxRunning), func(t *testing.T) {
+			eachBackend(t, store.Options{MaxRunning: maxRunning}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+				ctx := testCtx(t)
+				for _, tenant := range []string{"alice", "bob"} {
+					tmpl := newTask("")
+					tmpl.Owner = tenant
+					ids := []string{tenant + "-1", tenant + "-2", tenant + "-3"}
+					if err := st.EnqueueBatch(ctx, tmpl, ids, []string{paramPayload, paramPayload, paramPayload}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				held, err := st.Claim(ctx, "w", 1, time.Minute)
+				if err != nil || len(held) != 1 {
+					t.Fatalf("Claim = %v %v", claimIDs(held), err)
+				}
+				checkRunning(t, rdb)
+				done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
+				for steps := 0; len(held) > 0; steps++ {
+					c := held[0]
+					ok, next, err := st.CompleteAndClaim(ctx, c.TaskID, c.Fence, done, "w", 1+steps%2, time.Minute)
+					if err != nil || !ok {
+						t.Fatalf("step %d: CompleteAndClaim(%s) = %v %v", steps, c.TaskID, ok, err)
+					}
+					checkRunning(t, rdb)
+					// The same outcome again is stale: nothing changes but the claim.
+					ok, more, err := st.CompleteAndClaim(ctx, c.TaskID, c.Fence, done, "w", 0, time.Minute)
+					if err != nil || ok || len(more) != 0 {
+						t.Fatalf("step %d: stale CompleteAndClaim = %v %v %v", steps, ok, claimIDs(more), err)
+					}
+					checkRunning(t, rdb)
+					held = append(held[1:], next...)
+				}
+				if n, _ := rdb.HLen(ctx, "faas:running").Result(); n != 0 {
+					t.Fatalf("running counts left with nothing leased: %v", rdb.HGetAll(ctx, "faas:running").Val())
+				}
+			})
+		})
+	}
+}

@@ -82,9 +82,23 @@ local function faas_unpark(tenant)
   end
 end
 
+-- faas_deferred, when a script sets it to a table, holds the decrements
+-- of the running counts (tenant -> leases dropped) that faas_lease_dropped
+-- did not write yet; faas_settle writes them. The complete-and-claim
+-- script defers when no running cap is set: the claim that follows a
+-- completion most often leases a task of the same tenant, and the
+-- decrement and the increment cancel out (two HINCRBYs fewer per task).
+local faas_deferred = nil
+
 -- faas_leased counts a new lease of one of tenant's tasks.
 local function faas_leased(tenant)
-  return redis.call('HINCRBY', KEYS[4], tenant or '', 1)
+  tenant = tenant or ''
+  local held = faas_deferred and faas_deferred[tenant]
+  if held and held > 0 then
+    faas_deferred[tenant] = held - 1
+    return
+  end
+  redis.call('HINCRBY', KEYS[4], tenant, 1)
 end
 
 -- faas_lease_dropped accounts for a lease of one of tenant's tasks that was
@@ -93,12 +107,26 @@ end
 -- all, i.e. a cap of running tasks is set).
 local function faas_lease_dropped(tenant, capped)
   tenant = tenant or ''
+  if faas_deferred and not capped then
+    faas_deferred[tenant] = (faas_deferred[tenant] or 0) + 1
+    return
+  end
   if redis.call('HINCRBY', KEYS[4], tenant, -1) <= 0 then
     redis.call('HDEL', KEYS[4], tenant)
   end
   if capped then
     faas_unpark(tenant)
   end
+end
+
+-- faas_settle writes the decrements faas_deferred holds.
+local function faas_settle()
+  for tenant, n in pairs(faas_deferred) do
+    if n > 0 and redis.call('HINCRBY', KEYS[4], tenant, -n) <= 0 then
+      redis.call('HDEL', KEYS[4], tenant)
+    end
+  end
+  faas_deferred = nil
 end
 
 -- faas_queue_next puts id at the consumer end of its tenant's queue, so
