@@ -8,8 +8,10 @@ ADDR     ?= 127.0.0.1:8000
 # Debian packages beyond what the interpreter build (runtime/pybuild/build.sh)
 # installs itself: RUN_PKGS for `make run` (a Python to submit a first
 # function with), TEST_PKGS for the tests and `make bench` (redis-server for
-# the integration tests, pytest for the end-to-end suites, chromium for the
-# dashboard test, iproute2 for the network-namespace test).
+# the integration tests, also as the sentinels of the Sentinel tests:
+# `redis-server --sentinel` needs no redis-sentinel package; pytest for the
+# end-to-end suites, chromium for the dashboard test, iproute2 for the
+# network-namespace test).
 RUN_PKGS  := python3 python3-dill python3-requests
 TEST_PKGS := $(RUN_PKGS) redis-server python3-pytest chromium iproute2
 

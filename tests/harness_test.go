@@ -401,19 +401,24 @@ print(json.dumps([dill.loads(base64.b64decode(s)) for s in json.load(sys.stdin)]
 
 func (c *cluster) enqueue(fn string, args []string) []string {
 	c.t.Helper()
-	hash, err := pickle.HashBase64(fn)
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	ids := make([]string, len(args))
 	for i, a := range args {
 		ids[i] = uuid.NewString()
-		err := c.st.Enqueue(context.Background(), store.Task{ID: ids[i], FunctionID: "f", FnPayload: fn, ParamPayload: a, FnHash: hash})
-		if err != nil {
+		if err := c.tryEnqueue(ids[i], fn, a); err != nil {
 			c.t.Fatal(err)
 		}
 	}
 	return ids
+}
+
+// tryEnqueue enqueues one task of function payload fn with argument
+// payload arg under id, and returns the store's error.
+func (c *cluster) tryEnqueue(id, fn, arg string) error {
+	hash, err := pickle.HashBase64(fn)
+	if err != nil {
+		return fmt.Errorf("hash the function payload: %w", err)
+	}
+	return c.st.Enqueue(context.Background(), store.Task{ID: id, FunctionID: "f", FnPayload: fn, ParamPayload: arg, FnHash: hash})
 }
 
 // waitFinal polls until every task is COMPLETED or FAILED. Errors (Redis

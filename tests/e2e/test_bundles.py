@@ -80,7 +80,7 @@ def zipped(files, mode=None):
 BUNDLE = zipped(FILES)
 
 
-@pytest.fixture(scope="module", params=["up", "split", "push", "pull"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel", "push", "pull"])
 def server(request):
     yield from _deployment(request, request.param,
                            env={"FAAS_TOKENS": ",".join(f"{t}:{k}" for t, k in TOKENS.items())})
@@ -187,7 +187,7 @@ def bundle_keys(server):
     """The bundles in Redis (None for faas up, whose Redis is inside)."""
     if server.kind == "up":
         return None
-    out = subprocess.run(["redis-cli", "-p", str(server.redis_port), "--scan", "--pattern", "faas:bundle:*"],
+    out = subprocess.run(["redis-cli", "-p", str(server.primary_port()), "--scan", "--pattern", "faas:bundle:*"],
                          check=True, capture_output=True, text=True).stdout
     return sorted(out.split())
 

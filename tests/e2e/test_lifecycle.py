@@ -36,7 +36,7 @@ def now():
 """
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def one_sandbox(request):
     yield from _deployment(request, request.param, sandboxes=1)
 

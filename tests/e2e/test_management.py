@@ -20,7 +20,7 @@ def boom(): raise KeyError("boom")
 """
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def srv(request):
     """A deployment whose tasks may run 60 s, so that a sleeping task is
     stopped by its cancellation, not by its timeout."""
@@ -280,7 +280,7 @@ def test_openapi_and_docs(srv):
         assert text in r.text, text
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def short_ttl(request):
     """A deployment that keeps finished tasks 2 s."""
     yield from _deployment(request, request.param, extra=["--result-ttl", "2s"])

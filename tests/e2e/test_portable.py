@@ -12,7 +12,7 @@ import pytest
 from conftest import _deployment, client_payloads, deserialize, serialize
 
 
-@pytest.fixture(scope="module", params=["up", "split", "push", "pull"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel", "push", "pull"])
 def server(request):
     yield from _deployment(request, request.param)
 

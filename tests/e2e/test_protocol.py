@@ -1,5 +1,5 @@
 """The course protocol, as a client written for MPCSFaaS sees it, against
-the real binary (both deployments, see conftest.py)."""
+the real binary (every deployment of conftest.py's server fixture)."""
 import concurrent.futures
 import time
 

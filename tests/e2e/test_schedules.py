@@ -125,10 +125,10 @@ def check_one_task_per_tick(s, fid, sc):
     return tasks
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["split", "sentinel"])
 def three(request):
-    """redis-server, faas api and three `faas dispatcher -m local`."""
-    gen = _deployment(request, "split", sandboxes=1)
+    """redis-server (or Redis Sentinel), faas api and three `faas dispatcher -m local`."""
+    gen = _deployment(request, request.param, sandboxes=1)
     s = next(gen)
     for name in ("dispatcher2", "dispatcher3"):
         s.spawn(name, [FAAS, "dispatcher", "-m", "local", "-w", "1", "--redis", s.redis_url, "--lease", "2s",
@@ -182,9 +182,9 @@ def test_a_dispatcher_killed_across_a_tick(three):
     check_one_task_per_tick(s, fid, sc)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["split", "sentinel"])
 def split(request):
-    yield from _deployment(request, "split", sandboxes=1)
+    yield from _deployment(request, request.param, sandboxes=1)
 
 
 def test_missed_ticks_after_an_outage_follow_the_policy(split):

@@ -65,7 +65,7 @@ def tenant_deployment(request, kind, **env):
     yield from _deployment(request, kind, timeout="60s", env={"FAAS_TOKENS": FAAS_TOKENS, **env})
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def tsrv(request):
     yield from tenant_deployment(request, request.param)
 
@@ -286,7 +286,7 @@ def test_dashboard_asks_for_a_token(tsrv):
         assert TOKENS["alice"] not in browser.evaluate("location.href + document.documentElement.outerHTML")
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def capped_srv(request):
     yield from tenant_deployment(request, request.param, FAAS_MAX_RUNNING="1")
 

@@ -10,7 +10,7 @@ import requests
 from conftest import _deployment
 
 
-@pytest.fixture(scope="module", params=["up", "split", "push", "pull"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel", "push", "pull"])
 def server(request):
     yield from _deployment(request, request.param)
 

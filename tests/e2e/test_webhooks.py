@@ -76,7 +76,7 @@ def receiver():
     r.close()
 
 
-@pytest.fixture(scope="module", params=["up", "split"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel"])
 def hooked(request):
     yield from _deployment(request, request.param, extra=["--webhook-allow", "127.0.0.0/8"], env=ENV)
 

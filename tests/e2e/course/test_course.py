@@ -4,8 +4,8 @@ the course project's tests/test_webservice.py is written. dill pickles such
 a function by value, with this module's __dict__ as its globals: the
 sandbox stands in for this module, which it does not have.
 
-Runs against faas up, API + local dispatcher + redis-server, and push and
-pull dispatchers with a remote worker."""
+Runs against faas up, API + local dispatcher + redis-server (or Redis
+Sentinel), and push and pull dispatchers with a remote worker."""
 import math
 import time
 
@@ -17,7 +17,7 @@ from conftest import _deployment
 from .serialize import deserialize, serialize
 
 
-@pytest.fixture(scope="module", params=["up", "split", "push", "pull"])
+@pytest.fixture(scope="module", params=["up", "split", "sentinel", "push", "pull"])
 def base_url(request):
     for server in _deployment(request, request.param):
         yield server.url
