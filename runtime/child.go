@@ -89,6 +89,9 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: start", "err", err)
 		return 2
 	}
+	if err := eng.BootInfo.KeptBodies; err != nil {
+		log.Warn("sandbox: the guest's function bodies stay in memory", "err", err)
+	}
 	if cfg.BundleCache <= 0 {
 		cfg.BundleCache = DefaultBundleCache
 	}
