@@ -32,18 +32,23 @@ type Kind struct {
 	What string
 }
 
-// Kinds are the task kinds the study uses.
-var Kinds = []Kind{
-	{"noop", "noop", pickleArgs(), "a function that returns None"},
-	{"fib20", "fib", pickleArgs(int64(20)), "recursive fib(20), CPU-bound (~21,000 calls)"},
-	{"sleep100ms", "nap", pickleArgs(0.1), "time.sleep(0.1): waiting, not computing"},
-	{"arg1mb", "size", pickleArgs(bytes.Repeat([]byte("x"), 1<<20)), "len() of a 1 MB bytes argument"},
-}
+// Kinds returns the task kinds the study uses. They are made on first use,
+// not at start-up: every faas process links this package (a sandbox
+// process too), and arg1mb's argument is a megabyte it would otherwise
+// hold for life.
+var Kinds = sync.OnceValue(func() []Kind {
+	return []Kind{
+		{"noop", "noop", pickleArgs(), "a function that returns None"},
+		{"fib20", "fib", pickleArgs(int64(20)), "recursive fib(20), CPU-bound (~21,000 calls)"},
+		{"sleep100ms", "nap", pickleArgs(0.1), "time.sleep(0.1): waiting, not computing"},
+		{"arg1mb", "size", pickleArgs(bytes.Repeat([]byte("x"), 1<<20)), "len() of a 1 MB bytes argument"},
+	}
+})
 
 // KindByName finds a kind.
 func KindByName(name string) (Kind, error) {
 	var names []string
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		if k.Name == name {
 			return k, nil
 		}

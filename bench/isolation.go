@@ -51,7 +51,7 @@ func Isolation(ctx context.Context, cfg IsolationConfig) ([]IsolationRow, error)
 		cfg.Log = func(string, ...any) {}
 	}
 	var rows []IsolationRow
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		n := defaultIsolationTasks[k.Name]
 		if v, ok := cfg.Tasks[k.Name]; ok {
 			n = v

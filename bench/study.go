@@ -580,7 +580,7 @@ func LightLoad(ctx context.Context, cfg StudyConfig, rate float64, tasks int, pr
 		return nil, err
 	}
 	defer d.stop()
-	progress.URL, progress.Kind = d.url, Kinds[0]
+	progress.URL, progress.Kind = d.url, Kinds()[0]
 	progress.Tasks, progress.Warmup, progress.Rate = tasks, 20, rate
 	return Run(ctx, progress)
 }

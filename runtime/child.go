@@ -34,6 +34,11 @@ const (
 	EnvCPUProfileDir = "FAAS_CPUPROFILE_DIR"
 )
 
+// childGODEBUG is a sandbox process's GODEBUG: no memory profiling
+// (nothing reads it), whose hash table (1.4 MB, made at the first sampled
+// allocation) is touched page by page.
+const childGODEBUG = "GODEBUG=memprofilerate=0"
+
 // childConfig is passed from the pool to each sandbox process.
 type childConfig struct {
 	ImageDir string          `json:"image_dir"`
@@ -89,6 +94,9 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 		log.Error("sandbox: start", "err", err)
 		return 2
 	}
+	if err := eng.BootInfo.KeptBodies; err != nil {
+		log.Warn("sandbox: the guest's function bodies stay in memory", "err", err)
+	}
 	if cfg.BundleCache <= 0 {
 		cfg.BundleCache = DefaultBundleCache
 	}
@@ -120,8 +128,16 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 	r := bufio.NewReaderSize(in, 64<<10)
 	limits := eng.Limits()
 	maxFrame := 2*limits.ArgBytes + maxBundleFrame + (1 << 20)
+	// A sandbox that has been idle for idleRelease since its last task
+	// returns that task's (and the ones before its) garbage: the GC runs
+	// only when the heap grows, so without this an idle sandbox keeps what
+	// its last tasks left, up to the heap goal (twice the live heap). The
+	// timer is re-armed after every task; a task that arrives meanwhile
+	// stops it. Its first run returns what the walls left.
+	idle := time.AfterFunc(idleRelease, debug.FreeOSMemory)
 	for {
 		body, err := readFrame(r, maxFrame)
+		idle.Stop()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				log.Error("sandbox: read", "err", err)
@@ -151,8 +167,13 @@ func serveChild(config string, in io.Reader, out io.Writer, ready func()) int {
 			log.Error("sandbox: restore", "err", err)
 			return 1
 		}
+		idle.Reset(idleRelease)
 	}
 }
+
+// idleRelease is how long a sandbox waits for its next task before it
+// gives its garbage back to the system (see serveChild).
+const idleRelease = time.Second
 
 type child struct {
 	eng *Engine

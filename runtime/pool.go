@@ -144,7 +144,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "sandbox-pool"),
 		exe:   exe,
-		env:   []string{envChild + "=1", envChildConfig + "=" + string(conf)},
+		env:   []string{envChild + "=1", envChildConfig + "=" + string(conf), childGODEBUG},
 		grace: 2 * time.Second,
 		done:  make(chan struct{}),
 	}

@@ -25,7 +25,7 @@ func cmdBench(args []string) int {
 		return cmdBenchCompare(args[1:])
 	}
 	var kinds []string
-	for _, k := range bench.Kinds {
+	for _, k := range bench.Kinds() {
 		kinds = append(kinds, fmt.Sprintf("%s (%s)", k.Name, k.What))
 	}
 	fs := newFlagSet("bench", "[--url http://127.0.0.1:8000] [--kind noop] [-n tasks] [-c concurrency | --rate r] [--json]\n       faas bench study [flags]   (the full study; see faas bench study -h)\n       faas bench compare --baseline <faas binary> [flags]   (two binaries side by side)\n       faas bench scale [flags]   (how cost grows with queue depth, tenants, workers, payloads)", `
