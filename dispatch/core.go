@@ -130,6 +130,11 @@ type Core struct {
 	wakes  atomic.Uint64
 	wakeMu sync.Mutex
 	woken  chan struct{}
+	// The latest claim that came back short: the Wakes count taken before
+	// it and when it was made (zero: none yet). See NothingNew.
+	emptyMu    sync.Mutex
+	emptyWakes uint64
+	emptyTime  time.Time
 
 	mu   sync.Mutex
 	held map[string]*held // task id -> claim being worked on
@@ -322,11 +327,7 @@ func (c *Core) renewSoon() {
 // Claim takes up to n tasks and tracks their leases. cancel is called for a
 // task whose lease this dispatcher loses (it must stop working on it).
 func (c *Core) Claim(ctx context.Context, n int) ([]store.Claim, error) {
-	claims, err := c.st.Claim(ctx, c.cfg.Name, n, c.cfg.Lease)
-	if err != nil {
-		return nil, err
-	}
-	return claims, nil
+	return c.ClaimFor(ctx, c.cfg.Name, n)
 }
 
 // ClaimFor is Claim for a remote worker: the leases are recorded under
@@ -334,7 +335,46 @@ func (c *Core) Claim(ctx context.Context, n int) ([]store.Claim, error) {
 // apart and renewed under that name, also by a dispatcher that restarted.
 // Track the claims with TrackFor and the same owner.
 func (c *Core) ClaimFor(ctx context.Context, owner string, n int) ([]store.Claim, error) {
-	return c.st.Claim(ctx, owner, n, c.cfg.Lease)
+	wakes := c.Wakes()
+	claims, err := c.st.Claim(ctx, owner, n, c.cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	c.claimed(wakes, n, len(claims))
+	return claims, nil
+}
+
+// claimed notes a claim for n tasks that got got, started when Wakes was
+// wakes: a short one says the queue had nothing runnable then.
+func (c *Core) claimed(wakes uint64, n, got int) {
+	if got >= n || c.st.MaxRunning() > 0 {
+		// With a running cap, tasks may be queued behind a tenant at its
+		// cap: a lease dropped anywhere can make them runnable unannounced.
+		return
+	}
+	c.emptyMu.Lock()
+	defer c.emptyMu.Unlock()
+	if c.emptyTime.IsZero() || wakes >= c.emptyWakes {
+		c.emptyWakes, c.emptyTime = wakes, time.Now()
+	}
+}
+
+// NothingNew reports whether the latest claim that came back short started
+// after the latest Wake, less than the poll interval ago: then no task was
+// announced since the queue was found empty, and a claim now would most
+// likely come back empty too (at light load every idle slot tried one for
+// each task, a round trip and Redis' costliest script each). The caller
+// waits with WaitSince(w) instead, which returns at the next announcement
+// or after the poll interval, or answers "none". Tasks made runnable
+// unannounced (released ones) are found by the next claim after the poll
+// interval, or by the claim a busy slot makes with its completion.
+func (c *Core) NothingNew() (w uint64, ok bool) {
+	c.emptyMu.Lock()
+	defer c.emptyMu.Unlock()
+	if c.emptyTime.IsZero() || c.Wakes() != c.emptyWakes || time.Since(c.emptyTime) >= c.cfg.Poll {
+		return 0, false
+	}
+	return c.emptyWakes, true
 }
 
 // Track registers a claim whose lease must be renewed while it runs;
@@ -472,9 +512,13 @@ func (c *Core) CompleteAndClaimFor(ctx context.Context, cl store.Claim, res *faa
 // CompleteAndClaimOnce is one attempt of CompleteAndClaimFor: an error
 // means nothing was done, and the caller records the outcome another way.
 func (c *Core) CompleteAndClaimOnce(ctx context.Context, cl store.Claim, res *faastype.Result, owner string, n int) (bool, []store.Claim, error) {
+	wakes := c.Wakes()
 	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, c.outcome(cl, res), owner, n, c.cfg.Lease)
 	if err != nil && !ok && len(next) == 0 {
 		return false, nil, err
+	}
+	if err == nil {
+		c.claimed(wakes, n, len(next))
 	}
 	c.untrack(cl)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 	"github.com/wasmfaas/wasmfaas/store/storetest"
@@ -121,4 +122,76 @@ func TestResubscribedCancelsRenewAtOnce(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the task cancelled while the subscription was down was not stopped")
 	}
+}
+
+// NothingNew is true only between a claim that came back short and the next
+// Wake, for at most the poll interval, and never with a running cap (a
+// lease dropped anywhere can make a capped tenant's queued tasks runnable
+// without an announcement).
+func TestNothingNew(t *testing.T) {
+	const poll = 80 * time.Millisecond
+	cases := []struct {
+		name string
+		opts store.Options
+		do   func(t *testing.T, c *Core, st *store.Store)
+		want bool
+	}{
+		{"no claim yet", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {}, false},
+		{"a short claim", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			claimN(t, c, 2, 0)
+		}, true},
+		{"a short claim, then a Wake", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			claimN(t, c, 2, 0)
+			c.Wake()
+		}, false},
+		{"a Wake, then a short claim", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			c.Wake()
+			claimN(t, c, 1, 0)
+		}, true},
+		{"a full claim", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			storetest.Enqueue(t, st, "gAROLg==", "gAROLg==")
+			claimN(t, c, 1, 1)
+		}, false},
+		{"a short claim, then the poll interval", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			claimN(t, c, 1, 0)
+			time.Sleep(poll + 20*time.Millisecond)
+		}, false},
+		{"a completion whose claim came back short", store.Options{}, func(t *testing.T, c *Core, st *store.Store) {
+			storetest.Enqueue(t, st, "gAROLg==", "gAROLg==")
+			cl := claimN(t, c, 1, 1)[0]
+			c.Track(cl, func() {})
+			if ok, next := c.CompleteAndClaimFor(context.Background(), cl, &faastype.Result{Status: faastype.Completed, Payload: []byte("\x80\x04N.")}, c.Name(), 1); !ok || len(next) != 0 {
+				t.Fatalf("CompleteAndClaimFor = %v, %d claims", ok, len(next))
+			}
+		}, true},
+		{"a short claim with a running cap", store.Options{MaxRunning: 2}, func(t *testing.T, c *Core, st *store.Store) {
+			claimN(t, c, 2, 0)
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := store.New(redistest.StartMini(t), tc.opts)
+			c, err := NewCore(Config{Store: st, Poll: poll})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.do(t, c, st)
+			w, got := c.NothingNew()
+			if got != tc.want {
+				t.Fatalf("NothingNew = %v, want %v", got, tc.want)
+			}
+			if got && w != c.Wakes() {
+				t.Fatalf("NothingNew's count %d, Wakes %d", w, c.Wakes())
+			}
+		})
+	}
+}
+
+func claimN(t *testing.T, c *Core, n, want int) []store.Claim {
+	t.Helper()
+	cls, err := c.Claim(context.Background(), n)
+	if err != nil || len(cls) != want {
+		t.Fatalf("Claim(%d) = %d claims, %v; want %d", n, len(cls), err, want)
+	}
+	return cls
 }

@@ -43,6 +43,7 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 	for i := 0; i < pool.Size(); i++ {
 		free <- struct{}{}
 	}
+	capped := core.st.MaxRunning() > 0
 	var running sync.WaitGroup
 	for ctx.Err() == nil {
 		// Wait for at least one free sandbox, then take every free one.
@@ -52,14 +53,20 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 			continue
 		}
 		n := 1
-	more:
-		for {
-			select {
-			case <-free:
-				n++
-			default:
-				break more
+		take := func() {
+			for {
+				select {
+				case <-free:
+					n++
+				default:
+					return
+				}
 			}
+		}
+		take()
+		if w, idle := core.NothingNew(); idle {
+			core.WaitSince(ctx, w)
+			take() // the sandboxes freed meanwhile claim too
 		}
 		wakes := core.Wakes()
 		claims, err := core.Claim(bgCtx, n)
@@ -79,10 +86,17 @@ func RunLocal(ctx context.Context, cfg Config, pool Runner) error {
 			running.Add(1)
 			go func() {
 				defer running.Done()
-				// A freed sandbox wakes a claim loop that found nothing to
-				// claim: the task's end may have brought its tenant back
-				// under its running cap (store.Options.MaxRunning).
-				defer func() { free <- struct{}{}; core.Wake() }()
+				// With a running cap (store.Options.MaxRunning), a freed
+				// sandbox wakes a claim loop that found nothing to claim:
+				// the task's end may have brought its tenant back under its
+				// cap. Without one, its completion's claim just found the
+				// queue empty.
+				defer func() {
+					free <- struct{}{}
+					if capped {
+						core.Wake()
+					}
+				}()
 				for {
 					res := runClaim(taskCtx, bgCtx, core, pool, cl)
 					cancel()

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,5 +127,56 @@ func TestCancelRunningTask(t *testing.T) {
 				t.Fatalf("the cancelled task's sandbox was not replaced: %+v", s)
 			}
 		})
+	}
+}
+
+// At light load (one task at a time, both sandboxes idle) a task costs one
+// claim and its completion (with the claim that goes with it): the idle
+// sandboxes do not each try a claim of their own per announcement, which
+// made three to four claim scripts per task before.
+func TestLightLoadClaimsOncePerTask(t *testing.T) {
+	rdb := redistest.Start(t)
+	st := store.New(rdb, store.Options{})
+	pool, err := runtime.NewPool(context.Background(), runtime.PoolConfig{Size: 2, Limits: faastype.Limits{Timeout: 10 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	pk := pyfixture.Pickles(t, "def sq(x): return x * x", "sq", "((9,), {})")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := RunLocal(ctx, Config{Store: st, Poll: time.Minute, Lease: 10 * time.Minute}, pool); err != nil {
+			t.Error(err)
+		}
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	// The first task warms the sandboxes and the scripts up.
+	storetest.WaitFinal(t, st, []string{storetest.Enqueue(t, st, pk[0], pk[1])}, time.Minute)
+	time.Sleep(100 * time.Millisecond)
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	for range n {
+		storetest.WaitFinal(t, st, []string{storetest.Enqueue(t, st, pk[0], pk[1])}, time.Minute)
+		time.Sleep(20 * time.Millisecond) // the dispatcher is idle again
+	}
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := 0
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
+			scripts, _ = strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+		}
+	}
+	// Per task: the enqueue, one claim, the completion (and its claim);
+	// a few more for the background loops (reap, promote) in a second.
+	if scripts < 3*n || scripts > 3*n+4 {
+		t.Fatalf("%d script calls for %d tasks one at a time; want 3 per task (at most 4 more)", scripts, n)
 	}
 }

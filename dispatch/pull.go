@@ -348,6 +348,9 @@ func (d *pullDispatcher) handle(ctx context.Context, frames [][]byte) []byte {
 			fusedAck = &wire.Ack{ID: fused.ID, Fence: fused.Fence, Recorded: ok}
 		}
 	}
+	if _, idle := d.core.NothingNew(); want > 0 && idle {
+		want = 0 // the queue was just found empty and nothing came since: "none"
+	}
 	if want > 0 {
 		cctx, cancel := context.WithTimeout(ctx, d.claimTimeout)
 		claims, err = d.core.ClaimFor(cctx, s.owner, want)

@@ -249,6 +249,16 @@ func (d *pushDispatcher) claimLoop(ctx context.Context) {
 			d.mu.Unlock()
 			return
 		}
+		if since, idle := d.core.NothingNew(); idle {
+			// Another claimer just found the queue empty, and no task
+			// was announced since.
+			d.mu.Unlock()
+			d.core.WaitSince(ctx, since)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
 		n := w.free()
 		w.reserved += n
 		key, owner := w.key, w.owner
