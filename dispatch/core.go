@@ -171,14 +171,17 @@ func (c *Core) Start(ctx context.Context, wg *sync.WaitGroup) error {
 	// claimed and then cancelled while its cancel subscription was still
 	// being set up (one more round trip through Sentinel, to ask for the
 	// primary) would run on until its next lease renewal.
-	tasks, stopTasks := c.st.SubscribeTasks(ctx)
+	// Every task announced wakes the claim loops, and so does the
+	// subscription being established again (announcements may have been
+	// lost): on the goroutine that reads the subscription.
+	stopTasks := c.st.OnTasks(ctx, func(string) { c.Wake() })
 	cancels, stopCancels := c.st.SubscribeCancels(ctx)
 	wg.Add(6)
 	go func() { defer wg.Done(); c.promoteLoop(ctx) }()
 	go func() { defer wg.Done(); c.scheduleLoop(ctx) }()
 	go func() { defer wg.Done(); c.renewLoop(ctx) }()
 	go func() { defer wg.Done(); c.reapLoop(ctx) }()
-	go func() { defer wg.Done(); c.listen(ctx, tasks, stopTasks) }()
+	go func() { defer wg.Done(); <-ctx.Done(); stopTasks() }()
 	go func() { defer wg.Done(); c.listenCancels(ctx, cancels, stopCancels) }()
 	if c.cfg.Describe != nil {
 		wg.Add(1)
@@ -254,26 +257,6 @@ func (c *Core) WaitSince(ctx context.Context, n uint64) {
 	case <-woken:
 	case <-t.C:
 	case <-ctx.Done():
-	}
-}
-
-// listen wakes the claim loops for each task announced on the subscription
-// ids (and when it was re-established: announcements may have been lost),
-// subscribing again if it ends.
-func (c *Core) listen(ctx context.Context, ids <-chan string, stop func()) {
-	for {
-		for range ids {
-			c.Wake()
-		}
-		stop()
-		// The subscription ended (Redis restarted?): polling covers the gap.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-		ids, stop = c.st.SubscribeTasks(ctx)
-		c.Wake()
 	}
 }
 

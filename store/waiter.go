@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -51,23 +53,9 @@ func (s *Store) NewWaiter(ctx context.Context) *Waiter {
 		waiting: make(map[string]map[*Wakeup]struct{}),
 		memo:    newMemo(time.Duration(s.ttlMS) * time.Millisecond),
 	}
-	msgs := w.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
-	go w.loop(ctx, msgs)
-	return w
-}
-
-func (w *Waiter) loop(ctx context.Context, msgs <-chan any) {
-	defer w.Close()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-w.done:
-			return
-		case m, ok := <-msgs:
-			if !ok {
-				return
-			}
+	go func() {
+		defer w.Close()
+		readSubscription(ctx, w.ps, w.done, func(m any) {
 			switch m := m.(type) {
 			case *redis.Subscription:
 				if m.Kind == "subscribe" {
@@ -78,7 +66,71 @@ func (w *Waiter) loop(ctx context.Context, msgs <-chan any) {
 				id, record, _ := strings.Cut(m.Payload, "\n")
 				w.wake(id, record)
 			}
+		})
+	}()
+	return w
+}
+
+// subscriptionCheck is how long a subscription may stay quiet before its
+// reader pings (a ping that cannot be written makes go-redis connect and
+// subscribe again), as go-redis' own channels do.
+const subscriptionCheck = 3 * time.Second
+
+// readSubscription reads ps until it is closed, done is closed or ctx ends,
+// and calls fn with each message and subscription confirmation, on this
+// goroutine. It is go-redis' PubSub.Channel without its two goroutines
+// and channel: a message reaches fn on the goroutine that read it off the
+// connection, where it took two more goroutine hand-offs (each a thread
+// woken on another core, at light load) to get to a Waiter's waiter or a
+// dispatcher's claim loop. go-redis connects and subscribes again by
+// itself when a read or the ping fails; fn then gets a confirmation.
+func readSubscription(ctx context.Context, ps *redis.PubSub, done <-chan struct{}, fn func(m any)) {
+	stopped := func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return ctx.Err() != nil
 		}
+	}
+	// The reads are bounded by subscriptionCheck, not by ctx: close ps to
+	// end one at once.
+	watch := make(chan struct{})
+	defer close(watch)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = ps.Close()
+		case <-done:
+		case <-watch:
+		}
+	}()
+	errs := 0
+	for !stopped() {
+		m, err := ps.ReceiveTimeout(ctx, subscriptionCheck)
+		if err != nil {
+			if errors.Is(err, redis.ErrClosed) || stopped() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				_ = ps.Ping(pctx)
+				cancel()
+				continue
+			}
+			if errs > 0 {
+				select {
+				case <-time.After(100 * time.Millisecond):
+				case <-done:
+				case <-ctx.Done():
+				}
+			}
+			errs++
+			continue
+		}
+		errs = 0
+		fn(m)
 	}
 }
 
@@ -208,7 +260,7 @@ func (w *Waiter) Close() {
 		w.closed = true
 		w.mu.Unlock()
 		close(w.done)
-		if err := w.ps.Close(); err != nil {
+		if err := w.ps.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 			w.log.Warn("store: close done subscription", "err", err)
 		}
 		w.wakeAll()
@@ -255,62 +307,65 @@ const Resubscribed = ""
 
 // subscribe delivers the messages of channel (see SubscribeTasks).
 func (s *Store) subscribe(ctx context.Context, channel string) (ids <-chan string, stop func()) {
+	out := make(chan string, 256)
+	stop = s.subscribeFunc(ctx, channel, func(id string) {
+		select {
+		case out <- id:
+		default:
+		}
+	}, func() { close(out) })
+	return out, stop
+}
+
+// OnTasks is SubscribeTasks calling fn with each id (Resubscribed
+// included) on the goroutine that reads the subscription, instead of
+// delivering them on a channel: a dispatcher's wake-up is one goroutine
+// hand-off sooner. fn must not block. It returns once the subscription is
+// confirmed (or after 5 seconds of trying) and lasts until ctx is done or
+// stop is called.
+func (s *Store) OnTasks(ctx context.Context, fn func(id string)) (stop func()) {
+	return s.subscribeFunc(ctx, s.keys.newTasksChannel(), fn, func() {})
+}
+
+// subscribeFunc calls fn with the messages of channel (see SubscribeTasks
+// and OnTasks), and end once when it stops.
+func (s *Store) subscribeFunc(ctx context.Context, channel string, fn func(id string), end func()) (stop func()) {
 	ps := s.rdb.Subscribe(ctx, channel)
 	// Wait for the confirmation, so that ids published after subscribe
-	// returns are delivered. If it does not come, the channel below keeps
+	// returns are delivered. If it does not come, the reader below keeps
 	// reconnecting by itself.
 	confirmCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	if _, err := ps.Receive(confirmCtx); err != nil {
 		s.log.Warn("store: subscribe", "channel", channel, "err", err)
 	}
 	cancel()
-	// With the subscriptions: the confirmation of a subscription after the
-	// first (go-redis subscribes again by itself on a new connection, to
-	// the new primary after a Sentinel failover) says messages may have
-	// been lost.
-	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(256))
-	out := make(chan string, 256)
 	done := make(chan struct{})
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			close(done)
-			if err := ps.Close(); err != nil {
+			if err := ps.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 				s.log.Warn("store: close subscription", "channel", channel, "err", err)
 			}
 		})
 	}
 	go func() {
-		defer close(out)
+		defer end()
 		defer stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-done:
-				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				var id string
-				switch m := m.(type) {
-				case *redis.Message:
-					id = m.Payload
-				case *redis.Subscription:
-					if m.Kind != "subscribe" {
-						continue
-					}
-					id = Resubscribed
-				default:
-					continue
-				}
-				select {
-				case out <- id:
-				default:
+		// With the subscriptions: the confirmation of a subscription after
+		// the first (go-redis subscribes again by itself on a new
+		// connection, to the new primary after a Sentinel failover) says
+		// messages may have been lost.
+		readSubscription(ctx, ps, done, func(m any) {
+			switch m := m.(type) {
+			case *redis.Message:
+				fn(m.Payload)
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					fn(Resubscribed)
 				}
 			}
-		}
+		})
 	}()
-	return out, stop
+	return stop
 }
