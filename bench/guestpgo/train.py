@@ -8,9 +8,9 @@ import os
 _src = open(os.path.join(os.path.dirname(__import__("pgo_workload").__file__), "pgo_workload.py")).read()
 exec(compile(_src.split("\nif __name__")[0], "pgo_workload.py", "exec"), globals())
 
-mixed(1)
-mixed(2)
-mixed(1)
+for _ in range(3):
+    mixed(1)
+    mixed(2)
 fib(25)
 
 import dill
