@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -174,8 +175,13 @@ func recordTask(id, record string) (Task, bool) {
 	if record == "" {
 		return Task{}, false
 	}
-	var pairs []string
-	if err := json.Unmarshal([]byte(record), &pairs); err != nil || len(pairs)%2 != 0 {
+	pairs, ok := flatStrings(record)
+	if !ok {
+		if err := json.Unmarshal([]byte(record), &pairs); err != nil {
+			return Task{}, false
+		}
+	}
+	if len(pairs)%2 != 0 {
 		return Task{}, false
 	}
 	m := make(map[string]string, len(pairs)/2)
@@ -187,6 +193,103 @@ func recordTask(id, record string) (Task, bool) {
 		return Task{}, false
 	}
 	return t, true
+}
+
+// flatStrings decodes the JSON array of strings a done message's record is
+// (cjson's encoding of field/value pairs), in one pass without reflection:
+// encoding/json took 6% of the API's processor time for it in a no-op
+// load. It handles ASCII text with the escapes cjson writes (\" \\ \/ \b
+// \f \n \r \t and \u00XX); anything else (other bytes, other \u
+// escapes, numbers) is not ok, and the caller decodes with encoding/json,
+// whose rules (invalid UTF-8 replaced, surrogates) then apply unchanged.
+func flatStrings(s string) ([]string, bool) {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, false
+	}
+	out := make([]string, 0, 24)
+	i := 1
+	if s[i] == ']' {
+		return out, i == len(s)-1
+	}
+	var b []byte
+	for {
+		if i >= len(s) || s[i] != '"' {
+			return nil, false
+		}
+		i++
+		start, plain := i, true
+		b = b[:0]
+		for {
+			if i >= len(s) {
+				return nil, false
+			}
+			c := s[i]
+			if c == '"' {
+				break
+			}
+			if c < 0x20 || c >= 0x80 {
+				return nil, false
+			}
+			if c != '\\' {
+				if !plain {
+					b = append(b, c)
+				}
+				i++
+				continue
+			}
+			if plain {
+				b = append(b, s[start:i]...)
+				plain = false
+			}
+			if i+1 >= len(s) {
+				return nil, false
+			}
+			switch s[i+1] {
+			case '"', '\\', '/':
+				b = append(b, s[i+1])
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				if i+5 >= len(s) || s[i+2] != '0' || s[i+3] != '0' {
+					return nil, false
+				}
+				v, err := strconv.ParseUint(s[i+4:i+6], 16, 8)
+				if err != nil || v >= 0x80 {
+					return nil, false
+				}
+				b = append(b, byte(v))
+				i += 4
+			default:
+				return nil, false
+			}
+			i += 2
+		}
+		if plain {
+			out = append(out, s[start:i])
+		} else {
+			out = append(out, string(b))
+		}
+		i++ // the closing quote
+		if i >= len(s) {
+			return nil, false
+		}
+		switch s[i] {
+		case ',':
+			i++
+		case ']':
+			return out, i == len(s)-1
+		default:
+			return nil, false
+		}
+	}
 }
 
 // WaitTask is Wait with the final task delivered when the done message
