@@ -13,22 +13,27 @@ import (
 // round so that the machine's drift hits both alike.
 type Comparison struct {
 	Binaries [2]string `json:"binaries"` // baseline, candidate
-	Rows     [2][]Row  `json:"rows"`     // by binary
-	Modes    []string  `json:"modes"`
-	Rounds   int       `json:"rounds"`
+	// Envs are added to each binary's environment (the same binary may be
+	// compared with itself under two settings, FAAS_ISOLATION=fresh
+	// against warm for one).
+	Envs   [2][]string `json:"envs,omitempty"`
+	Rows   [2][]Row    `json:"rows"` // by binary
+	Modes  []string    `json:"modes"`
+	Rounds int         `json:"rounds"`
 }
 
 // Compare runs rounds rounds of every mode of cfg on baseline and on
-// cfg.Faas, alternately.
-func Compare(ctx context.Context, cfg StudyConfig, baseline string, rounds int, progress func(kind string) Config) (*Comparison, error) {
+// cfg.Faas, alternately; envs[i] is added to binary i's environment.
+func Compare(ctx context.Context, cfg StudyConfig, baseline string, envs [2][]string, rounds int, progress func(kind string) Config) (*Comparison, error) {
 	cfg = cfg.withDefaults()
-	c := &Comparison{Binaries: [2]string{baseline, cfg.Faas}, Modes: cfg.Modes, Rounds: rounds}
+	c := &Comparison{Binaries: [2]string{baseline, cfg.Faas}, Envs: envs, Modes: cfg.Modes, Rounds: rounds}
 	noop, _ := KindByName("noop")
 	for r := 1; r <= rounds; r++ {
 		for _, mode := range cfg.Modes {
 			for i, bin := range c.Binaries {
 				bc := cfg
 				bc.Faas = bin
+				bc.Env = append(slices.Clip(cfg.Env), envs[i]...)
 				d, err := startDeployment(ctx, bc, mode, 2)
 				if err != nil {
 					return c, fmt.Errorf("bench: compare: %s: %w", bin, err)
@@ -69,7 +74,14 @@ func (c *Comparison) WriteText(w io.Writer) {
 	redisCPU := func(r Row) float64 { return r.CPU.Redis }
 	redisCmds := func(r Row) float64 { return r.RedisCommands }
 	fmt.Fprintf(w, "no-op, 2 sandboxes, %d rounds, binaries taking turns\n", c.Rounds)
-	fmt.Fprintf(w, "baseline:  %s\ncandidate: %s\n\n", c.Binaries[0], c.Binaries[1])
+	for i, name := range []string{"baseline: ", "candidate:"} {
+		fmt.Fprintf(w, "%s %s", name, c.Binaries[i])
+		if len(c.Envs[i]) > 0 {
+			fmt.Fprintf(w, " (with %s)", strings.Join(c.Envs[i], " "))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "CPU is the processor time per task of every process but the load generator; Redis commands per task count the commands inside scripts too.\n")
 	fmt.Fprintf(w, "%-6s %-9s %22s %24s %22s %20s\n", "mode", "binary", "tasks/s median (range)", "CPU µs/task median (range)",
 		"Redis µs/task (range)", "Redis cmds/task")
