@@ -18,8 +18,17 @@ flags & HAS_BUNDLE says the host mounted the function's bundle (its own
 modules and pure-Python packages) read-only at /bundle: it goes first on
 sys.path before the function loads.
 
+flags & RESEED (the host starts a task from a function image: an instance
+that loaded the function for an earlier task, see runtime/funcimage.go)
+draws randomness again, as a fresh instance does at its first request.
+
+op OP_LOAD loads the function (the same request, without arguments) and
+answers without running it: the host may keep the instance as it is then
+(the function's image) and send the arguments with OP_RUN.
+
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
-a function stays loaded for the next request), reserved u8,
+a function stays loaded for the next request), keep u8 (OP_LOAD: 1 when
+the load may be kept as an image: it left the state of random as it was),
 deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
 traceback_len u32, json_len u32, then the payload (pickled value, or pickled
 exception instance for a failure), message and traceback as UTF-8, and the
@@ -44,14 +53,17 @@ import traceback
 import types
 
 import dill
+import random  # in the snapshot, so that a load that uses it shows (see _host_load)
 
 REQUEST = struct.Struct("<BBHIIII")
-REPLY = struct.Struct("<BBBxdddIIII")
+REPLY = struct.Struct("<BBBBdddIIII")
 
 OP_RUN = 1
+OP_LOAD = 2
 NEW_FUNCTION = 1
 WANT_JSON = 2
 HAS_BUNDLE = 4
+RESEED = 8
 BUNDLE_DIR = "/bundle"
 
 KIND_NONE = 0
@@ -438,11 +450,11 @@ def _set_environ(text):
     os.environ.update(env)
 
 
-def _reply(status, kind, times, payload=b"", message="", tb="", js=b""):
+def _reply(status, kind, times, payload=b"", message="", tb="", js=b"", keep=0):
     m = message.encode("utf-8", "backslashreplace")
     t = tb.encode("utf-8", "backslashreplace")
     loaded = 1 if _fn is not None else 0
-    return b"".join((REPLY.pack(status, kind, loaded, times[0], times[1], times[2],
+    return b"".join((REPLY.pack(status, kind, loaded, keep, times[0], times[1], times[2],
                                 len(payload), len(m), len(t), len(js)), payload, m, t, js))
 
 
@@ -454,13 +466,50 @@ def _flush():
             pass
 
 
+def _load(body, flags, fn_len, args_len, env_len):
+    global _fn
+    _fn = None
+    _set_environ(bytes(body[fn_len + args_len:fn_len + args_len + env_len]))
+    if flags & HAS_BUNDLE:
+        _mount_bundle()
+    _fn = _load_function(bytes(body[:fn_len]))
+
+
+def _host_load(request, flags, env_len, memory_mib, fn_len):
+    """OP_LOAD: loads the function only. keep says the host may start
+    later tasks of it from this state: the load left random as it was (a
+    fresh interpreter reseeds before its load; one that seeds it, or draws
+    from it, at load is loaded for every task)."""
+    global _fn
+    times = [0.0, 0.0, 0.0]
+    body = memoryview(request)[REQUEST.size:]
+    t0 = time.perf_counter()
+    try:
+        state = random.getstate()
+        try:
+            _load(body, flags | NEW_FUNCTION, fn_len, 0, env_len)
+        finally:
+            del body, request
+        times[0] = time.perf_counter() - t0
+        keep = 1 if random.getstate() == state else 0
+        return _reply(0, KIND_NONE, times, keep=keep)
+    except _Failure as f:
+        return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)
+    except MemoryError as e:
+        _fn = None
+        msg = f"the task ran out of memory (sandbox limit {memory_mib} MiB)"
+        return _reply(1, KIND_MEMORY_LIMIT, times, pickle.dumps(MemoryError(msg)), msg, _traceback_text(e))
+
+
 def _host_run(request):
     global _fn, _restored
-    if _restored:
+    op, flags, env_len, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
+    if _restored or flags & RESEED:
         _restored = False
         _reseed()
+    if op == OP_LOAD:
+        return _host_load(request, flags, env_len, memory_mib, fn_len)
     times = [0.0, 0.0, 0.0]
-    op, flags, env_len, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
     if op != OP_RUN:
         return _reply(1, KIND_BAD_PAYLOAD, times, message=f"unknown request op {op}")
     body = memoryview(request)[REQUEST.size:]
@@ -468,11 +517,7 @@ def _host_run(request):
     try:
         try:
             if flags & NEW_FUNCTION:
-                _fn = None
-                _set_environ(bytes(body[fn_len + args_len:fn_len + args_len + env_len]))
-                if flags & HAS_BUNDLE:
-                    _mount_bundle()
-                _fn = _load_function(bytes(body[:fn_len]))
+                _load(body, flags, fn_len, args_len, env_len)
             if _fn is None:
                 raise _Failure(KIND_BAD_PAYLOAD, RuntimeError("no function loaded"),
                                "no function loaded in this sandbox")
@@ -561,6 +606,9 @@ def _warm_up(rounds=12):
                                        len(fn) if flags & NEW_FUNCTION else 0, len(args))
                 request += (fn if flags & NEW_FUNCTION else b"") + args
                 _host_run(request)
+            # A fresh task's first load, then a task from its image.
+            _host_run(REQUEST.pack(OP_LOAD, 0, 0, 1 << 20, 256, len(fn), 0) + fn)
+            _host_run(REQUEST.pack(OP_RUN, RESEED, 0, 1 << 20, 256, 0, len(args)) + args)
     _fn = None
     _restored = True
     _STAND_INS.clear()

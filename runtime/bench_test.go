@@ -201,7 +201,7 @@ func BenchmarkRestore(b *testing.B) {
 	defer e.Close(ctx)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		in, err := e.newInstance(ctx)
+		in, err := e.newInstance(ctx, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -310,7 +310,7 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close(ctx)
-			in, err := e.newInstance(ctx)
+			in, err := e.newInstance(ctx, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
