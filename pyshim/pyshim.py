@@ -28,7 +28,8 @@ answers without running it: the host may keep the instance as it is then
 
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
 a function stays loaded for the next request), keep u8 (OP_LOAD: 1 when
-the load may be kept as an image: it left the state of random as it was),
+the load may be kept as an image: it neither drew from random nor seeded a
+generator),
 deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
 traceback_len u32, json_len u32, then the payload (pickled value, or pickled
 exception instance for a failure), message and traceback as UTF-8, and the
@@ -442,6 +443,25 @@ def _reseed():
         tmp._name_sequence = None
 
 
+_seeded = 0  # random.Random.seed calls so far (see _counted_seed)
+_random_seed = random.Random.seed
+
+
+def _counted_seed(self, a=None, version=2):
+    """random.Random.seed, counted: a load that seeds a generator (the
+    module's, or a random.Random() it makes, which seeds itself) is not
+    kept as an image: every task would draw that generator's numbers
+    again."""
+    global _seeded
+    _seeded += 1
+    return _random_seed(self, a, version)
+
+
+_counted_seed.__module__, _counted_seed.__qualname__, _counted_seed.__name__ = "random", "Random.seed", "seed"
+_counted_seed.__doc__ = _random_seed.__doc__
+random.Random.seed = _counted_seed
+
+
 def _set_environ(text):
     """Makes os.environ exactly the function's variables (none: empty)."""
     import os
@@ -477,21 +497,21 @@ def _load(body, flags, fn_len, args_len, env_len):
 
 def _host_load(request, flags, env_len, memory_mib, fn_len):
     """OP_LOAD: loads the function only. keep says the host may start
-    later tasks of it from this state: the load left random as it was (a
-    fresh interpreter reseeds before its load; one that seeds it, or draws
-    from it, at load is loaded for every task)."""
+    later tasks of it from this state: the load neither drew from random
+    nor seeded a generator (a fresh interpreter reseeds before its load, so
+    a function that seeds or draws at load is loaded for every task)."""
     global _fn
     times = [0.0, 0.0, 0.0]
     body = memoryview(request)[REQUEST.size:]
     t0 = time.perf_counter()
     try:
-        state = random.getstate()
+        state, seeded = random.getstate(), _seeded
         try:
             _load(body, flags | NEW_FUNCTION, fn_len, 0, env_len)
         finally:
             del body, request
         times[0] = time.perf_counter() - t0
-        keep = 1 if random.getstate() == state else 0
+        keep = 1 if random.getstate() == state and _seeded == seeded else 0
         return _reply(0, KIND_NONE, times, keep=keep)
     except _Failure as f:
         return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)

@@ -7,8 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/pickle"
@@ -170,8 +174,9 @@ func TestFunctionImage(t *testing.T) {
 
 // Fresh tasks of one function, started from its image, each draw their own
 // random numbers (and tempfile names), as fresh interpreters do; a function
-// that seeds random when it loads gets that seed in every task (its load
-// is not kept as an image).
+// that seeds random when it loads gets that seed in every task, and one
+// that makes its own generator or draws a number when it loads gets a new
+// one in each (such loads are not kept as images).
 func TestFreshTasksDrawTheirOwnRandomness(t *testing.T) {
 	p := newPool(t, PoolConfig{Size: 1, Limits: testLimits})
 	runJSON := func(fid, src string) string {
@@ -185,6 +190,8 @@ func TestFreshTasksDrawTheirOwnRandomness(t *testing.T) {
 	}
 	drawn := "import random, tempfile, os\ndef f():\n    return [random.random(), random.getrandbits(64), next(tempfile._get_candidate_names()), os.urandom(8).hex()]\n"
 	seeded := "import random\nrandom.seed(42)\ndef f():\n    return random.random()\n"
+	ownRNG := "import random\nRNG = random.Random()\ndef f():\n    return RNG.random()\n"
+	drewAtLoad := "import random\nX = random.random()\ndef f():\n    return X\n"
 	var seen []string
 	for i := 0; i < 4; i++ {
 		got := runJSON("drawn", drawn)
@@ -196,6 +203,14 @@ func TestFreshTasksDrawTheirOwnRandomness(t *testing.T) {
 				t.Fatalf("task %d drew %s again: %s", i, s, got)
 			}
 			seen = append(seen, s)
+		}
+	}
+	for _, c := range []struct{ name, src string }{{"own", ownRNG}, {"drew", drewAtLoad}} {
+		first := runJSON(c.name, c.src)
+		for i := 0; i < 3; i++ {
+			if got := runJSON(c.name, c.src); got == first {
+				t.Fatalf("%s: task %d got %s again", c.name, i, got)
+			}
 		}
 	}
 	first := runJSON("seeded", seeded)
@@ -241,4 +256,58 @@ def f(mode):
 			t.Fatalf("task %s saw an earlier task: %s", mode, got)
 		}
 	}
+}
+
+// What resetting a no-op function's instance to its image costs, in
+// process: run the no-op from the image, reset in place, again.
+func BenchmarkImageReset(b *testing.B) {
+	requireImage(b)
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(ctx)
+	in, err := e.newInstance(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { in.close(ctx) }()
+	pk := pickles(b, fibDefs, "noop", "((), {})")
+	rep, err := in.request(ctx, guestOpLoad, 0, pk[0], nil, []byte("{}"), false, false, 1<<20, 256)
+	if err != nil || rep.failed || !rep.keep {
+		b.Fatalf("load: %v %+v", err, rep)
+	}
+	img := e.captureImage(in, "k")
+	if img == nil {
+		b.Fatal("no image")
+	}
+	// Processor time of this thread: wall time on this shared VM counts
+	// other work too.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cpu := func() time.Duration {
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+		return time.Duration(ts.Nano())
+	}
+	var reset, task time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := cpu()
+		if rep, err := in.request(ctx, guestOpRun, guestReseed, nil, pk[1], nil, false, false, 1<<20, 256); err != nil || rep.failed {
+			b.Fatalf("%v %+v", err, rep)
+		}
+		t1 := cpu()
+		if !e.resetInPlace(in, img) {
+			b.Fatal("not reset in place")
+		}
+		t2 := cpu()
+		reset += t2 - t1
+		task += t1 - t0
+	}
+	b.ReportMetric(float64(reset.Microseconds())/float64(b.N), "reset-cpu-us/op")
+	b.ReportMetric(float64(task.Microseconds())/float64(b.N), "task-cpu-us/op")
+	b.ReportMetric(float64(len(img.pages)), "image-pages")
+	b.ReportMetric(float64(e.reuse.skips)/float64(e.reuse.skips+e.reuse.scans), "scans-skipped")
 }
