@@ -96,6 +96,22 @@ func (c *Comparison) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "CPU µs/task by process (medians): load generator, API, Redis, dispatcher, worker, sandboxes\n")
+	for _, mode := range c.Modes {
+		for i, name := range []string{"baseline", "candidate"} {
+			var parts []string
+			for _, f := range []func(CPU) float64{
+				func(c CPU) float64 { return c.Client }, func(c CPU) float64 { return c.API },
+				func(c CPU) float64 { return c.Redis }, func(c CPU) float64 { return c.Dispatcher },
+				func(c CPU) float64 { return c.Worker }, func(c CPU) float64 { return c.Sandboxes },
+			} {
+				m, _, _ := med(i, mode, func(r Row) float64 { return f(r.CPU) })
+				parts = append(parts, fmt.Sprintf("%5.0f", m))
+			}
+			fmt.Fprintf(w, "%-6s %-9s %s\n", mode, name, strings.Join(parts, " "))
+		}
+	}
+	fmt.Fprintln(w)
 	for _, mode := range c.Modes {
 		b, _, _ := med(0, mode, tput)
 		n, _, _ := med(1, mode, tput)

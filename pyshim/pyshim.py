@@ -29,7 +29,7 @@ answers without running it: the host may keep the instance as it is then
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
 a function stays loaded for the next request), keep u8 (OP_LOAD: 1 when
 the load may be kept as an image: it neither drew from random nor seeded a
-generator),
+generator; the payload is then the address of random's generator),
 deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
 traceback_len u32, json_len u32, then the payload (pickled value, or pickled
 exception instance for a failure), message and traceback as UTF-8, and the
@@ -512,7 +512,11 @@ def _host_load(request, flags, env_len, memory_mib, fn_len):
             del body, request
         times[0] = time.perf_counter() - t0
         keep = 1 if random.getstate() == state and _seeded == seeded else 0
-        return _reply(0, KIND_NONE, times, keep=keep)
+        # Where random's generator lies in linear memory (the object
+        # random._inst: the C struct's index, then its 624 state words), so
+        # that the host can draw a new state for each task from the image
+        # itself, without a RESEED request.
+        return _reply(0, KIND_NONE, times, struct.pack("<I", id(random._inst)), keep=keep)
     except _Failure as f:
         return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)
     except MemoryError as e:

@@ -295,7 +295,7 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		env = envJSON(req.Env)
 	}
 	var extra byte
-	if fromImage {
+	if fromImage && !in.reseed() {
 		extra = guestReseed
 	}
 	var loadTime float64
@@ -308,7 +308,7 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		var im *funcImage
 		if err == nil && !rep.failed {
 			if rep.keep {
-				im = c.eng.captureImage(in, key)
+				im = c.eng.captureImage(in, key, rep.payload)
 			}
 			if im != nil {
 				in.target = im

@@ -306,7 +306,7 @@ func (e *Engine) resetInPlace(in *instance, img *funcImage) bool {
 // captureImage makes the function image of in, which has just loaded a
 // function on a pristine start (OP_LOAD): nil when it may not be kept (a
 // file left open, /tmp written, a table changed) or cannot.
-func (e *Engine) captureImage(in *instance, key string) *funcImage {
+func (e *Engine) captureImage(in *instance, key string, payload []byte) *funcImage {
 	if in.hs == nil || in.smem == nil || e.reuse == nil || in.target != nil ||
 		!in.hs.filesPristine() || !in.hs.tablesPristine() || !in.tmp.pristine() {
 		return nil
@@ -316,7 +316,45 @@ func (e *Engine) captureImage(in *instance, key string) *funcImage {
 		return nil
 	}
 	img.key, img.sp = key, uint32(in.sp.Get())
+	// The generator pyshim names must look like one random.seed() just
+	// made (index 624: no number drawn), else pyshim reseeds it itself.
+	if len(payload) == 4 {
+		addr := binary.LittleEndian.Uint32(payload)
+		if b, ok := in.mem.Read(addr+rngIndex, 4+4*rngWords); ok && binary.LittleEndian.Uint32(b) == rngWords {
+			img.rng = addr
+		}
+	}
 	return img
+}
+
+// CPython's RandomObject on wasm32: a 4-byte refcount and type pointer,
+// int index, uint32_t state[624].
+const (
+	rngIndex = 8
+	rngWords = 624
+)
+
+// reseed gives the generator of random in an instance started from img a
+// new state drawn from the host's random source (what random.seed() does
+// with the 2,496 bytes it reads), with state[0]'s top bit set as
+// init_by_array sets it (so the state is never all zero) and index 624
+// (the next number comes from a new block). False: img has no generator
+// address; then pyshim must reseed (RESEED).
+func (in *instance) reseed() bool {
+	img := in.target
+	if img == nil || img.rng == 0 {
+		return false
+	}
+	b, ok := in.mem.Read(img.rng+rngIndex, 4+4*rngWords)
+	if !ok {
+		return false
+	}
+	if _, err := rand.Read(b[4:]); err != nil {
+		return false
+	}
+	b[4+3] |= 0x80
+	binary.LittleEndian.PutUint32(b, rngWords)
+	return true
 }
 
 func (in *instance) close(ctx context.Context) {

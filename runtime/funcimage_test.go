@@ -5,6 +5,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -54,7 +55,7 @@ func loadForImage(t *testing.T, e *Engine, src string) (*instance, *funcImage) {
 	if !rep.keep {
 		t.Fatal("pyshim says the load may not be kept")
 	}
-	img := e.captureImage(in, "k")
+	img := e.captureImage(in, "k", rep.payload)
 	if img == nil {
 		t.Fatal("no image captured")
 	}
@@ -172,6 +173,41 @@ func TestFunctionImage(t *testing.T) {
 	t.Logf("pagemap scans %d, skipped %d", e.reuse.scans, e.reuse.skips)
 }
 
+// The host's new state for random's generator is the state Python's random
+// then has, and each task's numbers differ.
+func TestHostReseed(t *testing.T) {
+	requireImage(t)
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	src := "import random\ndef f():\n    st = random.getstate()\n    return {'index': st[1][-1], 'head': list(st[1][:3]), 'gauss': st[2], 'x': random.random()}\n"
+	in, img := loadForImage(t, e, src)
+	defer func() { in.close(ctx) }()
+	if img.rng == 0 {
+		t.Fatal("pyshim named no generator, or not one random.seed() just made")
+	}
+	var xs []string
+	for i := 0; i < 4; i++ {
+		if !e.resetInPlace(in, img) || !in.reseed() {
+			t.Fatal("reset or reseed failed")
+		}
+		b, _ := in.mem.Read(img.rng+rngIndex+4, 12)
+		want := fmt.Sprint([]any{float64(binary.LittleEndian.Uint32(b)), float64(binary.LittleEndian.Uint32(b[4:])), float64(binary.LittleEndian.Uint32(b[8:]))})
+		v := callF(t, in, 0, "{}")
+		if fmt.Sprint(v["head"]) != want || fmt.Sprint(v["index"]) != "624" || v["gauss"] != nil {
+			t.Fatalf("Python sees %v, the host wrote %s", v, want)
+		}
+		x := fmt.Sprint(v["x"])
+		if slices.Contains(xs, x) {
+			t.Fatalf("task %d drew %s again", i, x)
+		}
+		xs = append(xs, x)
+	}
+}
+
 // Fresh tasks of one function, started from its image, each draw their own
 // random numbers (and tempfile names), as fresh interpreters do; a function
 // that seeds random when it loads gets that seed in every task, and one
@@ -278,10 +314,11 @@ func BenchmarkImageReset(b *testing.B) {
 	if err != nil || rep.failed || !rep.keep {
 		b.Fatalf("load: %v %+v", err, rep)
 	}
-	img := e.captureImage(in, "k")
+	img := e.captureImage(in, "k", rep.payload)
 	if img == nil {
 		b.Fatal("no image")
 	}
+	in.target = img
 	// Processor time of this thread: wall time on this shared VM counts
 	// other work too.
 	runtime.LockOSThread()
@@ -295,7 +332,10 @@ func BenchmarkImageReset(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		t0 := cpu()
-		if rep, err := in.request(ctx, guestOpRun, guestReseed, nil, pk[1], nil, false, false, 1<<20, 256); err != nil || rep.failed {
+		if !in.reseed() {
+			b.Fatal("no generator to reseed")
+		}
+		if rep, err := in.request(ctx, guestOpRun, 0, nil, pk[1], nil, false, false, 1<<20, 256); err != nil || rep.failed {
 			b.Fatalf("%v %+v", err, rep)
 		}
 		t1 := cpu()
@@ -309,5 +349,6 @@ func BenchmarkImageReset(b *testing.B) {
 	b.ReportMetric(float64(reset.Microseconds())/float64(b.N), "reset-cpu-us/op")
 	b.ReportMetric(float64(task.Microseconds())/float64(b.N), "task-cpu-us/op")
 	b.ReportMetric(float64(len(img.pages)), "image-pages")
+	b.ReportMetric(float64(e.reuse.copied)/float64(e.reuse.resets), "copied-pages/op")
 	b.ReportMetric(float64(e.reuse.skips)/float64(e.reuse.skips+e.reuse.scans), "scans-skipped")
 }

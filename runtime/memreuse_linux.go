@@ -49,7 +49,7 @@ type memReuse struct {
 	scanned    *snapMemory
 	scanFaults int64
 	// Stats, for tests and benchmarks.
-	scans, skips int
+	scans, skips, resets, copied int
 }
 
 // newMemReuse prepares reuse for s, or returns nil when this kernel does
@@ -232,6 +232,8 @@ func (r *memReuse) resetTo(m *snapMemory, img *funcImage) bool {
 	if r.scanned == m {
 		r.scanFaults = faults()
 	}
+	r.resets++
+	r.copied += copied / pageSize
 	return true
 }
 
