@@ -179,9 +179,11 @@ func (r *memReuse) resetTo(m *snapMemory, img *funcImage) bool {
 		imgPages = img.pages
 	}
 	copied, k := 0, 0
+	newPages := false // written a page not written before: a fault
 	for i := 0; i < pages; {
 		if k < len(imgPages) && int(imgPages[k]) == i {
 			copy(mem[i*pageSize:(i+1)*pageSize], img.page(k))
+			newPages = newPages || !written(e, i)
 			setWritten(e, i)
 			copied += pageSize
 			k++
@@ -229,7 +231,10 @@ func (r *memReuse) resetTo(m *snapMemory, img *funcImage) bool {
 		}
 	}
 	m.high = size
-	if r.scanned == m {
+	if r.scanned == m && newPages {
+		// The copies took faults of their own (entries says where); any
+		// other fault since the scan happened elsewhere (one goroutine
+		// writes guest memory) and changed nothing here.
 		r.scanFaults = faults()
 	}
 	r.resets++
