@@ -121,6 +121,19 @@ func (c *Comparison) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%-6s candidate/baseline: throughput %.2fx, CPU per task %.2fx\n", mode, n/b, nc/bc)
 		}
 	}
+	for _, mode := range c.Modes {
+		var parts []string
+		for _, b := range c.Rows[0] {
+			for _, n := range c.Rows[1] {
+				if b.Mode == mode && n.Mode == mode && b.Round == n.Round && b.Report != nil && n.Report != nil && b.Report.Throughput > 0 {
+					parts = append(parts, fmt.Sprintf("%.2fx", n.Report.Throughput/b.Report.Throughput))
+				}
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%-6s candidate/baseline throughput in each round: %s\n", mode, strings.Join(parts, " "))
+		}
+	}
 	for i, name := range []string{"baseline", "candidate"} {
 		local, _, _ := med(i, "local", tput)
 		if local == 0 {
