@@ -82,6 +82,7 @@ func BenchmarkFreshNoop(b *testing.B) {
 	}
 	b.StopTimer()
 	cpu.report()
+	reportSandboxMemory(b, p)
 }
 
 // cpuMeter reports the processor time per op of the pool's sandbox
