@@ -18,22 +18,24 @@ import (
 // function start from it (reset in place, or a new instance whose memory
 // is reset to it) instead of from the snapshot plus a load: byte for byte
 // the state that restoring and loading gave the first (TestFunctionImage),
-// except that randomness is drawn again (pyshim reseeds random, and
-// tempfile's names, for every task; os.urandom reads the host each call).
-// The host draws the new state of random's generator itself, writing it
-// into the image's copy of the generator (Engine.reseed: 624 words from
-// the host's random source, as random.seed() reads them, made a valid
-// state the way CPython's init_by_array makes one), which costs 2 µs
-// against 17 µs for random.seed() in the guest.
-// What the function's loading does (module-level code of a source
-// function or of its bundle's modules, the prints there) therefore
-// happens once per image, not once per task.
+// except that randomness is drawn again for every task: the host writes a
+// new state into the image's copy of random's generator (instance.reseed:
+// 624 words from the host's random source, as random.seed() reads them,
+// made a valid state the way CPython's init_by_array makes one; about
+// 7 µs against 17-19 µs for random.seed() in the guest, which pyshim does
+// instead, RESEED, when it could not name the generator); tempfile's name
+// generator is not made yet in a kept image (making it seeds a generator)
+// and os.urandom reads the host at each call. What the function's loading
+// does (module-level code of a source function or of its bundle's
+// modules, the prints there) therefore happens once per image, not once
+// per task.
 //
-// pyshim says whether a load may be kept: not when it changed the state
-// of random (a function that seeds it at load expects every task to start
-// from that seed, and a fresh interpreter would have reseeded before the
-// load). The host keeps it only when the load left no file open and /tmp
-// empty, and the descriptor table as it was (hostState).
+// pyshim says whether a load may be kept: not when it drew from random or
+// seeded a generator (random.seed, random.Random(): a function that seeds
+// at load expects every task to start from that seed, one that draws
+// expects new numbers, and a fresh interpreter reseeds before its load).
+// The host keeps it only when the load left no file open, /tmp empty, and
+// the descriptor and function tables as they were (hostState).
 type funcImage struct {
 	key     string
 	pages   []uint32 // sorted page numbers (4 KiB) that differ from the snapshot
@@ -42,7 +44,7 @@ type funcImage struct {
 	sp      uint32   // __stack_pointer
 	// rng is the address of random's generator (CPython's RandomObject:
 	// after the object header, int index, then uint32 state[624]) in
-	// linear memory, or 0: see Engine.reseed.
+	// linear memory, or 0: see instance.reseed.
 	rng uint32
 }
 
@@ -74,7 +76,7 @@ func imageKey(req *faastype.Task) string {
 }
 
 // Images kept per sandbox process: a few functions' worth, least recently
-// used first out. A no-op function's image is about 1 MiB.
+// used first out. A no-op function's image is 0.4-0.6 MiB.
 const (
 	maxImages     = 4
 	maxImageBytes = 32 << 20
