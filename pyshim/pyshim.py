@@ -18,8 +18,18 @@ flags & HAS_BUNDLE says the host mounted the function's bundle (its own
 modules and pure-Python packages) read-only at /bundle: it goes first on
 sys.path before the function loads.
 
+flags & RESEED (the host starts a task from a function image: an instance
+that loaded the function for an earlier task, see runtime/funcimage.go)
+draws randomness again, as a fresh instance does at its first request.
+
+op OP_LOAD loads the function (the same request, without arguments) and
+answers without running it: the host may keep the instance as it is then
+(the function's image) and send the arguments with OP_RUN.
+
 Reply: status u8 (0 completed, 1 failed), kind u8 (KIND_*), loaded u8 (1 when
-a function stays loaded for the next request), reserved u8,
+a function stays loaded for the next request), keep u8 (OP_LOAD: 1 when
+the load may be kept as an image: it neither drew from random nor seeded a
+generator; the payload is then the address of random's generator),
 deserialize/run/serialize seconds as f64, payload_len u32, message_len u32,
 traceback_len u32, json_len u32, then the payload (pickled value, or pickled
 exception instance for a failure), message and traceback as UTF-8, and the
@@ -44,14 +54,17 @@ import traceback
 import types
 
 import dill
+import random  # in the snapshot, so that a load that uses it shows (see _host_load)
 
 REQUEST = struct.Struct("<BBHIIII")
-REPLY = struct.Struct("<BBBxdddIIII")
+REPLY = struct.Struct("<BBBBdddIIII")
 
 OP_RUN = 1
+OP_LOAD = 2
 NEW_FUNCTION = 1
 WANT_JSON = 2
 HAS_BUNDLE = 4
+RESEED = 8
 BUNDLE_DIR = "/bundle"
 
 KIND_NONE = 0
@@ -430,6 +443,25 @@ def _reseed():
         tmp._name_sequence = None
 
 
+_seeded = 0  # random.Random.seed calls so far (see _counted_seed)
+_random_seed = random.Random.seed
+
+
+def _counted_seed(self, a=None, version=2):
+    """random.Random.seed, counted: a load that seeds a generator (the
+    module's, or a random.Random() it makes, which seeds itself) is not
+    kept as an image: every task would draw that generator's numbers
+    again."""
+    global _seeded
+    _seeded += 1
+    return _random_seed(self, a, version)
+
+
+_counted_seed.__module__, _counted_seed.__qualname__, _counted_seed.__name__ = "random", "Random.seed", "seed"
+_counted_seed.__doc__ = _random_seed.__doc__
+random.Random.seed = _counted_seed
+
+
 def _set_environ(text):
     """Makes os.environ exactly the function's variables (none: empty)."""
     import os
@@ -438,11 +470,11 @@ def _set_environ(text):
     os.environ.update(env)
 
 
-def _reply(status, kind, times, payload=b"", message="", tb="", js=b""):
+def _reply(status, kind, times, payload=b"", message="", tb="", js=b"", keep=0):
     m = message.encode("utf-8", "backslashreplace")
     t = tb.encode("utf-8", "backslashreplace")
     loaded = 1 if _fn is not None else 0
-    return b"".join((REPLY.pack(status, kind, loaded, times[0], times[1], times[2],
+    return b"".join((REPLY.pack(status, kind, loaded, keep, times[0], times[1], times[2],
                                 len(payload), len(m), len(t), len(js)), payload, m, t, js))
 
 
@@ -454,13 +486,54 @@ def _flush():
             pass
 
 
+def _load(body, flags, fn_len, args_len, env_len):
+    global _fn
+    _fn = None
+    _set_environ(bytes(body[fn_len + args_len:fn_len + args_len + env_len]))
+    if flags & HAS_BUNDLE:
+        _mount_bundle()
+    _fn = _load_function(bytes(body[:fn_len]))
+
+
+def _host_load(request, flags, env_len, memory_mib, fn_len):
+    """OP_LOAD: loads the function only. keep says the host may start
+    later tasks of it from this state: the load neither drew from random
+    nor seeded a generator (a fresh interpreter reseeds before its load, so
+    a function that seeds or draws at load is loaded for every task)."""
+    global _fn
+    times = [0.0, 0.0, 0.0]
+    body = memoryview(request)[REQUEST.size:]
+    t0 = time.perf_counter()
+    try:
+        state, seeded = random.getstate(), _seeded
+        try:
+            _load(body, flags | NEW_FUNCTION, fn_len, 0, env_len)
+        finally:
+            del body, request
+        times[0] = time.perf_counter() - t0
+        keep = 1 if random.getstate() == state and _seeded == seeded else 0
+        # Where random's generator lies in linear memory (the object
+        # random._inst: the C struct's index, then its 624 state words), so
+        # that the host can draw a new state for each task from the image
+        # itself, without a RESEED request.
+        return _reply(0, KIND_NONE, times, struct.pack("<I", id(random._inst)), keep=keep)
+    except _Failure as f:
+        return _reply(1, f.kind, times, _pickle_exception(f.exc, ""), f.message)
+    except MemoryError as e:
+        _fn = None
+        msg = f"the task ran out of memory (sandbox limit {memory_mib} MiB)"
+        return _reply(1, KIND_MEMORY_LIMIT, times, pickle.dumps(MemoryError(msg)), msg, _traceback_text(e))
+
+
 def _host_run(request):
     global _fn, _restored
-    if _restored:
+    op, flags, env_len, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
+    if _restored or flags & RESEED:
         _restored = False
         _reseed()
+    if op == OP_LOAD:
+        return _host_load(request, flags, env_len, memory_mib, fn_len)
     times = [0.0, 0.0, 0.0]
-    op, flags, env_len, result_cap, memory_mib, fn_len, args_len = REQUEST.unpack_from(request, 0)
     if op != OP_RUN:
         return _reply(1, KIND_BAD_PAYLOAD, times, message=f"unknown request op {op}")
     body = memoryview(request)[REQUEST.size:]
@@ -468,11 +541,7 @@ def _host_run(request):
     try:
         try:
             if flags & NEW_FUNCTION:
-                _fn = None
-                _set_environ(bytes(body[fn_len + args_len:fn_len + args_len + env_len]))
-                if flags & HAS_BUNDLE:
-                    _mount_bundle()
-                _fn = _load_function(bytes(body[:fn_len]))
+                _load(body, flags, fn_len, args_len, env_len)
             if _fn is None:
                 raise _Failure(KIND_BAD_PAYLOAD, RuntimeError("no function loaded"),
                                "no function loaded in this sandbox")
@@ -535,3 +604,54 @@ def _host_run(request):
         msg = f"the task ran out of memory (sandbox limit {memory_mib} MiB)"
         tb = _traceback_text(e)
         return _reply(1, KIND_MEMORY_LIMIT, times, pickle.dumps(MemoryError(msg)), msg, tb)
+
+
+def _warm_up(rounds=12):
+    """Runs the request path a few times before the host takes its snapshot,
+    then puts pyshim back as it was: every instance starts from the
+    snapshot, so what the first request of each would pay (lazy imports in
+    dill and pickle, caches filled on first use, CPython's specialisation
+    of the bytecode that runs) is paid once here instead of in every fresh
+    task. A source function and a dill function both load, with and
+    without JSON."""
+    global _fn, _restored
+    import os
+    main_before, dill_main = sys.modules.get("__main__"), dill._dill._main_module
+    environ = dict(os.environ)
+    ns = _fresh_main().__dict__
+    exec("def _warm(a, b=1):\n    return [a, b, None]\n", ns)
+    fns = [dill.dumps(ns["_warm"]),
+           dill.dumps(_from_source_call("def f(a, b=1):\n    return {'a': a}\n", "f"))]
+    args = dill.dumps(((1,), {"b": 2}))
+    for i in range(rounds):
+        for fn in fns:
+            for flags in (NEW_FUNCTION, 0, WANT_JSON):
+                request = REQUEST.pack(OP_RUN, flags, 0, 1 << 20, 256,
+                                       len(fn) if flags & NEW_FUNCTION else 0, len(args))
+                request += (fn if flags & NEW_FUNCTION else b"") + args
+                _host_run(request)
+            # A fresh task's first load, then a task from its image.
+            _host_run(REQUEST.pack(OP_LOAD, 0, 0, 1 << 20, 256, len(fn), 0) + fn)
+            _host_run(REQUEST.pack(OP_RUN, RESEED, 0, 1 << 20, 256, 0, len(args)) + args)
+    _fn = None
+    _restored = True
+    _STAND_INS.clear()
+    if main_before is not None:
+        sys.modules["__main__"] = main_before
+    dill._dill._main_module = dill_main
+    os.environ.clear()
+    os.environ.update(environ)
+
+
+class _from_source_call:
+    """Pickles as the host's source-function payload: a call of
+    _from_source (see runtime's pickle of a portable function)."""
+
+    def __init__(self, source, entrypoint):
+        self.source, self.entrypoint = source, entrypoint
+
+    def __reduce__(self):
+        return (_from_source, (self.source, self.entrypoint, self.entrypoint))
+
+
+_warm_up()

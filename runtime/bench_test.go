@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,6 +52,7 @@ func BenchmarkWarmNoop(b *testing.B) {
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, fibDefs, "noop", "((), {})")
 	run(b, p, pk[0], pk[1], faastype.Warm)
+	cpu := startCPU(b, p)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if res := run(b, p, pk[0], pk[1], faastype.Warm); res.Status != faastype.Completed || !res.Warm {
@@ -58,6 +60,7 @@ func BenchmarkWarmNoop(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	cpu.report()
 	native := nativeSeconds(b, "import dill\ndef noop(): return None\nargs = dill.dumps(((), {}))",
 		"a, k = dill.loads(args); dill.dumps(noop(*a, **k))", 20000)
 	b.ReportMetric(native*1e6, "native-us/op")
@@ -70,12 +73,66 @@ func BenchmarkFreshNoop(b *testing.B) {
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, fibDefs, "noop", "((), {})")
 	run(b, p, pk[0], pk[1], faastype.Fresh)
+	cpu := startCPU(b, p)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if res := run(b, p, pk[0], pk[1], faastype.Fresh); res.Status != faastype.Completed || res.Warm {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
+	b.StopTimer()
+	cpu.report()
+	reportSandboxMemory(b, p)
+}
+
+// cpuMeter reports the processor time per op of the pool's sandbox
+// processes and of this (the host) process: wall time on this shared VM
+// counts other work too.
+type cpuMeter struct {
+	b               *testing.B
+	p               *Pool
+	sandbox0, host0 time.Duration
+}
+
+func startCPU(b *testing.B, p *Pool) *cpuMeter {
+	return &cpuMeter{b: b, p: p, sandbox0: sandboxCPU(p), host0: hostCPU()}
+}
+
+func (m *cpuMeter) report() {
+	n := float64(m.b.N)
+	s := (sandboxCPU(m.p) - m.sandbox0).Seconds() * 1e6 / n
+	h := (hostCPU() - m.host0).Seconds() * 1e6 / n
+	m.b.ReportMetric(s, "sandbox-cpu-us/op")
+	m.b.ReportMetric(h, "host-cpu-us/op")
+}
+
+func hostCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sandboxCPU is the processor time of the pool's sandbox processes so far
+// (utime + stime from /proc, in clock ticks of 10 ms).
+func sandboxCPU(p *Pool) time.Duration {
+	var total time.Duration
+	for _, s := range p.slots {
+		if s.cmd == nil || s.cmd.Process == nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which ends with the last ')').
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 12 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			total += time.Duration(ut+st) * 10 * time.Millisecond
+		}
+	}
+	return total
 }
 
 // BenchmarkFreshBundle: fresh isolation with a 1 MB bundle mounted, side by
@@ -145,7 +202,7 @@ func BenchmarkRestore(b *testing.B) {
 	defer e.Close(ctx)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		in, err := e.newInstance(ctx)
+		in, err := e.newInstance(ctx, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -254,7 +311,7 @@ func BenchmarkCloseOnContextDone(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer e.Close(ctx)
-			in, err := e.newInstance(ctx)
+			in, err := e.newInstance(ctx, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

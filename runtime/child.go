@@ -198,18 +198,35 @@ func (c *child) send(b []byte) error {
 }
 
 // prepare makes sure a usable instance is waiting, so restore time stays
-// off the next task's path when possible.
+// off the next task's path when possible: a warm instance stays as it is;
+// one a fresh task ran on is reset to what that task started from (the
+// next task is most likely another of the same function).
 func (c *child) prepare(ctx context.Context) error {
-	if c.cur != nil && !c.cur.dead {
+	if c.cur != nil && !c.cur.dead && !c.cur.spent {
+		return nil
+	}
+	var target *funcImage
+	if c.cur != nil {
+		target = c.cur.target
+	}
+	return c.start(ctx, target)
+}
+
+// start makes c.cur a pristine instance of the snapshot with img over it
+// (nil: the snapshot alone): the current instance reset in place when it
+// can be, else a new one.
+func (c *child) start(ctx context.Context, img *funcImage) error {
+	c.used = false
+	if c.eng.resetInPlace(c.cur, img) {
 		return nil
 	}
 	c.cur.close(ctx)
-	in, err := c.eng.newInstance(ctx)
+	in, err := c.eng.newInstance(ctx, img)
 	if err != nil {
 		c.cur = nil
 		return err
 	}
-	c.cur, c.used = in, false
+	c.cur = in
 	return nil
 }
 
@@ -224,13 +241,23 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 		return fail
 	}
 	// An instance that ran a function only ever runs that function again;
-	// fresh isolation wants one that never ran anything.
+	// fresh isolation wants one that never ran anything: one restored from
+	// the snapshot, or from the function's image when this process keeps
+	// one (funcimage.go).
 	fresh := req.Isolation == faastype.Fresh
-	if c.cur == nil || c.cur.dead || (c.used && (fresh || !sameFunction(c.cur.function, req.Function))) {
-		c.cur.close(ctx)
-		c.cur = nil
+	var key string
+	var img *funcImage
+	known := false
+	if fresh && c.eng.reuse != nil {
+		if key = imageKey(req); key != "" {
+			img, known = c.eng.images.get(key)
+		}
+	}
+	cur := c.cur
+	if cur == nil || cur.dead || cur.spent || cur.target != img ||
+		(c.used && (fresh || !sameFunction(cur.function, req.Function))) {
 		t := time.Now()
-		if err := c.prepare(ctx); err != nil {
+		if err := c.start(ctx, img); err != nil {
 			return faastype.Failure(faastype.KindSandboxCrash, "could not start a sandbox instance: "+err.Error())
 		}
 		boot = time.Since(t)
@@ -238,14 +265,16 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	in := c.cur
 	in.bundle.set(tree)
 	warm := c.used && in.loaded
+	fromImage := fresh && in.target != nil
 	var fn []byte
-	if !warm {
+	if !warm && !fromImage {
 		// non-nil: a new function to load (even an empty, invalid one)
 		if fn = req.Fn; fn == nil {
 			fn = []byte{}
 		}
 	}
 	c.used, in.function = true, req.Function
+	in.spent = fresh
 	in.io.stdout.take()
 	in.io.stderr.take()
 
@@ -265,7 +294,33 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	if fn != nil {
 		env = envJSON(req.Env)
 	}
-	rep, err := in.call(ctx, fn, req.Args, env, req.WantJSON, tree != nil, limits.ResultBytes, uint32(memCap>>20))
+	var extra byte
+	if fromImage && !in.reseed() {
+		extra = guestReseed
+	}
+	var loadTime float64
+	var rep *guestReply
+	var err error
+	if fresh && key != "" && !known && fn != nil {
+		// The first fresh task of this function here: load it alone, keep
+		// what that left as its image if it may be kept, then run.
+		rep, err = in.request(ctx, guestOpLoad, 0, fn, nil, env, false, tree != nil, limits.ResultBytes, uint32(memCap>>20))
+		var im *funcImage
+		if err == nil && !rep.failed {
+			if rep.keep {
+				im = c.eng.captureImage(in, key, rep.payload)
+			}
+			if im != nil {
+				in.target = im
+			}
+			loadTime = seconds(rep.deser)
+			fn, env, rep = nil, nil, nil
+		}
+		c.eng.images.put(key, im)
+	}
+	if rep == nil && err == nil {
+		rep, err = in.request(ctx, guestOpRun, extra, fn, req.Args, env, req.WantJSON, tree != nil, limits.ResultBytes, uint32(memCap>>20))
+	}
 	if !watchdog.Stop() {
 		return nil
 	}
@@ -286,15 +341,15 @@ func (c *child) handle(ctx context.Context, req *faastype.Task) *faastype.Result
 	}
 	if rep != nil {
 		// The guest wrote these numbers; keep only what is plausible.
-		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = seconds(rep.deser), seconds(rep.run), seconds(rep.ser)
+		res.Timings.Deserialize, res.Timings.Run, res.Timings.Serialize = loadTime+seconds(rep.deser), seconds(rep.run), seconds(rep.ser)
 	}
 	res.Warm = warm
 	res.Timings.Boot = boot.Seconds()
 	res.Timings.Total = time.Since(start).Seconds()
 	c.collectOutput(in, res)
-	if in.dead || fresh || (res.Error != nil && res.Error.Kind == faastype.KindMemoryLimit) {
+	if res.Error != nil && res.Error.Kind == faastype.KindMemoryLimit {
 		// Closed (its memory reset for the next) by prepare, once the
-		// result is on its way.
+		// result is on its way; a fresh task's instance is reset there.
 		in.dead = true
 	}
 	return res

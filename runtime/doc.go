@@ -22,7 +22,12 @@
 // Instances are restored from a snapshot of linear memory taken right after
 // the interpreter booted and imported pyshim and dill: the snapshot file is
 // mapped copy-on-write, so a fresh interpreter costs a module instantiation
-// and the pages it touches, not a boot.
+// and the pages it touches, not a boot. A spent instance is reset in place
+// for the next (memreuse_linux.go, hoststate.go: its written pages copied
+// back, its stack pointer, tables and /tmp put back) instead of being
+// instantiated again, and fresh tasks of a function start from that
+// function's image, an instance that loaded it for an earlier task
+// (funcimage.go), instead of loading it again.
 //
 // runtime is a leaf of the architecture: it takes a faastype.Task (payloads
 // already decoded; Task.Function names the function, so a warm instance

@@ -48,6 +48,7 @@ type Engine struct {
 	restore  wazero.CompiledModule
 	snap     *snapshot
 	reuse    *memReuse // memories of closed instances, reset for the next (nil: none)
+	images   *imageCache
 	libDir   string
 	// libRoot is libDir opened once: the guest's stdlib is read relative
 	// to it (openat), so that it stays readable after the process gives up
@@ -81,6 +82,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 	}
 	e.snap = snap
 	e.reuse = newMemReuse(snap)
+	e.images = newImageCache()
 	e.BootInfo.Snapshot = time.Since(t0)
 	e.BootInfo.SnapshotCreated = created
 	e.BootInfo.SnapshotBytes = snap.memBytes
@@ -197,17 +199,30 @@ type instance struct {
 	memCap   uint64 // the memory cap of the task running now
 	loaded   bool
 	dead     bool
+	// spent says a fresh task ran on it: it must be reset (resetInPlace)
+	// or closed before anything runs on it again.
+	spent bool
+	// target is the function image it started from (nil: the snapshot),
+	// which resetInPlace puts it back to.
+	target *funcImage
+	sp     api.MutableGlobal
+	hs     *hostState // nil: it cannot be reset in place
 }
 
-// newInstance restores a pristine interpreter from the snapshot.
-func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
-	m := e.reuse.take(e.limits.MemoryBytes)
+// newInstance restores a pristine interpreter from the snapshot, with the
+// function image img over it when img is not nil.
+func (e *Engine) newInstance(ctx context.Context, img *funcImage) (*instance, error) {
+	m := e.reuse.take(e.limits.MemoryBytes, img)
 	if m == nil {
 		var err error
 		if m, err = e.snap.mapMemory(e.limits.MemoryBytes); err != nil {
 			return nil, err
 		}
 		m.reuse = e.reuse
+		if img != nil && !e.reuse.resetTo(m, img) {
+			m.Free()
+			return nil, errors.New("runtime: restore instance: cannot write the function image")
+		}
 	}
 	m.limit = 0 // a reused memory may carry its last task's cap
 	used := false
@@ -226,26 +241,120 @@ func (e *Engine) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("runtime: restore instance: %w", err)
 	}
 	in.mod, in.mem = mod, mod.Memory()
-	if cur := uint64(in.mem.Size()); cur < e.snap.memBytes {
-		if _, ok := in.mem.Grow(uint32((e.snap.memBytes - cur) / wasmPage)); !ok {
+	size, sp := e.snap.memBytes, e.snap.stackPointer
+	if img != nil {
+		size, sp = img.memSize, img.sp
+	}
+	if cur := uint64(in.mem.Size()); cur < size {
+		if _, ok := in.mem.Grow(uint32((size - cur) / wasmPage)); !ok {
 			mod.Close(ctx)
 			return nil, errors.New("runtime: restore instance: cannot grow memory to the snapshot size")
 		}
 	}
-	sp := mod.ExportedGlobal("__stack_pointer")
-	msp, ok := sp.(api.MutableGlobal)
+	msp, ok := mod.ExportedGlobal("__stack_pointer").(api.MutableGlobal)
 	if !ok {
 		mod.Close(ctx)
 		return nil, errors.New("runtime: __stack_pointer is not an exported mutable global")
 	}
-	msp.Set(uint64(e.snap.stackPointer))
+	msp.Set(uint64(sp))
+	in.sp = msp
 	in.alloc = mod.ExportedFunction("faas_alloc")
 	in.run = mod.ExportedFunction("faas_run")
 	if in.alloc == nil || in.run == nil {
 		mod.Close(ctx)
 		return nil, errors.New("runtime: python.wasm lacks faas_alloc/faas_run")
 	}
+	if e.reuse != nil {
+		in.hs, _ = recordHostState(mod) // on error (another wazero): instantiated every time
+	}
+	in.target, in.loaded = img, img != nil
 	return in, nil
+}
+
+// resetInPlace puts in back to what newInstance(img) would give, without
+// instantiating the module again: its memory reset to the snapshot (and
+// img), its stack pointer and function tables as at instantiation, /tmp
+// emptied, no output. It says false, changing nothing the next instance
+// would see, when in cannot be: it died, or the guest left a descriptor
+// open or changed a preopen. A memory the guest grew is made its target's
+// size again (hostState.shrinkMemory).
+func (e *Engine) resetInPlace(in *instance, img *funcImage) bool {
+	if in == nil || in.hs == nil || in.dead || in.mod == nil || in.mod.IsClosed() || in.smem == nil || e.reuse == nil {
+		return false
+	}
+	size, sp := e.snap.memBytes, e.snap.stackPointer
+	if img != nil {
+		size, sp = img.memSize, img.sp
+	}
+	if uint64(in.mem.Size()) < size || !in.hs.filesPristine() || !in.hs.restoreTables() {
+		return false
+	}
+	if !e.reuse.resetTo(in.smem, img) || !in.hs.shrinkMemory(size) {
+		in.dead = true
+		return false
+	}
+	in.tmp.reset()
+	in.sp.Set(uint64(sp))
+	in.io.stdout.take()
+	in.io.stderr.take()
+	in.smem.limit, in.memCap = 0, e.limits.MemoryBytes
+	in.function, in.spent = "", false
+	in.target, in.loaded = img, img != nil
+	return true
+}
+
+// captureImage makes the function image of in, which has just loaded a
+// function on a pristine start (OP_LOAD): nil when it may not be kept (a
+// file left open, /tmp written, a table changed) or cannot.
+func (e *Engine) captureImage(in *instance, key string, payload []byte) *funcImage {
+	if in.hs == nil || in.smem == nil || e.reuse == nil || in.target != nil ||
+		!in.hs.filesPristine() || !in.hs.tablesPristine() || !in.tmp.pristine() {
+		return nil
+	}
+	img := e.reuse.capture(in.smem, uint64(in.mem.Size()))
+	if img == nil {
+		return nil
+	}
+	img.key, img.sp = key, uint32(in.sp.Get())
+	// The generator pyshim names must look like one random.seed() just
+	// made (index 624: no number drawn), else pyshim reseeds it itself.
+	if len(payload) == 4 {
+		addr := binary.LittleEndian.Uint32(payload)
+		if b, ok := in.mem.Read(addr+rngIndex, 4+4*rngWords); ok && binary.LittleEndian.Uint32(b) == rngWords {
+			img.rng = addr
+		}
+	}
+	return img
+}
+
+// CPython's RandomObject on wasm32: a 4-byte refcount and type pointer,
+// int index, uint32_t state[624].
+const (
+	rngIndex = 8
+	rngWords = 624
+)
+
+// reseed gives the generator of random in an instance started from img a
+// new state drawn from the host's random source (what random.seed() does
+// with the 2,496 bytes it reads), with state[0]'s top bit set as
+// init_by_array sets it (so the state is never all zero) and index 624
+// (the next number comes from a new block). False: img has no generator
+// address; then pyshim must reseed (RESEED).
+func (in *instance) reseed() bool {
+	img := in.target
+	if img == nil || img.rng == 0 {
+		return false
+	}
+	b, ok := in.mem.Read(img.rng+rngIndex, 4+4*rngWords)
+	if !ok {
+		return false
+	}
+	if _, err := rand.Read(b[4:]); err != nil {
+		return false
+	}
+	b[4+3] |= 0x80
+	binary.LittleEndian.PutUint32(b, rngWords)
+	return true
 }
 
 func (in *instance) close(ctx context.Context) {
@@ -258,9 +367,11 @@ func (in *instance) close(ctx context.Context) {
 // Guest request flags and reply kinds; they mirror pyshim.py.
 const (
 	guestOpRun       = 1
+	guestOpLoad      = 2
 	guestNewFunction = 1
 	guestWantJSON    = 2
 	guestHasBundle   = 4
+	guestReseed      = 8
 	guestReplySize   = 44
 )
 
@@ -276,6 +387,7 @@ var guestKinds = map[byte]faastype.ErrorKind{
 // guestReply is pyshim's answer to one request.
 type guestReply struct {
 	failed             bool
+	keep               bool // OP_LOAD: the load may be kept as an image
 	kind               faastype.ErrorKind
 	deser, run, ser    float64
 	payload            []byte
@@ -298,7 +410,13 @@ func (in *instance) setMemoryCap(limit uint64) {
 // call runs one request. env, sent with a new function only (fn != nil),
 // is the JSON object that becomes os.environ.
 func (in *instance) call(ctx context.Context, fn, args, env []byte, wantJSON, hasBundle bool, resultCap int, memMiB uint32) (*guestReply, error) {
-	flags := byte(0)
+	return in.request(ctx, guestOpRun, 0, fn, args, env, wantJSON, hasBundle, resultCap, memMiB)
+}
+
+// request sends pyshim one request: op guestOpRun (run, loading fn first
+// when not nil) or guestOpLoad (load fn only), with extra flags.
+func (in *instance) request(ctx context.Context, op, extra byte, fn, args, env []byte, wantJSON, hasBundle bool, resultCap int, memMiB uint32) (*guestReply, error) {
+	flags := extra
 	if hasBundle {
 		flags |= guestHasBundle
 	}
@@ -332,7 +450,7 @@ func (in *instance) call(ctx context.Context, fn, args, env []byte, wantJSON, ha
 		in.dead = true
 		return nil, errors.New("request buffer outside memory")
 	}
-	req[0], req[1] = guestOpRun, flags
+	req[0], req[1] = op, flags
 	binary.LittleEndian.PutUint16(req[2:], uint16(len(env)))
 	binary.LittleEndian.PutUint32(req[4:], uint32(resultCap))
 	binary.LittleEndian.PutUint32(req[8:], memMiB)
@@ -368,7 +486,7 @@ func (in *instance) call(ctx context.Context, fn, args, env []byte, wantJSON, ha
 		in.dead = true
 		return nil, errors.New("malformed reply from the guest")
 	}
-	r := &guestReply{failed: b[0] != 0}
+	r := &guestReply{failed: b[0] != 0, keep: b[3] == 1}
 	if r.failed {
 		r.kind = guestKinds[b[1]]
 		if r.kind == "" {

@@ -137,6 +137,30 @@ func (m *MemFS) Used() int64 {
 	return m.used
 }
 
+// reset empties the filesystem, as new, for an instance reset in place
+// (engine.go): the caller has checked that the guest holds no descriptor
+// of it but the preopen of its root. The inode numbers start again.
+func (m *MemFS) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.root
+	clear(r.children)
+	r.names, r.subdirs = nil, 0
+	r.mode = fs.ModeDir | 0o777
+	now := m.now()
+	r.atim, r.mtim, r.ctim = now, now, now
+	m.used, m.inodes, m.lastIno = 0, 1, r.ino
+}
+
+// pristine says nothing was created in the filesystem since it was new
+// (or reset), its root unchanged but for its times.
+func (m *MemFS) pristine() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inodes == 1 && m.used == 0 && len(m.root.children) == 0 && m.lastIno == m.root.ino &&
+		m.root.mode == fs.ModeDir|0o777
+}
+
 // String implements fmt.Stringer.
 func (m *MemFS) String() string { return "memfs" }
 

@@ -3,8 +3,10 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -31,10 +33,23 @@ const reuseMaxCopy = 16 << 20
 type memReuse struct {
 	pagemap  *os.File // opened before the walls go up (Landlock refuses it after)
 	pristine []byte   // the snapshot's memory, mapped read-only from its file
-	entries  []byte   // pagemap read buffer
+	entries  []byte   // pagemap entries of the memory last scanned
 
 	mu   sync.Mutex
 	free *snapMemory
+
+	// The written pages of a memory can only become more (pages it wrote
+	// stay private copies) through a page fault in this process, and
+	// resetting writes only pages already written: so when the process has
+	// taken no fault since the last scan, entries still says which pages
+	// are written and /proc/self/pagemap is not read again (a scan of the
+	// 20 MB snapshot part costs 30-60 µs here). scanned is the memory
+	// entries belong to (nil: none), scanFaults the process's fault count
+	// when entries was last right.
+	scanned    *snapMemory
+	scanFaults int64
+	// Stats, for tests and benchmarks.
+	scans, skips, resets, copied int
 }
 
 // newMemReuse prepares reuse for s, or returns nil when this kernel does
@@ -62,30 +77,38 @@ func (r *memReuse) close() {
 		r.free.unmap()
 		r.free = nil
 	}
+	r.scanned = nil
 	unix.Munmap(r.pristine)
 	r.pagemap.Close()
 }
 
-// take returns a reset memory of max bytes, or nil.
-func (r *memReuse) take(max uint64) *snapMemory {
+// take returns a memory of max bytes reset to img (nil: the snapshot), or
+// nil.
+func (r *memReuse) take(max uint64, img *funcImage) *snapMemory {
 	if r == nil {
 		return nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	m := r.free
 	if m == nil || m.max != max {
+		r.mu.Unlock()
 		return nil
 	}
 	r.free = nil
+	r.mu.Unlock()
 	m.buf = unsafe.Slice((*byte)(m.base), m.max)
+	if !r.resetTo(m, img) {
+		m.buf = nil
+		m.unmap()
+		return nil
+	}
 	return m
 }
 
-// put resets m and keeps it for the next instance; false if it could not
-// (the caller unmaps it).
+// put keeps m for the next instance, which resets it (take); false if it
+// could not (the caller unmaps it).
 func (r *memReuse) put(m *snapMemory) bool {
-	if r == nil || !r.reset(m) {
+	if r == nil {
 		return false
 	}
 	r.mu.Lock()
@@ -99,54 +122,199 @@ func (r *memReuse) put(m *snapMemory) bool {
 
 const pageSize = 4096
 
-func (r *memReuse) reset(m *snapMemory) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	snapBytes := uint64(len(r.pristine))
-	pages := int(snapBytes / pageSize)
+// faults is this process's page fault count so far.
+func faults() int64 {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return -1
+	}
+	return ru.Minflt + ru.Majflt
+}
+
+// scan fills r.entries with the pagemap entries of m's first pages pages,
+// unless they are still right (see memReuse).
+func (r *memReuse) scan(m *snapMemory, pages int) bool {
+	f := faults()
+	if r.scanned == m && f >= 0 && f == r.scanFaults && len(r.entries) >= 8*pages {
+		r.skips++
+		return true
+	}
 	if cap(r.entries) < 8*pages {
 		r.entries = make([]byte, 8*pages)
 	}
-	e := r.entries[:8*pages]
-	if n, err := r.pagemap.ReadAt(e, int64(uintptr(m.base)/pageSize*8)); err != nil || n != len(e) {
+	r.entries = r.entries[:8*pages]
+	r.scanned = nil
+	if n, err := r.pagemap.ReadAt(r.entries, int64(uintptr(m.base)/pageSize*8)); err != nil || n != len(r.entries) {
 		return false
 	}
+	r.scans++
+	r.scanned, r.scanFaults = m, f
+	return true
+}
+
+// resetTo makes m's memory what a new mapping of the snapshot with img's
+// pages written over it would be (img nil: the snapshot alone): the
+// snapshot's bytes, then zeros up to where the guest grew it, the image's
+// pages over them, and nothing mapped past the larger of the snapshot and
+// the image. Only pages the last instances wrote, and the image's, are
+// copied.
+func (r *memReuse) resetTo(m *snapMemory, img *funcImage) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	snapBytes := uint64(len(r.pristine))
+	size := snapBytes
+	if img != nil {
+		size = max(size, img.memSize)
+	}
+	high := alignUp(max(m.high, size), pageSize)
+	pages := int(high / pageSize)
+	snapPages := int(snapBytes / pageSize)
+	if !r.scan(m, pages) {
+		return false
+	}
+	e := r.entries
 	mem := unsafe.Slice((*byte)(m.base), m.max)
-	copied := 0
+	var imgPages []uint32
+	if img != nil {
+		imgPages = img.pages
+	}
+	copied, k := 0, 0
+	newPages := false // written a page not written before: a fault
 	for i := 0; i < pages; {
+		if k < len(imgPages) && int(imgPages[k]) == i {
+			copy(mem[i*pageSize:(i+1)*pageSize], img.page(k))
+			newPages = newPages || !written(e, i)
+			setWritten(e, i)
+			copied += pageSize
+			k++
+			i++
+			continue
+		}
 		if !written(e, i) {
 			i++
 			continue
 		}
+		if i >= snapPages {
+			// Past the snapshot the pristine page is zero; past size the
+			// page is dropped below.
+			if uint64(i)*pageSize < size {
+				p := mem[i*pageSize : (i+1)*pageSize]
+				if !isZero(p) {
+					clear(p)
+				}
+			}
+			i++
+			continue
+		}
 		j := i + 1
-		for j < pages && written(e, j) {
+		next := pages
+		if k < len(imgPages) {
+			next = int(imgPages[k])
+		}
+		for j < snapPages && j < next && written(e, j) {
 			j++
 		}
 		copied += (j - i) * pageSize
 		if copied > reuseMaxCopy {
-			if unix.Madvise(mem[:snapBytes], unix.MADV_DONTNEED) != nil {
-				return false
-			}
-			break
+			return r.dropAll(m, img, high)
 		}
 		copy(mem[i*pageSize:j*pageSize], r.pristine[i*pageSize:j*pageSize])
 		i = j
 	}
-	if m.high > snapBytes {
-		if unix.Madvise(mem[snapBytes:alignUp(m.high, pageSize)], unix.MADV_DONTNEED) != nil {
+	if high > size {
+		if unix.Madvise(mem[size:high], unix.MADV_DONTNEED) != nil {
+			r.scanned = nil
 			return false
 		}
+		for i := int(size / pageSize); i < pages; i++ {
+			setNotPresent(e, i)
+		}
 	}
-	m.high = 0
+	m.high = size
+	if r.scanned == m && newPages {
+		// The copies took faults of their own (entries says where); any
+		// other fault since the scan happened elsewhere (one goroutine
+		// writes guest memory) and changed nothing here.
+		r.scanFaults = faults()
+	}
+	r.resets++
+	r.copied += copied / pageSize
 	return true
+}
+
+// dropAll resets m the slow way, for an instance that wrote more than
+// reuseMaxCopy: its private pages go back to the file's (madvise), and
+// img's pages are written again.
+func (r *memReuse) dropAll(m *snapMemory, img *funcImage, high uint64) bool {
+	r.scanned = nil
+	mem := unsafe.Slice((*byte)(m.base), m.max)
+	if unix.Madvise(mem[:high], unix.MADV_DONTNEED) != nil {
+		return false
+	}
+	if img != nil {
+		for k, p := range img.pages {
+			copy(mem[int(p)*pageSize:(int(p)+1)*pageSize], img.page(k))
+		}
+	}
+	m.high = uint64(len(r.pristine))
+	if img != nil {
+		m.high = max(m.high, img.memSize)
+	}
+	return true
+}
+
+// capture makes an image of m's first size bytes: every page that differs
+// from the snapshot (zero past it). Only written pages can.
+func (r *memReuse) capture(m *snapMemory, size uint64) *funcImage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pages := int(alignUp(max(size, m.high), pageSize) / pageSize)
+	if !r.scan(m, pages) {
+		return nil
+	}
+	snapPages := len(r.pristine) / pageSize
+	mem := unsafe.Slice((*byte)(m.base), m.max)
+	img := &funcImage{memSize: size}
+	for i := 0; i < int(size/pageSize); i++ {
+		if !written(r.entries, i) {
+			continue
+		}
+		p := mem[i*pageSize : (i+1)*pageSize]
+		if i < snapPages && bytes.Equal(p, r.pristine[i*pageSize:(i+1)*pageSize]) || i >= snapPages && isZero(p) {
+			continue
+		}
+		img.pages = append(img.pages, uint32(i))
+		img.data = append(img.data, p...)
+	}
+	img.data = slices.Clip(img.data)
+	return img
 }
 
 // written says page i's pagemap entry is a private copy (present and not
 // the file's page) or swapped out: the task wrote it.
 func written(e []byte, i int) bool {
 	v := binary.LittleEndian.Uint64(e[8*i:])
-	const present, swapped, filePage = 1 << 63, 1 << 62, 1 << 61
-	return v&swapped != 0 || (v&present != 0 && v&filePage == 0)
+	return v&pmSwapped != 0 || (v&pmPresent != 0 && v&pmFilePage == 0)
+}
+
+const pmPresent, pmSwapped, pmFilePage = 1 << 63, 1 << 62, 1 << 61
+
+func setWritten(e []byte, i int) {
+	binary.LittleEndian.PutUint64(e[8*i:], pmPresent)
+}
+
+func setNotPresent(e []byte, i int) {
+	binary.LittleEndian.PutUint64(e[8*i:], 0)
+}
+
+func isZero(p []byte) bool {
+	for len(p) >= 8 {
+		if binary.LittleEndian.Uint64(p) != 0 {
+			return false
+		}
+		p = p[8:]
+	}
+	return true
 }
 
 func alignUp(n, to uint64) uint64 { return (n + to - 1) / to * to }

@@ -43,7 +43,7 @@ func TestReusedMemoryIsPristine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in, err := e.newInstance(ctx)
+			in, err := e.newInstance(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func TestReusedMemoryIsPristine(t *testing.T) {
 			}
 			in.close(ctx)
 
-			again, err := e.newInstance(ctx)
+			again, err := e.newInstance(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

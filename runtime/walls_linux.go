@@ -230,7 +230,8 @@ func mappedBytes() (uint64, error) {
 // found by running the test suites with envSeccompTrap set: the Go
 // runtime (threads, signals, timers, memory, the poller of the pipes),
 // wazero (memory of instances: mmap of the snapshot file), reads of the
-// standard library (openat, under Landlock) and the pipes to the pool.
+// standard library (openat, under Landlock) and the pipes to the pool;
+// getrusage is the memory reset's page fault count (memreuse_linux.go).
 var allowedSyscalls = []string{
 	"read", "write", "readv", "writev", "pread64", "pwrite64", "close", "lseek",
 	"fstat", "newfstatat", "statx", "getdents64", "openat", "openat2", "fcntl", "readlinkat", "faccessat", "faccessat2",
@@ -240,6 +241,7 @@ var allowedSyscalls = []string{
 	"exit", "exit_group", "getrandom", "epoll_pwait", "epoll_pwait2", "epoll_wait", "epoll_ctl",
 	"sched_getaffinity", "set_robust_list", "rseq", "restart_syscall", "uname",
 	"setitimer", "timer_create", "timer_settime", "timer_delete", "getrlimit", "prlimit64",
+	"getrusage",
 }
 
 func loadSeccomp(trap bool) error {

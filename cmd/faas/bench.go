@@ -203,8 +203,18 @@ machine's speed drifts between minutes.`)
 	rounds := fs.Int("rounds", 3, "rounds (each runs every mode on both binaries)")
 	per := fs.Int("per-sandbox", 500, "tasks per sandbox at every point")
 	out := fs.String("json", "", "also write the comparison as JSON to this file")
+	var envs [2]stringList
+	fs.Var(&envs[0], "baseline-env", "K=V added to the baseline's environment (repeatable; e.g. FAAS_ISOLATION=warm)")
+	fs.Var(&envs[1], "candidate-env", "K=V added to the candidate's environment (repeatable; e.g. FAAS_ISOLATION=fresh)")
 	if err := parseFlags(fs.FlagSet, args); err != nil {
 		return 2
+	}
+	for _, l := range envs {
+		for _, kv := range l {
+			if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+				return fail("bench compare", fmt.Errorf("an environment entry must be K=V, not %q", kv))
+			}
+		}
 	}
 	if *baseline == "" {
 		return fail("bench compare", fmt.Errorf("--baseline is required"))
@@ -218,7 +228,7 @@ machine's speed drifts between minutes.`)
 	cfg := bench.StudyConfig{Faas: *candidate, Modes: strings.Split(*modes, ","), PerSandbox: *per, Log: log,
 		Dir: os.TempDir()}
 	quiet := func(string) bench.Config { return bench.Config{} }
-	c, err := bench.Compare(ctx, cfg, *baseline, *rounds, quiet)
+	c, err := bench.Compare(ctx, cfg, *baseline, [2][]string{envs[0], envs[1]}, *rounds, quiet)
 	if err != nil {
 		return fail("bench compare", err)
 	}
@@ -309,3 +319,9 @@ dispatcher and workers.`)
 	fmt.Printf("report written to %s/scale.md\n", *out)
 	return 0
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
