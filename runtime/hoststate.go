@@ -36,6 +36,12 @@ type hostState struct {
 	savedItems   []unsafe.Pointer
 	savedEntries [][]byte
 	entrySize    uintptr
+	// files are the entries' open files and savedFlags their append and
+	// non-blocking flags at instantiation: the flags live in the file
+	// objects, which the entries' bytes only point to, and a task may set
+	// them (fd_fdstat_set_flags).
+	files      []any
+	savedFlags []uint8
 	// memory is the live linear memory (wazero's MemoryInstance.Buffer)
 	// and memoryResized tells the compiled code its new size (what wazero
 	// calls after memory.grow: MemoryGrown), so that it can be made
@@ -112,17 +118,39 @@ func recordHostState(mod api.Module) (*hostState, error) {
 	hs.savedMasks = append([]uint64(nil), *hs.masks...)
 	hs.savedItems = append([]unsafe.Pointer(nil), *hs.items...)
 	hs.savedEntries = make([][]byte, len(hs.savedItems))
+	hs.files = make([]any, len(hs.savedItems))
+	hs.savedFlags = make([]uint8, len(hs.savedItems))
+	entry := items.Type().Elem().Elem()
+	if f, ok := entry.FieldByName("File"); !ok || f.Type.Kind() != reflect.Interface {
+		return nil, errors.New("runtime: wazero's descriptor entries have no File")
+	}
 	for i, p := range hs.savedItems {
 		if p != nil {
 			hs.savedEntries[i] = append([]byte(nil), unsafe.Slice((*byte)(p), hs.entrySize)...)
+			f := reflect.NewAt(entry, p).Elem().FieldByName("File")
+			hs.files[i] = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface()
+			hs.savedFlags[i] = fileFlags(hs.files[i])
 		}
 	}
 	return hs, nil
 }
 
+// fileFlags are a file's append (1) and non-blocking (2) flags, as far
+// as it has them.
+func fileFlags(f any) uint8 {
+	var flags uint8
+	if a, ok := f.(interface{ IsAppend() bool }); ok && a.IsAppend() {
+		flags |= 1
+	}
+	if n, ok := f.(interface{ IsNonblock() bool }); ok && n.IsNonblock() {
+		flags |= 2
+	}
+	return flags
+}
+
 // filesPristine says the descriptor table is as at instantiation: the
 // same numbers open, each the same entry, unchanged (no file left open, no
-// preopen closed, renumbered, renamed or listed).
+// preopen closed, renumbered, renamed or listed), with the same flags.
 func (hs *hostState) filesPristine() bool {
 	masks, items := *hs.masks, *hs.items
 	for i := range max(len(masks), len(hs.savedMasks)) {
@@ -143,6 +171,9 @@ func (hs *hostState) filesPristine() bool {
 		}
 		if i >= len(items) || items[i] != p || !bytes.Equal(unsafe.Slice((*byte)(p), hs.entrySize), hs.savedEntries[i]) {
 			return false
+		}
+		if fileFlags(hs.files[i]) != hs.savedFlags[i] {
+			return false // a task set append or non-blocking on it
 		}
 	}
 	return true
