@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,8 +26,7 @@ var CLIPath = "/usr/bin/redis-cli"
 type Cluster struct {
 	Nodes []string // host:port of every node, primaries first as created
 
-	mu    sync.Mutex
-	procs map[string]*exec.Cmd
+	procSet
 }
 
 // StartCluster starts primaries × (1 + replicas) redis-servers with
@@ -45,7 +42,7 @@ func StartCluster(t testing.TB, primaries, replicas int) *Cluster {
 			t.Fatalf("redistest: %s is not installed (%v); run make deps-test", p, err)
 		}
 	}
-	c := &Cluster{procs: map[string]*exec.Cmd{}}
+	c := &Cluster{}
 	t.Cleanup(c.stopAll)
 	dir := t.TempDir()
 	for range primaries * (1 + replicas) {
@@ -83,32 +80,15 @@ func (c *Cluster) startNode(dir string) (string, error) {
 			return "", err
 		}
 		var out bytes.Buffer
-		cmd := exec.Command(ServerPath, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
+		name := addr(port)
+		err = c.start(name, true, &out, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", d,
 			"--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "1000")
-		cmd.Stdout, cmd.Stderr = &out, &out
-		// A cluster shared by a test binary goes with it.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return "", fmt.Errorf("run %s: %w", ServerPath, err)
-		}
-		name := addr(port)
-		rdb := redis.NewClient(&redis.Options{Addr: name})
-		deadline := time.Now().Add(10 * time.Second)
-		for rdb.Ping(context.Background()).Err() != nil && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		err = rdb.Ping(context.Background()).Err()
-		rdb.Close()
 		if err == nil {
-			c.mu.Lock()
-			c.procs[name] = cmd
-			c.mu.Unlock()
 			return name, nil
 		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		lastErr = fmt.Errorf("redis-server at %s did not answer PING: %s", name, out.String())
+		c.kill(name)
+		lastErr = fmt.Errorf("%w: %s", err, out.String())
 	}
 	return "", lastErr
 }
@@ -211,15 +191,9 @@ func (c *Cluster) KillPrimaryOf(t testing.TB, key string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	cmd := c.procs[old]
-	delete(c.procs, old)
-	c.mu.Unlock()
-	if cmd == nil {
+	if !c.kill(old) {
 		t.Fatalf("redistest: no process for the primary %s", old)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if now, err := c.PrimaryOf(ctx, key); err == nil && now != old {
@@ -237,11 +211,9 @@ func (c *Cluster) KillPrimaryOf(t testing.TB, key string) string {
 
 // alive is the nodes whose process this Cluster still runs.
 func (c *Cluster) alive() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []string
 	for _, n := range c.Nodes {
-		if c.procs[n] != nil {
+		if c.running(n) {
 			out = append(out, n)
 		}
 	}
@@ -281,16 +253,6 @@ func (c *Cluster) waitHealthy(ctx context.Context, addrs []string, want int, wit
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("not healthy within %s: %s", within, why)
-}
-
-func (c *Cluster) stopAll() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for name, cmd := range c.procs {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		delete(c.procs, name)
-	}
 }
 
 // Slot is the Redis Cluster hash slot of key: CRC16 (XMODEM) of the key,

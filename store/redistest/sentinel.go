@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,8 +22,7 @@ const SentinelMaster = "faas"
 // ports, stopped by t.Cleanup.
 type Sentinel struct {
 	Sentinels []string // host:port of the sentinels
-	procs     map[string]*exec.Cmd
-	mu        sync.Mutex
+	procSet
 }
 
 // StartSentinel starts a Sentinel deployment and waits until the sentinels
@@ -50,7 +47,7 @@ func StartSentinel(t testing.TB, durable bool) *Sentinel {
 }
 
 func startSentinel(dir string, durable bool) (*Sentinel, error) {
-	s := &Sentinel{procs: map[string]*exec.Cmd{}}
+	s := &Sentinel{}
 	nrep := 1
 	if durable {
 		nrep = 2
@@ -142,28 +139,7 @@ func mkdir(dir string, port int) (string, error) {
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 func (s *Sentinel) run(name string, sentinel bool, args ...string) error {
-	cmd := exec.Command(ServerPath, args...)
-	// A deployment shared by a test binary goes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", ServerPath, err)
-	}
-	s.mu.Lock()
-	s.procs[name] = cmd
-	s.mu.Unlock()
-	if sentinel {
-		return nil
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: name})
-	defer rdb.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server at %s did not answer PING", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
+	return s.start(name, !sentinel, nil, args...)
 }
 
 // Client returns a client that follows the primary through failovers.
@@ -195,15 +171,9 @@ func (s *Sentinel) KillPrimary(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	cmd := s.procs[old]
-	delete(s.procs, old)
-	s.mu.Unlock()
-	if cmd == nil {
+	if !s.kill(old) {
 		t.Fatalf("redistest: no process for the primary %s", old)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if a, err := s.Primary(ctx); err == nil && a != old {
@@ -218,16 +188,6 @@ func (s *Sentinel) KillPrimary(t testing.TB) string {
 			t.Fatal("redistest: the sentinels did not promote the replica within 60 s")
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (s *Sentinel) stopAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, cmd := range s.procs {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		delete(s.procs, name)
 	}
 }
 
