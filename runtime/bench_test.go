@@ -193,13 +193,7 @@ func BenchmarkFreshBundle(b *testing.B) {
 
 // Restoring an instance from the snapshot, ready to run, in-process.
 func BenchmarkRestore(b *testing.B) {
-	requireImage(b)
-	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(ctx)
+	ctx, e := newEngine(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		in, err := e.newInstance(ctx, nil)
@@ -210,18 +204,25 @@ func BenchmarkRestore(b *testing.B) {
 	}
 }
 
-// CPU-bound Python: fib(25) in a warm sandbox against native python3.
-func BenchmarkFib25(b *testing.B) {
-	p := newPool(b, PoolConfig{Size: 1})
-	pk := pickles(b, fibDefs, "fib", "((25,), {})")
-	run(b, p, pk[0], pk[1], faastype.Warm)
+// timeWarm times b.N calls of fn(args) on p's warm sandbox (after one
+// untimed call that loads fn); the timer is stopped when it returns.
+func timeWarm(b *testing.B, p *Pool, fn, args []byte) {
+	b.Helper()
+	run(b, p, fn, args, faastype.Warm)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if res := run(b, p, pk[0], pk[1], faastype.Warm); res.Status != faastype.Completed {
+		if res := run(b, p, fn, args, faastype.Warm); res.Status != faastype.Completed {
 			b.Fatalf("%+v", res.Error)
 		}
 	}
 	b.StopTimer()
+}
+
+// CPU-bound Python: fib(25) in a warm sandbox against native python3.
+func BenchmarkFib25(b *testing.B) {
+	p := newPool(b, PoolConfig{Size: 1})
+	pk := pickles(b, fibDefs, "fib", "((25,), {})")
+	timeWarm(b, p, pk[0], pk[1])
 	// The ratio: the sandbox and native python3 timed in alternating blocks,
 	// the best block of each side counting (as timeit's min does), so both
 	// sides see the machine at its best; this VM's speed drifts between
@@ -277,14 +278,7 @@ func BenchmarkPGOMixed(b *testing.B) {
 	defs := strings.Split(string(src), "\nif __name__")[0] + "\nimport dill\ndill.settings['recurse'] = True\n"
 	p := newPool(b, PoolConfig{Size: 1})
 	pk := pickles(b, defs, "mixed", "((1,), {})")
-	run(b, p, pk[0], pk[1], faastype.Warm)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if res := run(b, p, pk[0], pk[1], faastype.Warm); res.Status != faastype.Completed {
-			b.Fatalf("%+v", res.Error)
-		}
-	}
-	b.StopTimer()
+	timeWarm(b, p, pk[0], pk[1])
 	var best float64
 	for r := 0; r < 5; r++ {
 		t0 := time.Now()

@@ -90,13 +90,7 @@ func memCopy(t *testing.T, in *instance) []byte {
 // instance is reset in place or instantiated again (its memory reset, or
 // newly mapped), and whatever the tasks before it did.
 func TestFunctionImage(t *testing.T) {
-	requireImage(t)
-	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(ctx)
+	ctx, e := newEngine(t)
 	in, img := loadForImage(t, e, imageSource)
 	want := memCopy(t, in)
 	wantSP := in.sp.Get()
@@ -176,13 +170,7 @@ func TestFunctionImage(t *testing.T) {
 // The host's new state for random's generator is the state Python's random
 // then has, and each task's numbers differ.
 func TestHostReseed(t *testing.T) {
-	requireImage(t)
-	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(ctx)
+	ctx, e := newEngine(t)
 	src := "import random\ndef f():\n    st = random.getstate()\n    return {'index': st[1][-1], 'head': list(st[1][:3]), 'gauss': st[2], 'x': random.random()}\n"
 	in, img := loadForImage(t, e, src)
 	defer func() { in.close(ctx) }()
@@ -315,13 +303,7 @@ def f(mode):
 // What resetting a no-op function's instance to its image costs, in
 // process: run the no-op from the image, reset in place, again.
 func BenchmarkImageReset(b *testing.B) {
-	requireImage(b)
-	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close(ctx)
+	ctx, e := newEngine(b)
 	in, err := e.newInstance(ctx, nil)
 	if err != nil {
 		b.Fatal(err)

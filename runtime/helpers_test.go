@@ -31,6 +31,20 @@ func requireImage(t testing.TB) {
 	}
 }
 
+// newEngine is an engine on the built guest image, closed when the test
+// ends.
+func newEngine(t testing.TB) (context.Context, *Engine) {
+	t.Helper()
+	requireImage(t)
+	ctx := context.Background()
+	e, err := NewEngine(ctx, EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(ctx) })
+	return ctx, e
+}
+
 // pickles runs Debian's python3 with dill, as a client would: defs is a
 // script whose top level becomes __main__, and each expression in exprs is
 // dill-pickled. Returns the raw pickle bytes.

@@ -4,7 +4,6 @@ package runtime
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"unsafe"
 )
@@ -14,13 +13,7 @@ import (
 // then zeros up to wherever the guest grew it. Also when the instance
 // wrote more than the reset copies (then its private pages are dropped).
 func TestReusedMemoryIsPristine(t *testing.T) {
-	requireImage(t)
-	ctx := context.Background()
-	e, err := NewEngine(ctx, EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(ctx)
+	ctx, e := newEngine(t)
 	if e.reuse == nil {
 		t.Fatal("no memory reuse on Linux: /proc/self/pagemap could not be opened")
 	}
