@@ -33,15 +33,15 @@ import (
 var (
 	//go:embed lua/fire_schedule.lua
 	fireScheduleLua    string
-	scriptFireSchedule = redis.NewScript(withLib(fireScheduleLua))
+	scriptFireSchedule = newScript("fire_schedule", withLib(part("fire_schedule.lua", fireScheduleLua))...)
 
 	//go:embed lua/put_schedule.lua
 	putScheduleLua    string
-	scriptPutSchedule = redis.NewScript(putScheduleLua)
+	scriptPutSchedule = newScript("put_schedule", part("put_schedule.lua", putScheduleLua))
 
 	//go:embed lua/schedule_state.lua
 	scheduleStateLua    string
-	scriptScheduleState = redis.NewScript(scheduleStateLua)
+	scriptScheduleState = newScript("schedule_state", part("schedule_state.lua", scheduleStateLua))
 )
 
 // Schedule is a schedule as stored.
