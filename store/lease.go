@@ -197,12 +197,15 @@ func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64,
 	if lease <= 0 {
 		return nil, fmt.Errorf("store: renew: lease must be positive, got %v", lease)
 	}
+	keys := make([]string, 0, 1+len(held))
+	keys = append(keys, s.keys.leases())
 	args := make([]any, 0, 2+2*len(held))
 	args = append(args, worker, time.Now().Add(lease).UnixMilli())
 	for id, fence := range held {
+		keys = append(keys, s.keys.task(id))
 		args = append(args, id, strconv.FormatInt(fence, 10))
 	}
-	lost, err := scriptRenew.Run(ctx, s.rdb, []string{s.keys.leases()}, args...).StringSlice()
+	lost, err := scriptRenew.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("store: renew %d leases for worker %s: %w", len(held), worker, err)
 	}

@@ -103,7 +103,7 @@ type TenantLoad struct {
 // TenantLoads lists the tenants with queued, running or scheduled tasks,
 // the most queued first (then by name). It costs O(tenants with work).
 func (s *Store) TenantLoads(ctx context.Context) ([]TenantLoad, error) {
-	res, err := scriptQueueDepths.Run(ctx, s.rdb, s.keys.tenancy()).Slice()
+	lengths, err := s.queueLengths(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: tenant loads: %w", err)
 	}
@@ -116,9 +116,8 @@ func (s *Store) TenantLoads(ctx context.Context) ([]TenantLoad, error) {
 		byName[tenant] = l
 		return l
 	}
-	for i := 0; i+1 < len(res); i += 2 {
-		n, _ := res[i+1].(int64)
-		get(str(res[i])).Queued = n
+	for tenant, n := range lengths {
+		get(tenant).Queued = n
 	}
 	pipe := s.rdb.Pipeline()
 	running := pipe.HGetAll(ctx, s.keys.running())

@@ -347,23 +347,38 @@ func (s *Store) FireDue(ctx context.Context, now time.Time) (FireResult, error) 
 }
 
 func (s *Store) fire(ctx context.Context, id string, tickMS int64, now time.Time, res *FireResult) error {
-	key := s.keys.schedule(id)
-	vals, err := s.rdb.HMGet(ctx, key, "cron", "timezone", "every_ms", "created_at", "missed", "owner").Result()
-	if err != nil {
-		return fmt.Errorf("store: fire schedule %s: %w", id, err)
+	// The script refuses (-2) when the owner or function it finds is not
+	// the one read here, whose keys it was given: read again then.
+	for range 3 {
+		out, err := s.fireOnce(ctx, id, tickMS, now, res)
+		if err != nil || out != -2 {
+			return err
+		}
 	}
-	owner := str(vals[5])
-	keys := s.keys.tenancy(s.keys.stats(), s.keys.activeSchedules(), key, s.keys.recentOf(owner), s.keys.scheduledCounts())
-	args := []any{id, tickMS, -1, now.UnixMilli(), 0, s.maxQueued, RecentTasks, s.keys.newTasksChannel()}
+	return fmt.Errorf("store: fire schedule %s: its owner or function kept changing", id)
+}
+
+// fireOnce reads schedule id and runs its fire script once; it returns the
+// script's first reply (-2: read again).
+func (s *Store) fireOnce(ctx context.Context, id string, tickMS int64, now time.Time, res *FireResult) (int64, error) {
+	key := s.keys.schedule(id)
+	vals, err := s.rdb.HMGet(ctx, key, "cron", "timezone", "every_ms", "created_at", "missed", "owner", "function_id").Result()
+	if err != nil {
+		return 0, fmt.Errorf("store: fire schedule %s: %w", id, err)
+	}
+	owner, fnID := str(vals[5]), str(vals[6])
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.activeSchedules(), key, s.keys.recentOf(owner), s.keys.scheduledCounts(),
+		s.keys.tenantQueue(owner), s.keys.function(fnID))
+	args := []any{id, tickMS, -1, now.UnixMilli(), 0, s.maxQueued, RecentTasks, s.keys.newTasksChannel(), owner, fnID}
 	if vals[3] == nil {
 		// Deleted meanwhile: the script drops a member left behind.
-		return scriptFireSchedule.Run(ctx, s.rdb, keys, args...).Err()
+		return 0, scriptFireSchedule.Run(ctx, s.rdb, keys, args...).Err()
 	}
 	spec, policy, err := s.specOf(id, vals)
 	if err != nil {
 		// Not written by this store: leave it, and say so.
 		s.log.Warn("store: schedule with an unreadable spec; not fired", "schedule", id, "err", err)
-		return nil
+		return 0, nil
 	}
 	plan := spec.Plan(time.UnixMilli(tickMS), now, policy)
 	if !plan.Next.IsZero() {
@@ -376,18 +391,18 @@ func (s *Store) fire(ctx context.Context, id string, tickMS int64, now time.Time
 	}
 	out, err := scriptFireSchedule.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return fmt.Errorf("store: fire schedule %s: %w", id, err)
+		return 0, fmt.Errorf("store: fire schedule %s: %w", id, err)
 	}
 	if len(out) != 2 {
-		return fmt.Errorf("store: fire schedule %s: unexpected script reply of %d items", id, len(out))
+		return 0, fmt.Errorf("store: fire schedule %s: unexpected script reply of %d items", id, len(out))
 	}
 	if out[0] < 0 {
-		return nil // another dispatcher fired it, or it was paused or deleted
+		return out[0], nil // another dispatcher fired it, or it was paused or deleted (-1), or changed (-2)
 	}
 	res.Created += int(out[0])
 	res.Skipped += int(out[1])
 	res.Missed += plan.Missed
-	return nil
+	return out[0], nil
 }
 
 // SubscribeSchedules delivers the next ticks (unix ms, as text) of the

@@ -86,14 +86,6 @@ var (
 	hooksRecordLua    string
 	scriptHooksRecord = newScript("hooks_record", part("hooks_record.lua", hooksRecordLua))
 
-	//go:embed lua/queue_depth.lua
-	queueDepthLua    string
-	scriptQueueDepth = newScript("queue_depth", withLib(part("queue_depth.lua", queueDepthLua))...)
-
-	//go:embed lua/queue_depths.lua
-	queueDepthsLua    string
-	scriptQueueDepths = newScript("queue_depths", withLib(part("queue_depths.lua", queueDepthsLua))...)
-
 	//go:embed lua/sample.lua
 	sampleLua    string
 	scriptSample = newScript("sample", part("sample.lua", sampleLua))

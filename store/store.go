@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -608,7 +609,8 @@ func (s *Store) enqueue(ctx context.Context, tmpl Task, ids, params []string) er
 	if !staged {
 		shared = append(shared, fieldFnPayload, tmpl.FnPayload)
 	}
-	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner), s.keys.scheduled(), s.keys.scheduledCounts())
+	keys := s.keys.tenancy(s.keys.stats(), s.keys.recentOf(tmpl.Owner), s.keys.scheduled(), s.keys.scheduledCounts(),
+		s.keys.tenantQueue(tmpl.Owner))
 	for _, id := range ids {
 		keys = append(keys, s.keys.task(id))
 	}
@@ -820,11 +822,47 @@ func (s *Store) TaskStatus(ctx context.Context, id string) (TaskState, error) {
 // and requeued ones (a task whose hash vanished stays until a Claim drops
 // it). It costs O(tenants with queued work).
 func (s *Store) QueueDepth(ctx context.Context) (int64, error) {
-	n, err := scriptQueueDepth.Run(ctx, s.rdb, s.keys.tenancy()).Int64()
+	lengths, err := s.queueLengths(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("store: queue depth: %w", err)
 	}
+	var n int64
+	for _, l := range lengths {
+		n += l
+	}
 	return n, nil
+}
+
+// queueLengths is the length of every non-empty queue, by tenant: the
+// default tenant's and those of the tenants in the ring or parked (a
+// tenant with queued work is in one of them). Two round trips: the ring
+// and the parked set read together, then their queues' lengths.
+func (s *Store) queueLengths(ctx context.Context) (map[string]int64, error) {
+	pipe := s.rdb.TxPipeline()
+	ring := pipe.ZRange(ctx, s.keys.ring(), 0, -1)
+	parked := pipe.ZRange(ctx, s.keys.parked(), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	tenants := append([]string{""}, ring.Val()...)
+	tenants = append(tenants, parked.Val()...)
+	slices.Sort(tenants)
+	tenants = slices.Compact(tenants)
+	pipe = s.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, len(tenants))
+	for i, t := range tenants {
+		lens[i] = pipe.LLen(ctx, s.keys.tenantQueue(t))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(tenants))
+	for i, t := range tenants {
+		if n := lens[i].Val(); n > 0 {
+			out[t] = n
+		}
+	}
+	return out, nil
 }
 
 // TenantUsage is what one tenant has in the system now: the ids in its

@@ -3,8 +3,9 @@
 -- queue would grow past its cap.
 -- KEYS[1..4] tenancy (lib.lua), KEYS[5] stats, KEYS[6] the tenant's recent
 -- list, KEYS[7..8] the scheduled set and its counts (lib.lua,
--- faas_schedule), KEYS[9..8+c] task hashes (the key is the task id), and when the
--- payloads were staged, KEYS[9+c..8+2c] their staged hashes in the same order
+-- faas_schedule), KEYS[9] the tenant's queue, KEYS[10..9+c] task hashes (the
+-- key is the task id), and when the
+-- payloads were staged, KEYS[10+c..9+2c] their staged hashes in the same order
 -- (holding fn_payload and param_payload; renamed to the task hashes here,
 -- so that large payloads never pass through Lua)
 -- ARGV[1] new-task channel, ARGV[2] length of the recent list,
@@ -28,17 +29,17 @@
 -- The recent list is trimmed once it passes its length by a tenth, not at
 -- every push (readers take its head).
 local tenant = ARGV[3]
-local q = faas_queue(tenant)
+local q = KEYS[9]
 local n = tonumber(ARGV[6])
 local staged = ARGV[7 + 2 * n] == '1'
-local count = #KEYS - 8
+local count = #KEYS - 9
 if staged then
   count = math.floor(count / 2)
 end
-local ids = {unpack(KEYS, 9, 8 + count)}
+local ids = {unpack(KEYS, 10, 9 + count)}
 local function refuse(code, depth)
   if staged then
-    redis.call('DEL', unpack(KEYS, 9 + count, #KEYS))
+    redis.call('DEL', unpack(KEYS, 10 + count, #KEYS))
   end
   return {code, depth}
 end
@@ -52,7 +53,7 @@ end
 if redis.call('EXISTS', unpack(ids)) > 0 then
   return refuse(0, 0)
 end
-if staged and redis.call('EXISTS', unpack(KEYS, 9 + count, #KEYS)) < count then
+if staged and redis.call('EXISTS', unpack(KEYS, 10 + count, #KEYS)) < count then
   -- expired before the script ran: the caller may retry
   return refuse(-2, 0)
 end
@@ -70,7 +71,7 @@ local sched_channel = ARGV[#ARGV]
 local entries = {}
 for i, id in ipairs(ids) do
   if staged then
-    redis.call('RENAME', KEYS[8 + count + i], id)
+    redis.call('RENAME', KEYS[9 + count + i], id)
     redis.call('PERSIST', id)
     redis.call('HSET', id, unpack(shared))
     entries[i] = '~' .. id

@@ -9,12 +9,15 @@
 -- KEYS[1..4] tenancy (lib.lua), KEYS[5] stats, KEYS[6] the active
 -- schedules, KEYS[7] the schedule hash, KEYS[8] the tenant's recent list,
 -- KEYS[9] the scheduled-task counts (what a queue cap counts besides the
--- queue), KEYS[10..] the task hashes to create (0, 1 or 2)
+-- queue), KEYS[10] the tenant's queue, KEYS[11] the function hash,
+-- KEYS[12..] the task hashes to create (0, 1 or 2)
 -- ARGV[1] schedule id, ARGV[2] the score read (unix ms), ARGV[3] the next
 -- tick (unix ms; -1: none, the schedule is removed from the active set),
 -- ARGV[4] now (unix ms), ARGV[5] ticks missed, ARGV[6] the tenant's queue
 -- cap (0: none), ARGV[7] length of the recent list, ARGV[8] the new-task
--- channel, ARGV[9..] each task's tick (unix ms), in KEYS order
+-- channel, ARGV[9] the schedule's owner and ARGV[10] its function id as the
+-- caller read them (its queue and function keys are those), ARGV[11..]
+-- each task's tick (unix ms), in KEYS order
 -- A task is the one execute_function makes for the schedule's function and
 -- arguments (the function's payload and settings as they are now: timeout,
 -- memory cap, environment, callback URL), QUEUED at the producer
@@ -27,7 +30,8 @@
 -- the sums of every schedule's tasks_created, ticks_missed and
 -- ticks_skipped (faas_schedule_ticks_total).
 -- Returns {tasks created, ticks skipped}, or {-1, 0} if the score was not
--- the one read.
+-- the one read, or {-2, 0} if the owner or function was not the one read
+-- (the caller reads again).
 local id = ARGV[1]
 local cur = redis.call('ZSCORE', KEYS[6], id)
 if not cur or tonumber(cur) ~= tonumber(ARGV[2]) then
@@ -37,6 +41,9 @@ local s = redis.call('HMGET', KEYS[7], 'owner', 'function_id', 'param_payload', 
 if not s[2] then
   redis.call('ZREM', KEYS[6], id)
   return {-1, 0}
+end
+if (s[1] or '') ~= ARGV[9] or s[2] ~= ARGV[10] then
+  return {-2, 0}
 end
 if tonumber(ARGV[3]) < 0 then
   redis.call('ZREM', KEYS[6], id)
@@ -51,9 +58,9 @@ if tonumber(ARGV[5]) > 0 then
   redis.call('HINCRBY', KEYS[5], 'schedule_ticks:missed', ARGV[5])
 end
 local tenant = s[1] or ''
-local q = faas_queue(tenant)
+local q = KEYS[10]
 local cap = tonumber(ARGV[6])
-local f = redis.call('HMGET', s[2], 'fn_name', 'fn_payload', 'fn_hash', 'isolation', 'bundle', 'owner', 'timeout_ms',
+local f = redis.call('HMGET', KEYS[11], 'fn_name', 'fn_payload', 'fn_hash', 'isolation', 'bundle', 'owner', 'timeout_ms',
   'memory_bytes', 'env', 'secret_env', 'callback_url')
 -- The function's settings, as Enqueue copies them to a task (store.go):
 -- its timeout and memory cap, its variables and secrets as one sorted
@@ -88,7 +95,7 @@ local function skip(tick, reason)
   redis.call('HINCRBY', KEYS[7], 'ticks_skipped', 1)
   redis.call('HSET', KEYS[7], 'last_skip', reason, 'last_skip_tick', tick, 'last_skip_at', now)
 end
-for i = 10, #KEYS do
+for i = 12, #KEYS do
   local tid = KEYS[i]
   local tick = ARGV[i - 1]
   redis.call('HSET', KEYS[7], 'last_tick', tick)
