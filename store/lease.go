@@ -512,8 +512,39 @@ const promoteBatch = 500
 // dispatchers may call it at once: each task is promoted once.
 func (s *Store) PromoteDue(ctx context.Context, now time.Time) (promoted int, next time.Time, err error) {
 	for {
-		res, err := scriptPromote.Run(ctx, s.rdb, s.keys.tenancy(s.keys.scheduled(), s.keys.scheduledCounts()),
-			now.UnixMilli(), promoteBatch, s.keys.newTasksChannel()).Int64Slice()
+		// The due entries and their owners are read first, to pass the
+		// script their task and queue keys; it promotes those still due.
+		pipe := s.rdb.Pipeline()
+		due := pipe.ZRangeByScore(ctx, s.keys.scheduled(), &redis.ZRangeBy{Min: "-inf",
+			Max: strconv.FormatInt(now.UnixMilli(), 10), Count: promoteBatch})
+		first := pipe.ZRangeWithScores(ctx, s.keys.scheduled(), 0, 0)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: %w", err)
+		}
+		ids := due.Val()
+		if len(ids) == 0 {
+			if f := first.Val(); len(f) > 0 {
+				next = time.UnixMilli(int64(f[0].Score))
+			}
+			return promoted, next, nil
+		}
+		pipe = s.rdb.Pipeline()
+		owners := make([]*redis.StringCmd, len(ids))
+		for i, id := range ids {
+			owners[i] = pipe.HGet(ctx, s.keys.task(id), "owner")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: read owners: %w", err)
+		}
+		keys := s.keys.tenancy(s.keys.scheduled(), s.keys.scheduledCounts())
+		args := make([]any, 0, 2+2*len(ids))
+		args = append(args, now.UnixMilli(), s.keys.newTasksChannel())
+		for i, id := range ids {
+			owner := owners[i].Val()
+			keys = append(keys, s.keys.task(id), s.keys.tenantQueue(owner))
+			args = append(args, id, owner)
+		}
+		res, err := scriptPromote.Run(ctx, s.rdb, keys, args...).Int64Slice()
 		if err != nil {
 			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: %w", err)
 		}
@@ -521,7 +552,7 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time) (promoted int, ne
 			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: unexpected script reply of %d items", len(res))
 		}
 		promoted += int(res[0])
-		if res[0] < promoteBatch {
+		if len(ids) < promoteBatch {
 			if res[1] >= 0 {
 				next = time.UnixMilli(res[1])
 			}

@@ -64,8 +64,8 @@ type luaAllowed struct {
 // reach it that way (none: any, for a key built on the spot). Lines are
 // those of the files under lua/.
 var luaLintAllowed = map[string]luaAllowed{
-	"lib.lua:80 LLEN":          {why: "faas_unpark: the tenant's queue, built from KEYS[1] and the tenant"},
-	"lib.lua:136 RPUSH":        {why: "faas_queue_next: the tenant's queue, built"},
+	"lib.lua:80 LLEN":          {why: "faas_unpark: the tenant's queue, built from KEYS[1] and the tenant", scripts: []string{"cancel", "complete", "complete_claim", "reap", "release", "requeue"}},
+	"lib.lua:136 RPUSH":        {why: "faas_queue_next: these callers build the owner's queue (faas_queue)", scripts: []string{"complete", "complete_claim", "reap", "release", "requeue"}},
 	"lib.lua:154 HMGET":        {why: "faas_read: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
 	"lib.lua:229 DEL":          {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
 	"lib.lua:230 HSET":         {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
@@ -82,9 +82,6 @@ var luaLintAllowed = map[string]luaAllowed{
 	"cancel.lua:38 LLEN":       {why: "the owner's queue, built"},
 	"hooks_claim.lua:18 HMGET": {why: "task ids read from the hooks set"},
 	"hooks_claim.lua:23 HSET":  {why: "task ids read from the hooks set"},
-	"promote.lua:14 HMGET":     {why: "task ids read from the scheduled set"},
-	"promote.lua:18 LPUSH":     {why: "the owner's queue, built"},
-	"promote.lua:23 HDEL":      {why: "task ids read from the scheduled set"},
 }
 
 // luaViolation is a key (or channel) argument the lint cannot trace to KEYS.
@@ -177,6 +174,9 @@ func TestLuaLintCatches(t *testing.T) {
 		{"pcall", "redis.pcall('GET', 'k')\n", []string{"t.lua:1 GET"}},
 		{"escaped function", "local function f(k)\n  redis.call('GET', k)\nend\nlocal g = f\ng(KEYS[1])\n", []string{"t.lua:2 GET"}},
 		{"glue call", "", nil},
+		{"function never reached", "local function f(k)\n  redis.call('GET', k)\nend\nlocal function g()\n  f('x')\nend\n", nil},
+		{"function reached through another", "local function f(k)\n  redis.call('GET', k)\nend\nlocal function g()\n  f('x')\nend\ng()\n", []string{"t.lua:2 GET"}},
+		{"field written only where never reached", "local function g()\n  return {k = 'x'}\nend\nlocal t = {}\nredis.call('GET', t.k)\n", []string{"t.lua:5 GET"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -201,10 +201,9 @@ func TestLuaLintCatches(t *testing.T) {
 
 // luaVar is one declared local (or parameter, or loop variable).
 type luaVar struct {
-	class   int               // classes of the values it can hold (0: none seen yet)
-	elems   int               // ... and of their elements, when it holds a table
-	fn      *ast.FunctionExpr // the function it was declared with (local function f)
-	escaped bool              // that function is used other than by calling it by name
+	class int               // classes of the values it can hold (0: none seen yet)
+	elems int               // ... and of their elements, when it holds a table
+	fn    *ast.FunctionExpr // the function it was declared with (local function f)
 }
 
 // luaLint is the state of one script's analysis: identifiers resolved to
@@ -215,8 +214,18 @@ type luaLint struct {
 	flows   []luaFlow
 	fields  map[string]int // table field name -> classes of the values stored under it
 	felems  map[string]int // ... and of their elements
-	calls   []*ast.FuncCallExpr
+	calls   []luaRedisCall
 	callers []luaCaller
+	escapes []luaCaller // local functions used as values (args unused)
+	globals []*ast.FunctionExpr
+	in      *ast.FunctionExpr // the function being walked (nil: the chunk)
+	reach   map[*ast.FunctionExpr]bool
+}
+
+// luaRedisCall is a redis.call in function in.
+type luaRedisCall struct {
+	*ast.FuncCallExpr
+	in *ast.FunctionExpr
 }
 
 // luaFlow says: the value of e (or, with elemsOf, an element of e) goes
@@ -228,12 +237,14 @@ type luaFlow struct {
 	toElems bool
 	elemsOf bool
 	e       ast.Expr
+	in      *ast.FunctionExpr // where the flow happens: it counts only if that is reached
 }
 
-// luaCaller is a call of a local function by name.
+// luaCaller is a call of a local function by name, in function in.
 type luaCaller struct {
 	fn   *luaVar
 	args []ast.Expr
+	in   *ast.FunctionExpr
 }
 
 type luaScope struct {
@@ -278,6 +289,9 @@ func lintScript(name string, parts []luaPart) ([]luaViolation, error) {
 	l.fixpoint()
 	var out []luaViolation
 	for _, c := range l.calls {
+		if !l.reach[c.in] {
+			continue
+		}
 		where := func(cmd string) string { return partLine(parts, c.Line()) + " " + cmd }
 		if len(c.Args) == 0 {
 			out = append(out, luaViolation{name, where("?"), "(no command)"})
@@ -415,7 +429,7 @@ func (l *luaLint) stmt(st ast.Stmt, s *luaScope) {
 			// for k, v in ipairs(t) or pairs(t): v is an element of t; the
 			// keys, and whatever another iterator yields, are not keys.
 			if call, ok := iterCall(st.Exprs); ok && i == 1 {
-				l.flows = append(l.flows, luaFlow{v: v, e: call.Args[0], elemsOf: true})
+				l.flow(luaFlow{v: v, e: call.Args[0], elemsOf: true})
 				continue
 			}
 			v.class, v.elems = fromOther, fromOther
@@ -425,6 +439,7 @@ func (l *luaLint) stmt(st ast.Stmt, s *luaScope) {
 		// a global function: called by name from anywhere, so its
 		// parameters may hold anything
 		l.expr(st.Func, s)
+		l.globals = append(l.globals, st.Func)
 		for _, p := range l.params[st.Func] {
 			p.class, p.elems = fromOther, fromOther
 		}
@@ -455,6 +470,12 @@ func (l *luaLint) flowFrom(f luaFlow, exprs []ast.Expr, i int) {
 			f.e = &ast.StringExpr{Value: "(another value of a call)"}
 		}
 	}
+	l.flow(f)
+}
+
+// flow records a flow in the function being walked.
+func (l *luaLint) flow(f luaFlow) {
+	f.in = l.in
 	l.flows = append(l.flows, f)
 }
 
@@ -480,7 +501,7 @@ func (l *luaLint) expr(e ast.Expr, s *luaScope) {
 		if v := s.lookup(e.Value); v != nil {
 			l.resolve[e] = v
 			if v.fn != nil {
-				v.escaped = true // used as a value, not called by name
+				l.escapes = append(l.escapes, luaCaller{fn: v, in: l.in}) // used as a value, not called by name
 			}
 		}
 	case *ast.AttrGetExpr:
@@ -493,7 +514,7 @@ func (l *luaLint) expr(e ast.Expr, s *luaScope) {
 			}
 			l.expr(f.Value, s)
 			if k, ok := f.Key.(*ast.StringExpr); ok {
-				l.flows = append(l.flows, luaFlow{field: k.Value, e: f.Value})
+				l.flow(luaFlow{field: k.Value, e: f.Value})
 			}
 		}
 	case *ast.FuncCallExpr:
@@ -505,19 +526,19 @@ func (l *luaLint) expr(e ast.Expr, s *luaScope) {
 			return
 		}
 		if isRedisCall(e) {
-			l.calls = append(l.calls, e)
+			l.calls = append(l.calls, luaRedisCall{e, l.in})
 			return
 		}
 		if isTableInsert(e) && len(e.Args) >= 2 {
 			if id, ok := e.Args[0].(*ast.IdentExpr); ok && l.resolve[id] != nil {
-				l.flows = append(l.flows, luaFlow{v: l.resolve[id], toElems: true, e: e.Args[len(e.Args)-1]})
+				l.flow(luaFlow{v: l.resolve[id], toElems: true, e: e.Args[len(e.Args)-1]})
 			}
 		}
 		if id, ok := e.Func.(*ast.IdentExpr); ok {
 			if v := s.lookup(id.Value); v != nil {
 				l.resolve[id] = v
 				if v.fn != nil {
-					l.callers = append(l.callers, luaCaller{fn: v, args: e.Args})
+					l.callers = append(l.callers, luaCaller{fn: v, args: e.Args, in: l.in})
 				}
 				return
 			}
@@ -530,7 +551,10 @@ func (l *luaLint) expr(e ast.Expr, s *luaScope) {
 			params[i] = inner.declare(n)
 		}
 		l.params[e] = params
+		outer := l.in
+		l.in = e
 		l.block(e.Stmts, inner)
+		l.in = outer
 	case *ast.LogicalOpExpr:
 		l.expr(e.Lhs, s)
 		l.expr(e.Rhs, s)
@@ -552,25 +576,44 @@ func (l *luaLint) expr(e ast.Expr, s *luaScope) {
 	}
 }
 
-// link makes the arguments of every call of a local function flow into
-// its parameters; a function used as a value may be called with anything.
+// link finds the functions the chunk can reach (by calls from reached
+// code, or as values used there: those may be called with anything), and
+// makes the arguments of every reached call of a local function flow
+// into its parameters. Flows and redis calls in functions never reached
+// do not count: lib.lua's functions a script does not use are not its.
 func (l *luaLint) link() {
-	for _, c := range l.callers {
-		for i, p := range l.params[c.fn.fn] {
-			if i < len(c.args) {
-				l.flows = append(l.flows, luaFlow{v: p, e: c.args[i]})
+	l.reach = map[*ast.FunctionExpr]bool{nil: true}
+	for _, g := range l.globals {
+		l.reach[g] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, c := range append(l.callers[:len(l.callers):len(l.callers)], l.escapes...) {
+			if l.reach[c.in] && !l.reach[c.fn.fn] {
+				l.reach[c.fn.fn] = true
+				changed = true
 			}
 		}
 	}
-	for _, v := range l.resolve {
-		if v != nil && v.fn != nil && v.escaped {
-			for _, p := range l.params[v.fn] {
+	for _, c := range l.callers {
+		if !l.reach[c.in] {
+			continue
+		}
+		for i, p := range l.params[c.fn.fn] {
+			if i < len(c.args) {
+				l.flows = append(l.flows, luaFlow{v: p, e: c.args[i], in: c.in})
+			}
+		}
+	}
+	for _, c := range l.escapes {
+		if l.reach[c.in] {
+			for _, p := range l.params[c.fn.fn] {
 				p.class, p.elems = fromOther, fromOther
 			}
 		}
 	}
 	for _, f := range l.flows {
-		if f.v == nil {
+		if f.v == nil && l.reach[f.in] {
 			l.fields[f.field] |= 0 // the field is written somewhere
 			l.felems[f.field] |= 0
 		}
@@ -587,6 +630,9 @@ func (l *luaLint) fixpoint() {
 			}
 		}
 		for _, f := range l.flows {
+			if !l.reach[f.in] {
+				continue
+			}
 			val, elems := l.class(f.e), l.elemsClass(f.e)
 			if f.elemsOf {
 				val, elems = l.elemsClass(f.e), fromOther

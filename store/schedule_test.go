@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,73 @@ import (
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/store"
 )
+
+// Four dispatchers promote the same due tasks at once (each reads the due
+// entries and their owners, then a script promotes those still due): each
+// task reaches its tenant's queue once, and the counts add up.
+func TestPromoteDueRacing(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		due := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		const n = 300
+		for i := range n {
+			tk := newTask(fmt.Sprintf("delayed-%03d", i))
+			tk.Owner = []string{"", "alice", "bob"}[i%3]
+			tk.RunAt = due.Add(time.Duration(i%7) * time.Millisecond)
+			if err := st.Enqueue(ctx, tk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		total := 0
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, _, err := st.PromoteDue(ctx, due.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				total += p
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if total != n {
+			t.Fatalf("promoted %d in all, want %d", total, n)
+		}
+		seen := map[string]bool{}
+		for {
+			cs, err := st.Claim(ctx, "w", 50, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) == 0 {
+				break
+			}
+			for _, c := range cs {
+				if seen[c.TaskID] {
+					t.Fatalf("%s claimed twice", c.TaskID)
+				}
+				seen[c.TaskID] = true
+			}
+		}
+		if len(seen) != n {
+			t.Fatalf("claimed %d, want %d", len(seen), n)
+		}
+		if d, _ := st.QueueDepth(ctx); d != 0 {
+			t.Fatalf("queue depth %d after claiming everything", d)
+		}
+		if c, _ := st.ScheduledCount(ctx); c != 0 {
+			t.Fatalf("scheduled count %d", c)
+		}
+		if n, _ := rdb.HLen(ctx, "faas:scheduled_n").Result(); n != 0 {
+			t.Fatalf("scheduled counts left: %d fields", n)
+		}
+	})
+}
 
 // A delayed task waits QUEUED, out of the queue, until PromoteDue finds it
 // due; then it is claimed like any other. Cancelling one takes it out of

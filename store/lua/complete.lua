@@ -43,7 +43,7 @@ local function faas_complete(task, leases, stats, o)
     redis.call('HSET', task, 'errors', errors, 'retried', (tonumber(h.retried) or 0) + 1, 'next_attempt_at', now + delay)
     redis.call('HINCRBY', stats, 'retried', 1)
     if delay == 0 then
-      faas_queue_next(h.owner, ARGV[o])
+      faas_queue_next(faas_queue(h.owner), h.owner, ARGV[o])
       redis.call('PUBLISH', ARGV[last + 6], ARGV[o])
     else
       faas_schedule(8, h.owner, ARGV[o], now + delay, ARGV[last + 5])

@@ -129,11 +129,11 @@ local function faas_settle()
   faas_deferred = nil
 end
 
--- faas_queue_next puts id at the consumer end of its tenant's queue, so
--- that it is the tenant's next task (requeue, release, reap).
-local function faas_queue_next(tenant, id)
+-- faas_queue_next puts id at the consumer end of its tenant's queue q, so
+-- that it is the tenant's next task (requeue, release, reap, promote).
+local function faas_queue_next(q, tenant, id)
   tenant = tenant or ''
-  if redis.call('RPUSH', faas_queue(tenant), '~' .. id) == 1 then
+  if redis.call('RPUSH', q, '~' .. id) == 1 then
     faas_ring_join(tenant)
   end
 end
@@ -254,7 +254,7 @@ end
 local function faas_requeue_or_lose(id, h, lost)
   faas_lease_dropped(h.owner, lost.capped)
   if (tonumber(h.attempts) or 0) - (tonumber(h.retried) or 0) < lost.max then
-    faas_queue_next(h.owner, id)
+    faas_queue_next(faas_queue(h.owner), h.owner, id)
     return true
   end
   faas_finish(id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},

@@ -12,5 +12,5 @@ if h[1] ~= 'RUNNING' or h[2] ~= ARGV[2] or redis.call('ZREM', KEYS[6], ARGV[1]) 
 end
 faas_lease_dropped(h[3], ARGV[3] == '1')
 redis.call('HSET', KEYS[5], 'attempts', math.max((tonumber(h[4]) or 0) - 1, 0))
-faas_queue_next(h[3], ARGV[1])
+faas_queue_next(faas_queue(h[3]), h[3], ARGV[1])
 return 1
