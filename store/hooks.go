@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Completion webhooks. A task created with a CallbackURL is, the moment it
@@ -55,8 +57,32 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	if n <= 0 || lease <= 0 {
 		return nil, time.Time{}, fmt.Errorf("store: claim deliveries: n and lease must be positive")
 	}
-	res, err := scriptHooksClaim.Run(ctx, s.rdb, []string{s.keys.hooks()},
-		now.UnixMilli(), now.Add(lease).UnixMilli(), n).Slice()
+	// The due entries are read first, to pass the script their task keys;
+	// it claims those still due.
+	pipe := s.rdb.Pipeline()
+	due := pipe.ZRangeByScore(ctx, s.keys.hooks(), &redis.ZRangeBy{Min: "-inf",
+		Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(n)})
+	first := pipe.ZRangeWithScores(ctx, s.keys.hooks(), 0, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, time.Time{}, fmt.Errorf("store: claim deliveries: %w", err)
+	}
+	ids := due.Val()
+	if len(ids) == 0 {
+		var next time.Time
+		if f := first.Val(); len(f) > 0 {
+			next = time.UnixMilli(int64(f[0].Score))
+		}
+		return nil, next, nil
+	}
+	keys := make([]string, 0, 1+len(ids))
+	keys = append(keys, s.keys.hooks())
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, now.UnixMilli(), now.Add(lease).UnixMilli())
+	for _, id := range ids {
+		keys = append(keys, s.keys.task(id))
+		args = append(args, id)
+	}
+	res, err := scriptHooksClaim.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("store: claim deliveries: %w", err)
 	}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -97,6 +98,56 @@ func finalWithCallback(t *testing.T, st *store.Store) string {
 		t.Fatal(err)
 	}
 	return tk.ID
+}
+
+// Four deliverers claim the same due deliveries at once (each reads the due
+// entries, then a script claims those still due): each delivery is
+// claimed once, as attempt 1.
+func TestDeliveryClaimsRacing(t *testing.T) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+		ctx := testCtx(t)
+		const n = 60
+		for range n {
+			finalWithCallback(t, st)
+		}
+		now := time.Now().Add(time.Second)
+		var mu sync.Mutex
+		got := map[string]int{}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ds, _, err := st.ClaimDeliveries(ctx, now, time.Minute, 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(ds) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range ds {
+						got[d.TaskID]++
+						if d.Attempt != 1 {
+							t.Errorf("%s claimed as attempt %d", d.TaskID, d.Attempt)
+						}
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(got) != n {
+			t.Fatalf("%d deliveries claimed, want %d", len(got), n)
+		}
+		for id, c := range got {
+			if c != 1 {
+				t.Fatalf("%s claimed %d times", id, c)
+			}
+		}
+	})
 }
 
 // One deliverer at a time: a claimed delivery is not claimed again until

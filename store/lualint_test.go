@@ -80,8 +80,6 @@ var luaLintAllowed = map[string]luaAllowed{
 	"claim.lua:113 RPOP":       {why: "the ring claim: the head tenant's queue, built"},
 	"cancel.lua:38 LREM":       {why: "the owner's queue, built"},
 	"cancel.lua:38 LLEN":       {why: "the owner's queue, built"},
-	"hooks_claim.lua:18 HMGET": {why: "task ids read from the hooks set"},
-	"hooks_claim.lua:23 HSET":  {why: "task ids read from the hooks set"},
 }
 
 // luaViolation is a key (or channel) argument the lint cannot trace to KEYS.
