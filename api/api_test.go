@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 
 type env struct {
 	t     *testing.T
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	st    *store.Store
 	h     *Handler
 	srv   *httptest.Server
@@ -59,13 +59,13 @@ func (e *env) as(token string) *env {
 	return &c
 }
 
-func newEnv(t *testing.T, rdb *redis.Client, opts Options) *env {
+func newEnv(t *testing.T, rdb redis.UniversalClient, opts Options) *env {
 	t.Helper()
 	return newEnvWith(t, rdb, store.Options{}, opts)
 }
 
 // newEnvWith is newEnv with the store's options.
-func newEnvWith(t *testing.T, rdb *redis.Client, sopts store.Options, opts Options) *env {
+func newEnvWith(t *testing.T, rdb redis.UniversalClient, sopts store.Options, opts Options) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

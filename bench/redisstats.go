@@ -3,32 +3,24 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 )
 
 // redisCommands reads INFO commandstats: calls by command name, the ones
 // run inside scripts counted as well as the script calls themselves
-// (Redis counts both).
-func redisCommands(ctx context.Context, rdb *redis.Client) (map[string]int64, error) {
-	info, err := rdb.Info(ctx, "commandstats").Result()
+// (Redis counts both), added up over the nodes of a cluster.
+func redisCommands(ctx context.Context, rdb redis.UniversalClient) (map[string]int64, error) {
+	cmds, err := redisinfo.Commands(ctx, rdb)
 	if err != nil {
-		return nil, fmt.Errorf("bench: INFO commandstats: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				out[strings.TrimPrefix(name, "cmdstat_")] = n
-			}
-		}
+	out := make(map[string]int64, len(cmds))
+	for name, c := range cmds {
+		out[name] = c.Calls
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 )
 
 // The scaling study: how the cost of a task grows with the work around it
@@ -143,41 +144,26 @@ func Scale(ctx context.Context, cfg ScaleConfig, progress func(kind string) Conf
 	return res, nil
 }
 
-// usedMemory is redis-server's used_memory.
-func usedMemory(ctx context.Context, rdb *redis.Client) (float64, error) {
-	info, err := rdb.Info(ctx, "memory").Result()
+// usedMemory is redis-server's used_memory (added up over the nodes of a
+// cluster).
+func usedMemory(ctx context.Context, rdb redis.UniversalClient) (float64, error) {
+	n, err := redisinfo.Sum(ctx, rdb, "memory", "used_memory")
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("bench: %w", err)
 	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, errors.New("bench: INFO memory has no used_memory")
+	return n, nil
 }
 
-// scriptStats are the EVALSHA (and EVAL) calls and their microseconds so far.
-func scriptStats(ctx context.Context, rdb *redis.Client) (calls, usec float64, err error) {
-	info, err := rdb.Info(ctx, "commandstats").Result()
+// scriptStats are the EVALSHA (and EVAL) calls and their microseconds so
+// far (added up over the nodes of a cluster).
+func scriptStats(ctx context.Context, rdb redis.UniversalClient) (calls, usec float64, err error) {
+	cmds, err := redisinfo.Commands(ctx, rdb)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("bench: %w", err)
 	}
-	for _, line := range strings.Split(info, "\r\n") {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok || (name != "cmdstat_evalsha" && name != "cmdstat_eval") {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			f, _ := strconv.ParseFloat(v, 64)
-			switch k {
-			case "calls":
-				calls += f
-			case "usec":
-				usec += f
-			}
-		}
+	for _, name := range []string{"evalsha", "eval"} {
+		calls += float64(cmds[name].Calls)
+		usec += cmds[name].Usec
 	}
 	return calls, usec, nil
 }
@@ -236,7 +222,7 @@ func newClient(url, token string) *client {
 // queueLeft is what the store still holds of the work: the ids in the
 // given queues and the leases (cheap commands only: the study must not
 // slow down the Redis it measures).
-func queueLeft(ctx context.Context, rdb *redis.Client, queues []string) (int64, error) {
+func queueLeft(ctx context.Context, rdb redis.UniversalClient, queues []string) (int64, error) {
 	pipe := rdb.Pipeline()
 	leases := pipe.ZCard(ctx, "faas:leases")
 	lens := make([]*redis.IntCmd, len(queues))
@@ -255,7 +241,7 @@ func queueLeft(ctx context.Context, rdb *redis.Client, queues []string) (int64, 
 
 // drain waits until the given queues and the leases are empty, sampling
 // every period.
-func drain(ctx context.Context, rdb *redis.Client, queues []string, period time.Duration) (windows []Drain, seconds float64, err error) {
+func drain(ctx context.Context, rdb redis.UniversalClient, queues []string, period time.Duration) (windows []Drain, seconds float64, err error) {
 	start := time.Now()
 	left, err := queueLeft(ctx, rdb, queues)
 	if err != nil {
@@ -472,7 +458,7 @@ func sandboxStarts(url, token string) (warm, cold float64, err error) {
 
 // firstStartRank reads every task's start and owner and finds the latest
 // first start of a tenant, as a position among all starts over tenants.
-func firstStartRank(ctx context.Context, rdb *redis.Client, ids []string, tenants int) (float64, error) {
+func firstStartRank(ctx context.Context, rdb redis.UniversalClient, ids []string, tenants int) (float64, error) {
 	type start struct {
 		at    int64
 		owner string

@@ -187,7 +187,7 @@ type deployment struct {
 	url        string
 	redisURL   string
 	workerPort int
-	rdb        *redis.Client // to the deployment's redis-server, for its statistics
+	rdb        redis.UniversalClient // to the deployment's redis-server, for its statistics
 	procs      map[string]*exec.Cmd
 	order      []string
 	dir        string

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/internal/pyfixture"
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 	"github.com/wasmfaas/wasmfaas/runtime"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
@@ -29,7 +28,7 @@ func TestMain(m *testing.M) {
 func TestRunLocal(t *testing.T) {
 	for _, backend := range []struct {
 		name  string
-		start func(testing.TB) *redis.Client
+		start func(testing.TB) redis.UniversalClient
 	}{{"redis-server", redistest.Start}, {"miniredis", redistest.StartMini}} {
 		t.Run(backend.name, func(t *testing.T) {
 			st := store.New(backend.start(t), store.Options{})
@@ -156,7 +155,7 @@ func TestLightLoadClaimsOncePerTask(t *testing.T) {
 	// The first task warms the sandboxes and the scripts up.
 	storetest.WaitFinal(t, st, []string{storetest.Enqueue(t, st, pk[0], pk[1])}, time.Minute)
 	time.Sleep(100 * time.Millisecond)
-	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+	if err := redisinfo.ResetStat(ctx, rdb); err != nil {
 		t.Fatal(err)
 	}
 	const n = 12
@@ -164,16 +163,11 @@ func TestLightLoadClaimsOncePerTask(t *testing.T) {
 		storetest.WaitFinal(t, st, []string{storetest.Enqueue(t, st, pk[0], pk[1])}, time.Minute)
 		time.Sleep(20 * time.Millisecond) // the dispatcher is idle again
 	}
-	info, err := rdb.Info(ctx, "commandstats").Result()
+	cmds, err := redisinfo.Commands(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	scripts := 0
-	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
-			scripts, _ = strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
-		}
-	}
+	scripts := int(cmds["evalsha"].Calls)
 	// Per task: the enqueue, one claim, the completion (and its claim);
 	// a few more for the background loops (reap, promote) in a second.
 	if scripts < 3*n || scripts > 3*n+4 {

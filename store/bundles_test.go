@@ -16,7 +16,7 @@ import (
 )
 
 func TestBundlesArePerTenantAndContentAddressed(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		hash := strings.Repeat("ab", 32)
 		zip := []byte("PK\x05\x06 a zip")
@@ -42,7 +42,7 @@ func TestBundlesArePerTenantAndContentAddressed(t *testing.T) {
 }
 
 func TestFunctionBundleReachesItsClaims(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		hash := strings.Repeat("cd", 32)
 		f := store.Function{ID: uuid.NewString(), Name: "f", Payload: fnPayload, Isolation: faastype.Warm,

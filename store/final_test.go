@@ -53,7 +53,7 @@ func TestFinishedTasksAreSmall(t *testing.T) {
 	}
 	for _, f := range finals {
 		t.Run(f.name, func(t *testing.T) {
-			eachBackend(t, store.Options{MaxAttempts: 1, ResultTTL: time.Hour}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+			eachBackend(t, store.Options{MaxAttempts: 1, ResultTTL: time.Hour}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 				ctx := testCtx(t)
 				task := newTask(uuid.NewString())
 				task.FnPayload, task.Owner, task.Bundle, task.WantJSON = bigFn, "acme", "b-hash", true
@@ -101,7 +101,7 @@ func TestFinishedTasksAreSmall(t *testing.T) {
 // from the queues and leases, not from counters; the histograms are folded
 // into one field per (status, kind, latency bucket, execution bucket).
 func TestCountsAreThereWithTheResult(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		other := store.New(rdb, store.Options{})
 		ids := enqueueN(t, st, 4)
@@ -151,7 +151,7 @@ func TestCountsAreThereWithTheResult(t *testing.T) {
 }
 
 func TestTimingsRoundTrip(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		cases := []struct {
 			in, want faastype.Timings
@@ -190,7 +190,7 @@ func TestTimingsRoundTrip(t *testing.T) {
 // script: a stale outcome is rejected and the claim still made; an
 // invalid outcome does nothing at all.
 func TestCompleteAndClaim(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 4)
 		first := claimOne(t, st, ids[0])

@@ -12,9 +12,9 @@ import (
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
 
-// eachBackend runs fn as a subtest on a fresh real redis-server and on a
-// fresh miniredis.
-func eachBackend(t *testing.T, opts store.Options, fn func(t *testing.T, st *store.Store, rdb *redis.Client)) {
+// eachBackend runs fn as a subtest on a fresh Redis of each of
+// redistest.Backends (a real redis-server, miniredis, Sentinel).
+func eachBackend(t *testing.T, opts store.Options, fn func(t *testing.T, st *store.Store, rdb redis.UniversalClient)) {
 	t.Helper()
 	for _, b := range redistest.Backends {
 		t.Run(b.Name, func(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // script: completion, cancellation (QUEUED and RUNNING) and a lost worker
 // (reap, requeue); a task without a callback queues nothing.
 func TestFinalTasksQueueTheirWebhook(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		mk := func(cb string) store.Task {
 			tk := newTask(uuid.NewString())
@@ -154,7 +154,7 @@ func TestDeliveryClaimsRacing(t *testing.T) {
 // its lease expires; then another deliverer takes it, with the next
 // attempt number, and the first one's late outcome is rejected.
 func TestDeliveryClaimsAndLeases(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		id := finalWithCallback(t, st)
 		now := time.Now()
@@ -221,7 +221,7 @@ func TestDeliveryClaimsAndLeases(t *testing.T) {
 // Giving up: the webhook leaves the queue, the task says undeliverable
 // with the last error, and the metrics count it.
 func TestDeliveryGivesUp(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		id := finalWithCallback(t, st)
 		d, _, err := st.ClaimDeliveries(ctx, time.Now(), time.Minute, 1)
@@ -251,7 +251,7 @@ func TestDeliveryGivesUp(t *testing.T) {
 
 // An entry whose task expired (result TTL) is dropped at the next claim.
 func TestDeliveryOfAGoneTaskIsDropped(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		id := finalWithCallback(t, st)
 		rdb.Del(ctx, id)

@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -34,15 +34,11 @@ func BenchmarkRedisMemoryPerTask(b *testing.B) {
 			ctx := context.Background()
 			st := store.New(rdb, store.Options{ResultTTL: ttl})
 			used := func() float64 {
-				info := rdb.Info(ctx, "memory").Val()
-				for _, line := range strings.Split(info, "\r\n") {
-					if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-						n, _ := strconv.ParseFloat(v, 64)
-						return n
-					}
+				n, err := redisinfo.Sum(ctx, rdb, "memory", "used_memory")
+				if err != nil {
+					b.Fatal(err)
 				}
-				b.Fatal("no used_memory in INFO")
-				return 0
+				return n
 			}
 			empty := used()
 			tmpl := store.Task{FunctionID: uuid.NewString(), FnPayload: fn, FnHash: strings.Repeat("f", 64), Isolation: faastype.Warm}

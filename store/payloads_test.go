@@ -37,7 +37,7 @@ func TestLargePayloads(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+			eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 				ctx := testCtx(t)
 				tmpl := newTask("x")
 				tmpl.FnPayload = tc.fn
@@ -85,7 +85,7 @@ func TestLargePayloads(t *testing.T) {
 // A refused enqueue of staged payloads leaves nothing behind and changes
 // nothing that existed.
 func TestLargePayloadsRefused(t *testing.T) {
-	eachBackend(t, store.Options{MaxQueued: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxQueued: 3}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		large := strings.Repeat("L", 64<<10)
 		first := newTask("taken")
@@ -119,7 +119,7 @@ func TestLargePayloadsRefused(t *testing.T) {
 func TestLargePayloadGoneAfterClaim(t *testing.T) {
 	// The claim script sees large payloads and leaves them out; the
 	// arguments are missing when they are read.
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		task := newTask("t1")
 		task.ParamPayload = strings.Repeat("P", 64<<10)

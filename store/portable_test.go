@@ -13,7 +13,7 @@ import (
 // A function registered as source text keeps its source; a task that asks
 // for JSON carries the wish to the claimer and its JSON result back.
 func TestPortableFields(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		f := store.Function{ID: "6a0e9c1e-0000-4000-8000-000000000001", Name: "area", Payload: "gAQu",
 			Source: "def area(r): return r * r", Entrypoint: "area"}

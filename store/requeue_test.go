@@ -24,7 +24,7 @@ func requeueEnqueue(t *testing.T, st *store.Store, n int) {
 }
 
 func TestRequeue(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 2}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 2}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		requeueEnqueue(t, st, 3)
 		cs, err := st.Claim(ctx, "w1", 3, time.Hour)

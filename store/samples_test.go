@@ -13,7 +13,7 @@ import (
 // Samples: one per gap whoever takes them, oldest first, bounded to the
 // window, and they read back as written.
 func TestSamples(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		t0 := time.UnixMilli(1_700_000_000_000)
 		const gap, window = 10 * time.Second, time.Minute
@@ -57,7 +57,7 @@ func TestSamples(t *testing.T) {
 
 // TenantLoads lists the tenants with work, the most queued first.
 func TestTenantLoads(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		if loads, err := st.TenantLoads(ctx); err != nil || len(loads) != 0 {
 			t.Fatalf("empty: %+v %v", loads, err)

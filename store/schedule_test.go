@@ -85,7 +85,7 @@ func TestPromoteDueRacing(t *testing.T) {
 // due; then it is claimed like any other. Cancelling one takes it out of
 // the scheduled set.
 func TestDelayedTasks(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		due := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 		later, cancelled, now := newTask(uuid.NewString()), newTask(uuid.NewString()), newTask(uuid.NewString())
@@ -134,7 +134,7 @@ func TestDelayedTasks(t *testing.T) {
 
 // A queue cap counts a tenant's delayed tasks with its queued ones.
 func TestQueueCapCountsDelayedTasks(t *testing.T) {
-	eachBackend(t, store.Options{MaxQueued: 2}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxQueued: 2}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		for i := range 2 {
 			tk := newTask(uuid.NewString())
@@ -165,7 +165,7 @@ func failure(msg string) store.Outcome {
 // retries do not eat into the attempts a lost worker may cost.
 func TestRetries(t *testing.T) {
 	policy := &faastype.RetryPolicy{Max: 2, Backoff: "fixed", Base: 0, MaxDelay: 0, On: []string{"ValueError"}}
-	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		run := func(id string) store.Claim {
 			t.Helper()

@@ -53,7 +53,7 @@ func getSchedule(t *testing.T, st *store.Store, tenant, id string) store.Schedul
 // looking a little late by its own clock: exactly one task per tick, with
 // the tick's id, none twice.
 func TestScheduleTicksFireOnceAcrossDispatchers(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "alice", "fn-race")
 		anchor := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
@@ -99,7 +99,7 @@ func TestScheduleTicksFireOnceAcrossDispatchers(t *testing.T) {
 // owner, retry policy, JSON results; and they are in the tenant's recent
 // list and counted as submitted.
 func TestScheduleTaskFields(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "bob", "fn-fields")
 		anchor := time.Now().Add(-1500 * time.Millisecond)
@@ -136,7 +136,7 @@ func TestScheduleTaskFields(t *testing.T) {
 // After an outage, run_once makes one catch-up task for the missed ticks
 // (and one for the tick on time), skip none; both go on at the next tick.
 func TestScheduleMissedTicks(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "", "fn-missed")
 		anchor := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
@@ -176,7 +176,7 @@ func TestScheduleMissedTicks(t *testing.T) {
 // goes on, and fires again once there is room. So is a tick whose
 // function is gone.
 func TestScheduleTickOverQueueCap(t *testing.T) {
-	eachBackend(t, store.Options{MaxQueued: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxQueued: 1}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "alice", "fn-cap")
 		enqueueFor(t, st, "alice", 1)
@@ -211,7 +211,7 @@ func TestScheduleTickOverQueueCap(t *testing.T) {
 // Pause, resume, delete and list are per tenant; a paused schedule does not
 // tick, and a resumed one goes on from its next tick after the resume.
 func TestSchedulePauseResumeDelete(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "alice", "fn-state")
 		anchor := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
@@ -272,7 +272,7 @@ func TestSchedulePauseResumeDelete(t *testing.T) {
 
 // A cron schedule ticks on its expression, in its time zone.
 func TestScheduleCron(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "", "fn-cron")
 		created := time.Date(2026, 12, 7, 10, 2, 0, 0, time.UTC)
@@ -297,7 +297,7 @@ func TestScheduleCron(t *testing.T) {
 // A member of the active set whose schedule hash is gone (deleted by hand)
 // is dropped at its tick.
 func TestScheduleStaleMemberIsDropped(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		fn := putFn(t, st, "", "fn-stale")
 		anchor := time.UnixMilli(time.Now().Add(-24 * time.Hour).UnixMilli())
@@ -320,7 +320,7 @@ func TestScheduleStaleMemberIsDropped(t *testing.T) {
 // per tick however many dispatchers race; Stats reads the active and paused
 // schedules of every tenant.
 func TestScheduleStats(t *testing.T) {
-	eachBackend(t, store.Options{MaxQueued: 2}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxQueued: 2}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		check := func(step string, active, paused, fired, missed, skipped int64) {
 			t.Helper()
@@ -415,7 +415,7 @@ func TestScheduleStats(t *testing.T) {
 // A tick's task carries its function's settings, as Enqueue copies them:
 // timeout, memory cap, variables and secrets, and the callback URL.
 func TestScheduleTaskCarriesTheFunctionsSettings(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		set := store.Settings{Timeout: 2 * time.Second, MemoryBytes: 96 << 20,
 			Env: map[string]string{"MODE": "prod", "URL": "https://example.org/a/b"}, Secrets: map[string]string{"KEY": "k=1"}}

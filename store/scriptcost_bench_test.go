@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
 )
@@ -29,7 +29,7 @@ import (
 // --tool=callgrind dumps one profile per step (instructions are repeatable
 // on a VM whose speed drifts): see bench/results/redis-scripts.txt.
 func BenchmarkNoopScripts(b *testing.B) {
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if addr := os.Getenv("FAAS_BENCH_REDIS"); addr != "" {
 		rdb = redis.NewClient(&redis.Options{Addr: addr, Protocol: 2})
 		rdb.FlushAll(context.Background())
@@ -46,7 +46,9 @@ func BenchmarkNoopScripts(b *testing.B) {
 	st := store.New(rdb, store.Options{ResultTTL: 24 * time.Hour})
 	ctx := context.Background()
 	fn := strings.Repeat("A", 600) // about a no-op function's pickle, in base64
-	rdb.ConfigResetStat(ctx)
+	if err := redisinfo.ResetStat(ctx, rdb); err != nil {
+		b.Fatal(err)
+	}
 	callgrind("-z")
 	b.ResetTimer()
 	for range b.N {
@@ -76,31 +78,21 @@ func BenchmarkNoopScripts(b *testing.B) {
 
 // reportCommands reports INFO commandstats per task since the last reset
 // (script calls apart from the commands inside them), and resets it.
-func reportCommands(b *testing.B, rdb *redis.Client, step string) {
+func reportCommands(b *testing.B, rdb redis.UniversalClient, step string) {
 	ctx := context.Background()
-	info, err := rdb.Info(ctx, "commandstats").Result()
+	cmds, err := redisinfo.Commands(ctx, rdb)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var scripts, scriptUS, inner, innerUS float64
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		name = strings.TrimPrefix(name, "cmdstat_")
-		if !ok || name == "info" || strings.HasPrefix(name, "config") || strings.HasPrefix(name, "#") {
+	for name, c := range cmds {
+		if name == "info" || strings.HasPrefix(name, "config") {
 			continue
 		}
-		var calls, us float64
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				calls, _ = strconv.ParseFloat(v, 64)
-			} else if v, ok := strings.CutPrefix(kv, "usec="); ok {
-				us, _ = strconv.ParseFloat(v, 64)
-			}
-		}
 		if name == "evalsha" || name == "eval" {
-			scripts, scriptUS = scripts+calls, scriptUS+us
+			scripts, scriptUS = scripts+float64(c.Calls), scriptUS+c.Usec
 		} else {
-			inner, innerUS = inner+calls, innerUS+us
+			inner, innerUS = inner+float64(c.Calls), innerUS+c.Usec
 		}
 	}
 	n := float64(b.N)
@@ -108,5 +100,7 @@ func reportCommands(b *testing.B, rdb *redis.Client, step string) {
 	b.ReportMetric(inner/n, step+"-cmds/task")
 	b.ReportMetric(scriptUS/n, step+"-script-µs/task")
 	b.ReportMetric(innerUS/n, step+"-cmd-µs/task")
-	rdb.ConfigResetStat(ctx)
+	if err := redisinfo.ResetStat(ctx, rdb); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -120,7 +120,7 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 // and the second's recorded. Simulated here by putting the task back as
 // the replica would have it: queued, unleased, with the older fence.
 func TestFenceGrowsPastALostClaim(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		id := enqueueN(t, st, 1)[0]
 		lost := claimOne(t, st, id)

@@ -16,7 +16,7 @@ import (
 // them (the environment with the secrets) to the claim, and a final task
 // keeps none of them.
 func TestFunctionSettingsTravelToTheClaim(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		set := store.Settings{Timeout: 1500 * time.Millisecond, MemoryBytes: 96 << 20,
 			Env: map[string]string{"MODE": "prod", "EMPTY": ""}, Secrets: map[string]string{"TOKEN": "s3cr=t"}}

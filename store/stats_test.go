@@ -20,7 +20,7 @@ import (
 // the scripts keep.
 func TestStatsCountEveryTransition(t *testing.T) {
 	const ttl = time.Hour
-	eachBackend(t, store.Options{MaxAttempts: 1, ResultTTL: ttl}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 1, ResultTTL: ttl}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		// Submitted 100 s ago: every latency lands in the (60 s, 120 s] bucket.
 		created := time.Now().Add(-100 * time.Second)
@@ -206,7 +206,7 @@ func TestEnqueueBatch(t *testing.T) {
 		{name: "lengths differ", ids: []string{"b8"}, params: nil, errText: "1 task ids for 0 argument payloads"},
 		{name: "nothing", ids: nil, params: nil, errText: "0 task ids"},
 	}
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		if err := st.Enqueue(ctx, newTask("taken")); err != nil {
 			t.Fatal(err)
@@ -272,7 +272,7 @@ func TestEnqueueBatch(t *testing.T) {
 }
 
 func TestRecentTasks(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		if err := st.PutFunction(ctx, store.Function{ID: "fn-1", Name: "one", Payload: fnPayload}); err != nil {
 			t.Fatal(err)

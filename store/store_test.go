@@ -68,7 +68,7 @@ func mustStatus(t *testing.T, st *store.Store, id string, want faastype.Status) 
 }
 
 func TestFunctions(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		id := uuid.NewString()
 		created := time.UnixMilli(1_700_000_000_123)
@@ -133,7 +133,7 @@ func TestFunctions(t *testing.T) {
 }
 
 func TestEnqueue(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids, stop := st.SubscribeTasks(ctx)
 		defer stop()
@@ -200,7 +200,7 @@ func TestEnqueue(t *testing.T) {
 }
 
 func TestClaimOrder(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 5)
 		for _, step := range []struct {
@@ -228,7 +228,7 @@ func TestClaimOrder(t *testing.T) {
 }
 
 func TestClaimRecordsTheClaim(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 1)
 		before := time.Now().Add(-time.Second)
@@ -269,7 +269,7 @@ func TestClaimRecordsTheClaim(t *testing.T) {
 }
 
 func TestClaimErrors(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		if _, err := st.Claim(ctx, "w", 1, 0); err == nil {
 			t.Fatal("Claim with zero lease: no error")
@@ -282,7 +282,7 @@ func TestClaimErrors(t *testing.T) {
 
 func TestConcurrentClaimersNeverShareATask(t *testing.T) {
 	const claimers, perClaimer = 8, 500
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, claimers*perClaimer)
 		type result struct {
@@ -336,7 +336,7 @@ func completed(result string) store.Outcome {
 }
 
 func TestComplete(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 1)
 		cs, err := st.Claim(ctx, "w1", 1, time.Minute)
@@ -383,7 +383,7 @@ func TestComplete(t *testing.T) {
 }
 
 func TestCompleteRejectsInvalidOutcomes(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 1)
 		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
@@ -401,7 +401,7 @@ func TestCompleteRejectsInvalidOutcomes(t *testing.T) {
 }
 
 func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 2)
 		cs, _ := st.Claim(ctx, "w1", 2, time.Minute)
@@ -429,7 +429,7 @@ func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
 }
 
 func TestRenew(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 4)
 		cs, err := st.Claim(ctx, "w1", 4, time.Second)
@@ -490,7 +490,7 @@ func TestRenew(t *testing.T) {
 }
 
 func TestReapRequeuesThenFails(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 3) // task-00000 is the one that keeps getting lost
 		w := st.NewWaiter(ctx)
@@ -566,7 +566,7 @@ func TestReapRequeuesThenFails(t *testing.T) {
 }
 
 func TestReapManyLeases(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		const n = 1234 // more than one script batch
 		enqueueN(t, st, n)
@@ -595,7 +595,7 @@ func TestReapManyLeases(t *testing.T) {
 }
 
 func TestRelease(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 1}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueN(t, st, 2)
 		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
@@ -658,7 +658,7 @@ func TestCancel(t *testing.T) {
 			}
 		}, want: store.Cancellation{Cancelled: false, Was: faastype.Completed}},
 	}
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		w := st.NewWaiter(ctx)
 		defer w.Close()
@@ -770,7 +770,7 @@ var statusRank = map[faastype.Status]int{faastype.Queued: 0, faastype.Running: 1
 // checks after each step that no status moved backwards, that a final status
 // never changes, and that every FAILED task has a result.
 func TestStatusesNeverMoveBackwards(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 3}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 6)
 		// Tasks with retry policies (retried at once, or an hour later) and

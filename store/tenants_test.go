@@ -61,7 +61,7 @@ func claimN(t *testing.T, st *store.Store, n int) []string {
 
 // checkRunning checks that the per-tenant running counts agree with the
 // lease set: every leased task counted once, for its owner.
-func checkRunning(t *testing.T, rdb *redis.Client) {
+func checkRunning(t *testing.T, rdb redis.UniversalClient) {
 	t.Helper()
 	ctx := testCtx(t)
 	leased, err := rdb.ZRange(ctx, "faas:leases", 0, -1).Result()
@@ -84,7 +84,7 @@ func checkRunning(t *testing.T, rdb *redis.Client) {
 }
 
 func TestTenantFields(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		f := store.Function{ID: "fa", Name: "sqrt", Payload: fnPayload, Owner: "alice"}
 		if err := st.PutFunction(ctx, f); err != nil {
@@ -170,7 +170,7 @@ func TestClaimRoundRobin(t *testing.T) {
 	want := []string{"a-0", "b-0", "def-0", "a-1", "b-1", "a-2", "a-3", "a-4"}
 	for _, sizes := range [][]int{{1, 1, 1, 1, 1, 1, 1, 1, 1}, {3, 5, 1}, {100}} {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
-			eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+			eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 				enqueueFor(t, st, "a", 5)
 				enqueueFor(t, st, "b", 2)
 				enqueueFor(t, st, "", 1)
@@ -203,7 +203,7 @@ func TestClaimRoundRobin(t *testing.T) {
 // A tenant that joins while another has thousands of tasks queued is
 // served at the next claim but one.
 func TestClaimFairnessUnderFlood(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		const flood = 10_000
 		for b := 0; b < flood/1000; b++ {
@@ -239,7 +239,7 @@ func TestClaimFairnessUnderFlood(t *testing.T) {
 }
 
 func TestRunningCap(t *testing.T) {
-	eachBackend(t, store.Options{MaxRunning: 2}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxRunning: 2}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "a", 5)
 		enqueueFor(t, st, "b", 3)
@@ -311,7 +311,7 @@ func TestRunningCap(t *testing.T) {
 // without a cap after the next reap (caps raised, or dispatchers that
 // disagree).
 func TestParkedTenantsComeBackAtReap(t *testing.T) {
-	eachBackend(t, store.Options{MaxRunning: 1}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxRunning: 1}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "a", 3)
 		if got := claimN(t, st, 10); !slices.Equal(got, []string{"a-0"}) {
@@ -332,7 +332,7 @@ func TestParkedTenantsComeBackAtReap(t *testing.T) {
 }
 
 func TestQueuedCap(t *testing.T) {
-	eachBackend(t, store.Options{MaxQueued: 3}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxQueued: 3}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "a", 2)
 		tmpl := newTask("")
@@ -371,7 +371,7 @@ func TestQueuedCap(t *testing.T) {
 // Requeue, Release and ReapExpired put a task back at the consumer end of
 // its own tenant's queue.
 func TestRequeueIntoItsTenantsQueue(t *testing.T) {
-	eachBackend(t, store.Options{MaxAttempts: 5}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxAttempts: 5}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "a", 3)
 		enqueueFor(t, st, "b", 3)
@@ -421,7 +421,7 @@ func TestRequeueIntoItsTenantsQueue(t *testing.T) {
 }
 
 func TestCancelAs(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "a", 1)
 		enqueueFor(t, st, "", 1)
@@ -452,7 +452,7 @@ func TestCancelAs(t *testing.T) {
 // older version) are claimed after the next reap (dispatchers reap every
 // few seconds).
 func TestClaimServesALegacyQueue(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		enqueueFor(t, st, "", 2)
 		if err := rdb.Del(ctx, "faas:ring").Err(); err != nil {
@@ -472,7 +472,7 @@ func TestClaimServesALegacyQueue(t *testing.T) {
 // tenant never has more than its cap leased.
 func TestConcurrentClaimersWithTenants(t *testing.T) {
 	const claimers, tenants, perTenant, maxRunning = 6, 5, 120, 3
-	eachBackend(t, store.Options{MaxRunning: maxRunning}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{MaxRunning: maxRunning}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		var all []string
 		for i := range tenants {
@@ -583,7 +583,7 @@ func TestConcurrentClaimersWithTenants(t *testing.T) {
 func TestCompleteAndClaimKeepsRunningCounts(t *testing.T) {
 	for _, maxRunning := range []int{0, 3} {
 		t.Run(fmt.Sprintf("max-running=%d", maxRunning), func(t *testing.T) {
-			eachBackend(t, store.Options{MaxRunning: maxRunning}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+			eachBackend(t, store.Options{MaxRunning: maxRunning}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 				ctx := testCtx(t)
 				for _, tenant := range []string{"alice", "bob"} {
 					tmpl := newTask("")

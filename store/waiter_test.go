@@ -39,7 +39,7 @@ func again(t *testing.T, w *store.Waiter, id string, wk *store.Wakeup, stop func
 }
 
 func TestWaiterWakesOnCompletion(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids := enqueueN(t, st, 2)
 		w := st.NewWaiter(ctx)
@@ -89,7 +89,7 @@ func TestWaiterWakesOnCompletion(t *testing.T) {
 }
 
 func TestWaiterStopAndClose(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		w := st.NewWaiter(ctx)
 		<-w.Ready()
@@ -115,7 +115,7 @@ func TestWaiterStopAndClose(t *testing.T) {
 }
 
 func TestWaiterEndsWithContext(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx, cancel := context.WithCancel(testCtx(t))
 		w := st.NewWaiter(ctx)
 		<-w.Ready()
@@ -169,7 +169,7 @@ func TestWaiterWakesEveryoneAfterReconnect(t *testing.T) {
 }
 
 func TestSubscribeTasks(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		ids, stop := st.SubscribeTasks(ctx)
 		want := enqueueN(t, st, 3)
@@ -227,7 +227,7 @@ func TestSubscribeCancelsSaysWhenItSubscribedAgain(t *testing.T) {
 // A done message carries a small final task, which the wake-up hands over
 // exactly as GetTask would read it; a large one carries only its id.
 func TestWakeupCarriesTheFinalTask(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		w := st.NewWaiter(ctx)
 		defer w.Close()
@@ -287,7 +287,7 @@ func TestWakeupCarriesTheFinalTask(t *testing.T) {
 // while, never longer than a quarter of the result TTL; one of a task it
 // did not create is not kept at all.
 func TestWaiterKeepsExpectedFinals(t *testing.T) {
-	eachBackend(t, store.Options{ResultTTL: 2 * time.Second}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{ResultTTL: 2 * time.Second}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		w := st.NewWaiter(ctx)
 		defer w.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wasmfaas/wasmfaas/faastype"
+	"github.com/wasmfaas/wasmfaas/internal/redisinfo"
 	"github.com/wasmfaas/wasmfaas/pickle"
 	"github.com/wasmfaas/wasmfaas/store"
 	"github.com/wasmfaas/wasmfaas/store/redistest"
@@ -42,7 +43,7 @@ func BenchmarkModes(b *testing.B) {
 	n := envInt("FAAS_BENCH_TASKS", 1000)
 	rounds := envInt("FAAS_BENCH_ROUNDS", 3)
 	rdb := redistest.Start(b)
-	url := "redis://" + rdb.Options().Addr + "/0"
+	url := "redis://" + redistest.Addrs(rdb)[0] + "/0"
 	st := store.New(rdb, store.Options{})
 	fn, args := payloads(b, 0, seq(n))
 	hash, _ := pickle.HashBase64(fn)
@@ -84,7 +85,7 @@ func round0(fs []float64) []int {
 
 // benchRound starts a fresh dispatcher (and worker), warms it up, then
 // times len(args) tasks from the first enqueue to the last recorded result.
-func benchRound(b *testing.B, mode string, rdb *redis.Client, st *store.Store, url, fn, hash string, args []string) float64 {
+func benchRound(b *testing.B, mode string, rdb redis.UniversalClient, st *store.Store, url, fn, hash string, args []string) float64 {
 	b.Helper()
 	ctx := context.Background()
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
@@ -222,12 +223,15 @@ func procCPU(pid int) (own, children time.Duration) {
 	return own, children
 }
 
-func redisServerPid(b *testing.B, rdb *redis.Client) int {
-	info, err := rdb.Info(context.Background(), "server").Result()
+func redisServerPid(b *testing.B, rdb redis.UniversalClient) int {
+	texts, err := redisinfo.Sections(context.Background(), rdb, "server")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, l := range strings.Split(info, "\n") {
+	if len(texts) != 1 {
+		b.Fatalf("INFO server from %d nodes, want one redis-server", len(texts))
+	}
+	for _, l := range strings.Split(texts[0], "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
 			pid, _ := strconv.Atoi(v)
 			return pid

@@ -261,7 +261,7 @@ type cluster struct {
 	// secret is the worker secret of the dispatcher and the workers, and
 	// secretFile the file that holds it (none if empty).
 	secret, secretFile string
-	rdb                *redis.Client
+	rdb                redis.UniversalClient
 	st                 *store.Store
 	redisURL           string
 	port               int
@@ -278,12 +278,12 @@ func newCluster(t *testing.T, mode string) *cluster {
 	t.Helper()
 	needImage(t)
 	rdb := redistest.Start(t)
-	return newClusterOn(t, mode, rdb, "redis://"+rdb.Options().Addr+"/0")
+	return newClusterOn(t, mode, rdb, "redis://"+redistest.Addrs(rdb)[0]+"/0")
 }
 
 // newClusterOn makes a cluster of mode: push or pull, with "+secret" for
 // a worker secret on the dispatchers and the workers.
-func newClusterOn(t *testing.T, mode string, rdb *redis.Client, url string) *cluster {
+func newClusterOn(t *testing.T, mode string, rdb redis.UniversalClient, url string) *cluster {
 	mode, secured := strings.CutSuffix(mode, "+secret")
 	c := &cluster{t: t, mode: mode, rdb: rdb, st: store.New(rdb, store.Options{}), redisURL: url, port: freePort(t),
 		heartbeat: 200 * time.Millisecond, lease: 2 * time.Second, timeout: 3 * time.Second, grace: time.Second,
@@ -538,7 +538,7 @@ type doneCounter struct {
 	wg     sync.WaitGroup
 }
 
-func countDone(t testing.TB, rdb *redis.Client) *doneCounter {
+func countDone(t testing.TB, rdb redis.UniversalClient) *doneCounter {
 	t.Helper()
 	d := &doneCounter{counts: map[string]int{}, ps: rdb.Subscribe(context.Background(), store.DefaultPrefix+"done")}
 	if _, err := d.ps.Receive(context.Background()); err != nil {
@@ -595,7 +595,7 @@ next:
 	return false
 }
 
-func newRedisClient(t testing.TB, addr string) *redis.Client {
+func newRedisClient(t testing.TB, addr string) redis.UniversalClient {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb

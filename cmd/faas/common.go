@@ -69,7 +69,7 @@ const redisProtocol = 2
 // the password from FAAS_REDIS_PASSWORD or passwordFile if either is set,
 // and checks it answers, retrying for up to wait so services can start in
 // any order. It returns what the logs may show of the URL.
-func connectRedis(ctx context.Context, rawURL, passwordFile string, wait time.Duration, log *slog.Logger) (*redis.Client, string, error) {
+func connectRedis(ctx context.Context, rawURL, passwordFile string, wait time.Duration, log *slog.Logger) (redis.UniversalClient, string, error) {
 	pw, err := redisPassword(passwordFile)
 	if err != nil {
 		return nil, "", err

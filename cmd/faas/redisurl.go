@@ -119,7 +119,7 @@ func parseSentinelURL(u *url.URL, password, display string) (*redisTarget, error
 }
 
 // client opens the client for t (no connection is made yet).
-func (t *redisTarget) client() *redis.Client {
+func (t *redisTarget) client() redis.UniversalClient {
 	if t.failover != nil {
 		return redis.NewFailoverClient(t.failover)
 	}

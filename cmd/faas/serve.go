@@ -261,7 +261,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	ctx, cancel := signalContext(log)
 	defer cancel()
 
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	var where string
 	if redisURL == "" {
 		mr := miniredis.NewMiniRedis()

@@ -25,8 +25,9 @@ var ServerPath = "/usr/bin/redis-server"
 
 // Start runs redis-server on a free port of 127.0.0.1 with persistence off,
 // in a temporary directory, waits until it answers PING and returns a
-// client for it. A missing redis-server fails the test (run make deps-test).
-func Start(t testing.TB) *redis.Client {
+// client for it (a *redis.Client). A missing redis-server fails the test
+// (run make deps-test).
+func Start(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	if _, err := os.Stat(ServerPath); err != nil {
 		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
@@ -107,8 +108,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// StartMini runs an in-process miniredis and returns a client for it.
-func StartMini(t testing.TB) *redis.Client {
+// StartMini runs an in-process miniredis and returns a client for it (a
+// *redis.Client).
+func StartMini(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -119,7 +121,7 @@ func StartMini(t testing.TB) *redis.Client {
 // Backend is a named way to get a fresh Redis for one test.
 type Backend struct {
 	Name  string
-	Start func(testing.TB) *redis.Client
+	Start func(testing.TB) redis.UniversalClient
 }
 
 // Backends are a real redis-server, miniredis, and a Redis Sentinel
@@ -129,4 +131,20 @@ var Backends = []Backend{
 	{Name: "redis-server", Start: Start},
 	{Name: "miniredis", Start: StartMini},
 	{Name: "sentinel", Start: StartSentinelShared},
+}
+
+// Addrs are the addresses a client was made with: the one of a
+// *redis.Client, the seed nodes of a *redis.ClusterClient. (A client made
+// by redis.NewFailoverClient is a *redis.Client whose address go-redis
+// sets to "FailoverClient": ask its Sentinel instead.) It panics on any
+// other client.
+func Addrs(rdb redis.UniversalClient) []string {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return []string{c.Options().Addr}
+	case *redis.ClusterClient:
+		return c.Options().Addrs
+	default:
+		panic(fmt.Sprintf("redistest: Addrs of a %T", rdb))
+	}
 }

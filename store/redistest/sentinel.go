@@ -142,8 +142,9 @@ func (s *Sentinel) run(name string, sentinel bool, args ...string) error {
 	return s.start(name, !sentinel, nil, args...)
 }
 
-// Client returns a client that follows the primary through failovers.
-func (s *Sentinel) Client(t testing.TB) *redis.Client {
+// Client returns a client that follows the primary through failovers (a
+// *redis.Client made by redis.NewFailoverClient).
+func (s *Sentinel) Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: SentinelMaster, SentinelAddrs: s.Sentinels,
 		Protocol: 2})
@@ -204,7 +205,7 @@ var shared struct {
 // emptied database of the test binary's shared Sentinel deployment (a
 // primary, a replica, three sentinels): the Sentinel backend of table
 // tests. Tests using it must not run in parallel with each other.
-func StartSentinelShared(t testing.TB) *redis.Client {
+func StartSentinelShared(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	if _, err := os.Stat(ServerPath); err != nil {
 		t.Fatalf("redistest: %s is not installed (%v); run make deps-test", ServerPath, err)
