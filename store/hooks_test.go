@@ -104,7 +104,7 @@ func finalWithCallback(t *testing.T, st *store.Store) string {
 // entries, then a script claims those still due): each delivery is
 // claimed once, as attempt 1.
 func TestDeliveryClaimsRacing(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		const n = 60
 		for range n {

@@ -18,7 +18,7 @@ import (
 // entries and their owners, then a script promotes those still due): each
 // task reaches its tenant's queue once, and the counts add up.
 func TestPromoteDueRacing(t *testing.T) {
-	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb *redis.Client) {
+	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		due := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 		const n = 300
