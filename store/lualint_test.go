@@ -64,22 +64,22 @@ type luaAllowed struct {
 // reach it that way (none: any, for a key built on the spot). Lines are
 // those of the files under lua/.
 var luaLintAllowed = map[string]luaAllowed{
-	"lib.lua:80 LLEN":          {why: "faas_unpark: the tenant's queue, built from KEYS[1] and the tenant", scripts: []string{"cancel", "complete", "complete_claim", "reap", "release", "requeue"}},
-	"lib.lua:136 RPUSH":        {why: "faas_queue_next: these callers build the owner's queue (faas_queue)", scripts: []string{"complete", "complete_claim", "reap", "release", "requeue"}},
-	"lib.lua:154 HMGET":        {why: "faas_read: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:229 DEL":          {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:230 HSET":         {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:233 PEXPIRE":      {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"claim.lua:58 HMGET":       {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:60 HMGET":       {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:77 HSET":        {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:79 HSET":        {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:83 HDEL":        {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:89 HSTRLEN":     {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:90 HMGET":       {why: "the ring claim: the task id popped from the queue"},
-	"claim.lua:113 RPOP":       {why: "the ring claim: the head tenant's queue, built"},
-	"cancel.lua:38 LREM":       {why: "the owner's queue, built"},
-	"cancel.lua:38 LLEN":       {why: "the owner's queue, built"},
+	"lib.lua:80 LLEN":      {why: "faas_unpark: the tenant's queue, built from KEYS[1] and the tenant", scripts: []string{"cancel", "complete", "complete_claim", "reap", "release", "requeue"}},
+	"lib.lua:136 RPUSH":    {why: "faas_queue_next: these callers build the owner's queue (faas_queue)", scripts: []string{"complete", "complete_claim", "reap", "release", "requeue"}},
+	"lib.lua:154 HMGET":    {why: "faas_read: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
+	"lib.lua:229 DEL":      {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
+	"lib.lua:230 HSET":     {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
+	"lib.lua:233 PEXPIRE":  {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
+	"claim.lua:58 HMGET":   {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:60 HMGET":   {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:77 HSET":    {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:79 HSET":    {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:83 HDEL":    {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:89 HSTRLEN": {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:90 HMGET":   {why: "the ring claim: the task id popped from the queue"},
+	"claim.lua:113 RPOP":   {why: "the ring claim: the head tenant's queue, built"},
+	"cancel.lua:38 LREM":   {why: "the owner's queue, built"},
+	"cancel.lua:38 LLEN":   {why: "the owner's queue, built"},
 }
 
 // luaViolation is a key (or channel) argument the lint cannot trace to KEYS.
