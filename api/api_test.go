@@ -445,7 +445,7 @@ func completeNext(t *testing.T, st *store.Store, want string, o store.Outcome) {
 	if err != nil || len(cs) != 1 || cs[0].TaskID != want {
 		t.Fatalf("Claim = %+v, %v; want %s", cs, err, want)
 	}
-	if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, o); !ok || err != nil {
+	if ok, err := st.Complete(ctx, cs[0].Ref(), o); !ok || err != nil {
 		t.Fatalf("Complete = %v, %v", ok, err)
 	}
 }

@@ -111,7 +111,7 @@ func playWorker(ctx context.Context, st *store.Store, result string) error {
 			}
 			continue
 		}
-		if _, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, outcomes[0]); err != nil {
+		if _, err := st.Complete(ctx, cs[0].Ref(), outcomes[0]); err != nil {
 			return err
 		}
 		outcomes = outcomes[1:]

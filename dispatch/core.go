@@ -407,12 +407,14 @@ func (c *Core) Requeue(ctx context.Context, cls []store.Claim) error {
 	if len(cls) == 0 {
 		return nil
 	}
-	fences := make(map[string]int64, len(cls))
+	refs, err := c.refs(ctx, cls)
 	for _, cl := range cls {
 		c.untrack(cl)
-		fences[cl.TaskID] = cl.Fence
 	}
-	requeued, failed, err := c.st.Requeue(ctx, fences)
+	if err != nil {
+		return err
+	}
+	requeued, failed, err := c.st.Requeue(ctx, refs)
 	if err != nil {
 		return err
 	}
@@ -451,7 +453,11 @@ func (c *Core) Complete(ctx context.Context, cl store.Claim, res *faastype.Resul
 	o := c.outcome(cl, res)
 	backoff := 50 * time.Millisecond
 	for {
-		ok, err := c.st.Complete(ctx, cl.TaskID, cl.Fence, o)
+		var ok bool
+		r, err := c.ref(ctx, cl)
+		if err == nil {
+			ok, err = c.st.Complete(ctx, r, o)
+		}
 		if err == nil {
 			if !ok {
 				c.log.Warn("late result rejected: the task's lease moved on", "task", cl.TaskID, "fence", cl.Fence)
@@ -496,7 +502,11 @@ func (c *Core) CompleteAndClaimFor(ctx context.Context, cl store.Claim, res *faa
 // means nothing was done, and the caller records the outcome another way.
 func (c *Core) CompleteAndClaimOnce(ctx context.Context, cl store.Claim, res *faastype.Result, owner string, n int) (bool, []store.Claim, error) {
 	wakes := c.Wakes()
-	ok, next, err := c.st.CompleteAndClaim(ctx, cl.TaskID, cl.Fence, c.outcome(cl, res), owner, n, c.cfg.Lease)
+	r, err := c.ref(ctx, cl)
+	if err != nil {
+		return false, nil, err
+	}
+	ok, next, err := c.st.CompleteAndClaim(ctx, r, c.outcome(cl, res), owner, n, c.cfg.Lease)
 	if err != nil && !ok && len(next) == 0 {
 		return false, nil, err
 	}
@@ -517,7 +527,11 @@ func (c *Core) CompleteAndClaimOnce(ctx context.Context, cl store.Claim, res *fa
 // attempt (used when shutting down).
 func (c *Core) Release(ctx context.Context, cl store.Claim) {
 	defer c.untrack(cl)
-	if err := c.st.Release(ctx, cl.TaskID, cl.Fence); err != nil {
+	r, err := c.ref(ctx, cl)
+	if err == nil {
+		err = c.st.Release(ctx, r)
+	}
+	if err != nil {
 		c.log.Error("releasing a task failed; its lease will expire instead", "task", cl.TaskID, "err", err)
 	}
 }
@@ -720,6 +734,52 @@ func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
 			"retry", cl.Retried+1, "of", cl.Retry.Max, "in", o.RetryDelay, "error", o.Error.Kind)
 	}
 	return o
+}
+
+// ref is cl's store reference (see refs).
+func (c *Core) ref(ctx context.Context, cl store.Claim) (store.Ref, error) {
+	refs, err := c.refs(ctx, []store.Claim{cl})
+	if err != nil {
+		return store.Ref{}, err
+	}
+	return refs[0], nil
+}
+
+// refs are the store references of cls. A bare claim (a remote worker's
+// result or report names only the task and the fence) gets its owner from
+// the claim this dispatcher tracks under that fence, or else from the
+// store (a claim adopted after a restart), in one round trip for all.
+func (c *Core) refs(ctx context.Context, cls []store.Claim) ([]store.Ref, error) {
+	refs := make([]store.Ref, len(cls))
+	var ask []int
+	c.mu.Lock()
+	for i, cl := range cls {
+		refs[i] = cl.Ref()
+		if cl.FunctionID != "" {
+			continue // a full claim knows its owner
+		}
+		if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence && h.claim.FunctionID != "" {
+			refs[i].Owner = h.claim.Owner
+		} else {
+			ask = append(ask, i)
+		}
+	}
+	c.mu.Unlock()
+	if len(ask) == 0 {
+		return refs, nil
+	}
+	ids := make([]string, len(ask))
+	for j, i := range ask {
+		ids[j] = cls[i].TaskID
+	}
+	owners, err := c.st.TaskOwners(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range ask {
+		refs[i].Owner = owners[j]
+	}
+	return refs, nil
 }
 
 // Outcome is how a sandbox result is stored.

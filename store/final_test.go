@@ -27,7 +27,7 @@ func TestFinishedTasksAreSmall(t *testing.T) {
 	}{
 		{"completed", func(t *testing.T, st *store.Store, id string) {
 			cl := claimOne(t, st, id)
-			ok, err := st.Complete(testCtx(t), id, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg==",
+			ok, err := st.Complete(testCtx(t), cl.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg==",
 				Timings: &faastype.Timings{Deserialize: 0.000281, Run: 0.000007, Serialize: 0.000006, Total: 0.001065}})
 			if err != nil || !ok {
 				t.Fatalf("Complete: %v %v", ok, err)
@@ -106,7 +106,7 @@ func TestCountsAreThereWithTheResult(t *testing.T) {
 		other := store.New(rdb, store.Options{})
 		ids := enqueueN(t, st, 4)
 		first := claimOne(t, st, ids[0])
-		if ok, err := st.Complete(ctx, ids[0], first.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); err != nil || !ok {
+		if ok, err := st.Complete(ctx, first.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); err != nil || !ok {
 			t.Fatal(ok, err)
 		}
 		claimOne(t, st, ids[1])
@@ -164,7 +164,7 @@ func TestTimingsRoundTrip(t *testing.T) {
 			id := enqueueN(t, st, 1)[0]
 			cl := claimOne(t, st, id)
 			in := c.in
-			if ok, err := st.Complete(ctx, id, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg==", Timings: &in}); err != nil || !ok {
+			if ok, err := st.Complete(ctx, cl.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg==", Timings: &in}); err != nil || !ok {
 				t.Fatal(ok, err)
 			}
 			got, err := st.GetTask(ctx, id)
@@ -195,7 +195,7 @@ func TestCompleteAndClaim(t *testing.T) {
 		ids := enqueueN(t, st, 4)
 		first := claimOne(t, st, ids[0])
 		done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
-		ok, next, err := st.CompleteAndClaim(ctx, ids[0], first.Fence, done, "w", 2, time.Minute)
+		ok, next, err := st.CompleteAndClaim(ctx, first.Ref(), done, "w", 2, time.Minute)
 		if err != nil || !ok || len(next) != 2 || next[0].TaskID != ids[1] || next[1].TaskID != ids[2] {
 			t.Fatalf("CompleteAndClaim = %v %v %v", ok, claimIDs(next), err)
 		}
@@ -205,11 +205,11 @@ func TestCompleteAndClaim(t *testing.T) {
 		mustStatus(t, st, ids[0], faastype.Completed)
 		mustStatus(t, st, ids[1], faastype.Running)
 		// The same outcome again is stale; the claim goes on.
-		ok, more, err := st.CompleteAndClaim(ctx, ids[0], first.Fence, done, "w", 5, time.Minute)
+		ok, more, err := st.CompleteAndClaim(ctx, first.Ref(), done, "w", 5, time.Minute)
 		if err != nil || ok || len(more) != 1 || more[0].TaskID != ids[3] {
 			t.Fatalf("stale CompleteAndClaim = %v %v %v", ok, claimIDs(more), err)
 		}
-		if _, _, err := st.CompleteAndClaim(ctx, ids[1], next[0].Fence, store.Outcome{Status: faastype.Failed}, "w", 1, time.Minute); err == nil {
+		if _, _, err := st.CompleteAndClaim(ctx, next[0].Ref(), store.Outcome{Status: faastype.Failed}, "w", 1, time.Minute); err == nil {
 			t.Fatal("a FAILED outcome without an error was accepted")
 		}
 		mustStatus(t, st, ids[1], faastype.Running)

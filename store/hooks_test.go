@@ -35,18 +35,18 @@ func TestFinalTasksQueueTheirWebhook(t *testing.T) {
 		if err != nil || len(cs) != 5 {
 			t.Fatalf("Claim = %d, %v", len(cs), err)
 		}
-		fence := map[string]int64{}
+		claim := map[string]store.Claim{}
 		for _, c := range cs {
-			fence[c.TaskID] = c.Fence
+			claim[c.TaskID] = c
 		}
 		queued := mk("https://example.com/e")
-		if ok, err := st.Complete(ctx, plain.ID, fence[plain.ID], completed("cg==")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, claim[plain.ID].Ref(), completed("cg==")); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		if ok, err := st.Complete(ctx, done.ID, fence[done.ID], completed("cg==")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, claim[done.ID].Ref(), completed("cg==")); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		if _, _, err := st.Requeue(ctx, map[string]int64{requeued.ID: fence[requeued.ID]}); err != nil {
+		if _, _, err := st.Requeue(ctx, []store.Ref{claim[requeued.ID].Ref()}); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{running.ID, queued.ID} {

@@ -28,7 +28,8 @@ type Claim struct {
 	// Fence is the fencing token of this claim: greater than every earlier
 	// claim's of the task (the claim's time in unix milliseconds, or the
 	// previous fence + 1), also after a failover lost the latest claims.
-	// Pass it to Renew, Complete and Release.
+	// Pass it to Renew, and with the task and owner (Ref) to Complete, Release
+	// and Requeue.
 	Fence int64
 	// WantJSON: the caller asked for the result as JSON too.
 	WantJSON bool
@@ -212,6 +213,20 @@ func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64,
 	return lost, nil
 }
 
+// Ref names one claim of a task: the task, its owner (the tenant, "" the
+// default one) and the claim's fence. Complete, Release and Requeue take
+// one: the owner names the keys of the task's tenant their scripts touch
+// (its queue), and a claim of a task whose owner is another is not the
+// caller's.
+type Ref struct {
+	TaskID string
+	Owner  string
+	Fence  int64
+}
+
+// Ref is the claim's reference.
+func (c Claim) Ref() Ref { return Ref{TaskID: c.TaskID, Owner: c.Owner, Fence: c.Fence} }
+
 // Outcome is what running a task produced.
 type Outcome struct {
 	Status  faastype.Status // Completed or Failed
@@ -242,8 +257,9 @@ func RetryOutcome(cl Claim, o Outcome, u float64) Outcome {
 	return o
 }
 
-// Complete records the outcome if fence is the current lease holder's: the
-// task must be RUNNING, its fence equal and its lease present (not reaped).
+// Complete records the outcome if r is the current lease holder's claim:
+// the task must be RUNNING, its fence and owner r's and its lease present
+// (not reaped).
 // It sets the fields and finished_at, drops the lease, counts the task in
 // the statistics, sets it to expire after the result TTL and publishes the
 // id on the done channel. It returns false, and no error, for a stale, late
@@ -252,15 +268,15 @@ func RetryOutcome(cl Claim, o Outcome, u float64) Outcome {
 // A FAILED outcome needs Error; if its Result is empty, the pickled built-in
 // exception it stands for (pickle.FailurePayload: see faastype.Result) is
 // stored, so that every FAILED result can be raised by a Python client.
-func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome) (bool, error) {
-	args, done, err := s.completeArgs(id, fence, o)
+func (s *Store) Complete(ctx context.Context, r Ref, o Outcome) (bool, error) {
+	args, done, err := s.completeArgs(r, o)
 	if err != nil {
 		return false, err
 	}
-	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()), args...).Result()
+	res, err := scriptComplete.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(r.TaskID), s.keys.leases(), s.keys.stats(),
+		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks(), s.keys.tenantQueue(r.Owner)), args...).Result()
 	if err != nil {
-		return false, fmt.Errorf("store: complete task %s: %w", id, err)
+		return false, fmt.Errorf("store: complete task %s: %w", r.TaskID, err)
 	}
 	return done(res)
 }
@@ -269,23 +285,23 @@ func (s *Store) Complete(ctx context.Context, id string, fence int64, o Outcome)
 // script and one round trip: how a dispatcher whose sandbox just finished a
 // task records it and takes the next. The claims come back whether or not
 // the outcome was recorded; on an error nothing was done.
-func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o Outcome, worker string, n int, lease time.Duration) (bool, []Claim, error) {
+func (s *Store) CompleteAndClaim(ctx context.Context, r Ref, o Outcome, worker string, n int, lease time.Duration) (bool, []Claim, error) {
 	cargs, err := s.claimArgs(worker, n, lease)
 	if err != nil {
 		return false, nil, err
 	}
-	args, done, err := s.completeArgs(id, fence, o)
+	args, done, err := s.completeArgs(r, o)
 	if err != nil {
 		return false, nil, err
 	}
-	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(id), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()),
+	res, err := scriptCompleteClaim.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.task(r.TaskID), s.keys.stats(),
+		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks(), s.keys.tenantQueue(r.Owner)),
 		append(cargs, args...)...).Slice()
 	if err != nil {
-		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", id, err)
+		return false, nil, fmt.Errorf("store: complete task %s and claim: %w", r.TaskID, err)
 	}
 	if len(res) != 2 {
-		return false, nil, fmt.Errorf("store: complete task %s and claim: unexpected script reply of %d items", id, len(res))
+		return false, nil, fmt.Errorf("store: complete task %s and claim: unexpected script reply of %d items", r.TaskID, len(res))
 	}
 	recorded, err := done(res[0])
 	rows, _ := res[1].([]any)
@@ -295,7 +311,8 @@ func (s *Store) CompleteAndClaim(ctx context.Context, id string, fence int64, o 
 
 // completeArgs are the complete script's arguments for recording o, and
 // done reads its reply and counts the task.
-func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, done func(any) (bool, error), err error) {
+func (s *Store) completeArgs(r Ref, o Outcome) (args []any, done func(any) (bool, error), err error) {
+	id := r.TaskID
 
 	switch o.Status {
 	case faastype.Completed:
@@ -315,7 +332,7 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 	}
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	args = []any{
-		id, strconv.FormatInt(fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(), 0,
+		id, strconv.FormatInt(r.Fence, 10), s.keys.doneChannel(), s.ttlMS, s.capped(), 0,
 		fieldStatus, string(o.Status),
 		fieldResult, o.Result,
 		fieldFinishedAt, now,
@@ -350,7 +367,7 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 		}
 		delay = max(o.RetryDelay.Milliseconds(), 0)
 	}
-	args = append(args, string(o.Status), kind, now, delay, s.keys.scheduledChannel(), s.keys.newTasksChannel())
+	args = append(args, string(o.Status), kind, now, delay, s.keys.scheduledChannel(), s.keys.newTasksChannel(), r.Owner)
 	done = func(res any) (bool, error) {
 		n, ok := res.(int64)
 		if !ok {
@@ -368,12 +385,12 @@ func (s *Store) completeArgs(id string, fence int64, o Outcome) (args []any, don
 // backwards; Claim takes RUNNING tasks from the queue like QUEUED ones. The
 // fence is not reused: a later result under the released fence is stale.
 // Releasing a task the caller no longer holds does nothing.
-func (s *Store) Release(ctx context.Context, id string, fence int64) error {
+func (s *Store) Release(ctx context.Context, r Ref) error {
 	_, err := scriptRelease.Run(ctx, s.rdb,
-		s.keys.tenancy(s.keys.task(id), s.keys.leases()),
-		id, strconv.FormatInt(fence, 10), s.capped()).Int()
+		s.keys.tenancy(s.keys.task(r.TaskID), s.keys.leases(), s.keys.tenantQueue(r.Owner)),
+		r.TaskID, strconv.FormatInt(r.Fence, 10), s.capped(), r.Owner).Int()
 	if err != nil {
-		return fmt.Errorf("store: release task %s: %w", id, err)
+		return fmt.Errorf("store: release task %s: %w", r.TaskID, err)
 	}
 	return nil
 }
@@ -392,9 +409,40 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: reap: %w", err)
 	}
-	for {
-		res, err := scriptReap.Run(ctx, s.rdb, s.keys.tenancy(s.keys.leases(), s.keys.stats(), s.keys.hooks()),
-			now.UnixMilli(), s.maxAttempts, reapBatch, s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped()).Slice()
+	for first := true; ; first = false {
+		// The expired leases and their tasks' owners (and, the first
+		// time, the parked tenants) are read first, to pass the script
+		// their keys; it handles the leases still expired.
+		pipe := s.rdb.Pipeline()
+		due := pipe.ZRangeByScore(ctx, s.keys.leases(), &redis.ZRangeBy{Min: "-inf",
+			Max: strconv.FormatInt(now.UnixMilli(), 10), Count: reapBatch})
+		var parkedCmd *redis.StringSliceCmd
+		if first {
+			parkedCmd = pipe.ZRange(ctx, s.keys.parked(), 0, -1)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
+		}
+		var parked []string
+		if parkedCmd != nil {
+			parked = parkedCmd.Val()
+		}
+		ids := due.Val()
+		owners, err := s.TaskOwners(ctx, ids)
+		if err != nil {
+			return requeued, failed, err
+		}
+		keys := s.keys.tenancy(s.keys.leases(), s.keys.stats(), s.keys.hooks())
+		args := []any{now.UnixMilli(), s.maxAttempts, len(parked), s.keys.doneChannel(), result, errJSON, s.ttlMS, s.capped()}
+		for _, t := range parked {
+			keys = append(keys, s.keys.tenantQueue(t))
+			args = append(args, t)
+		}
+		for i, id := range ids {
+			keys = append(keys, s.keys.task(id), s.keys.tenantQueue(owners[i]))
+			args = append(args, id, owners[i])
+		}
+		res, err := scriptReap.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
 			return requeued, failed, fmt.Errorf("store: reap expired leases: %w", err)
 		}
@@ -403,10 +451,32 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 		}
 		requeued = append(requeued, strs(res[0])...)
 		failed = append(failed, strs(res[1])...)
-		if handled, _ := res[2].(int64); handled < reapBatch {
+		if len(ids) < reapBatch {
 			return requeued, failed, nil
 		}
 	}
+}
+
+// TaskOwners reads the owner of each task ("" for the default tenant, or
+// for a task that is gone), in one round trip: what a dispatcher holding
+// only a claim's id and fence needs to make its Ref.
+func (s *Store) TaskOwners(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, s.keys.task(id), "owner")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("store: read the owners of %d tasks: %w", len(ids), err)
+	}
+	out := make([]string, len(ids))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
 }
 
 // workerLost is the result (a pickled RuntimeError) and the error JSON of a
@@ -466,14 +536,31 @@ func (s *Store) cancel(ctx context.Context, id string, checkOwner bool, tenant s
 	if err != nil {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, err)
 	}
-	check := "0"
+	check, owner := "0", tenant
 	if checkOwner {
 		check = "1"
 	}
-	was, err := scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
-		s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks()),
-		id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
-		queued, queuedErr, running, runningErr, check, tenant).Text()
+	var was string
+	// The script is given the owner's queue: without a tenant to check,
+	// the owner is read first, and again if the script finds another.
+	for attempt := 0; ; attempt++ {
+		if !checkOwner {
+			owner, err = s.rdb.HGet(ctx, s.keys.task(id), "owner").Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return Cancellation{}, fmt.Errorf("store: cancel task %s: read its owner: %w", id, err)
+			}
+		}
+		was, err = scriptCancel.Run(ctx, s.rdb, s.keys.tenancy(s.keys.task(id), s.keys.leases(), s.keys.stats(),
+			s.keys.scheduled(), s.keys.scheduledCounts(), s.keys.hooks(), s.keys.tenantQueue(owner)),
+			id, s.keys.doneChannel(), s.keys.cancelChannel(), time.Now().UnixMilli(), s.ttlMS,
+			queued, queuedErr, running, runningErr, check, tenant, owner).Text()
+		if err != nil || was != "STALE" {
+			break
+		}
+		if attempt == 2 {
+			return Cancellation{}, fmt.Errorf("store: cancel task %s: its owner kept changing", id)
+		}
+	}
 	if errors.Is(err, redis.Nil) {
 		return Cancellation{}, fmt.Errorf("store: cancel task %s: %w", id, ErrNotFound)
 	}

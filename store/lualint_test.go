@@ -21,11 +21,12 @@ import (
 // from ARGV. A key built by concatenation, read from Redis (an id popped
 // from a queue) or passed in ARGV fails, with file:line.
 //
-// The single-Redis scripts still build some keys (the tenants' queues) and
-// read task ids out of queues and sets; luaLintAllowed lists each such
-// place, so that a new one fails the test and a removed one must leave the
-// list (TestLuaLintAllowlistCurrent). The Cluster port empties it but for
-// claim.lua's ring claim.
+// One place is left that does not: the single-Redis ring claim
+// (claim.lua) reads the head tenant out of the ring, builds its queue's
+// name and pops a task id out of it, all in one script (the Cluster layout
+// moves the rotation out of Lua: docs/cluster-plan.md §3.2).
+// luaLintAllowed lists each such place, so that a new one fails the test
+// and a removed one must leave the list (TestLuaLintAllowlistCurrent).
 
 // The classes of values a key argument can hold.
 const (
@@ -64,12 +65,6 @@ type luaAllowed struct {
 // reach it that way (none: any, for a key built on the spot). Lines are
 // those of the files under lua/.
 var luaLintAllowed = map[string]luaAllowed{
-	"lib.lua:80 LLEN":      {why: "faas_unpark: the tenant's queue, built from KEYS[1] and the tenant", scripts: []string{"cancel", "complete", "complete_claim", "reap", "release", "requeue"}},
-	"lib.lua:136 RPUSH":    {why: "faas_queue_next: these callers build the owner's queue (faas_queue)", scripts: []string{"complete", "complete_claim", "reap", "release", "requeue"}},
-	"lib.lua:154 HMGET":    {why: "faas_read: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:229 DEL":      {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:230 HSET":     {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
-	"lib.lua:233 PEXPIRE":  {why: "faas_finish: reap and requeue pass ids read from the lease set or ARGV", scripts: []string{"reap", "requeue"}},
 	"claim.lua:58 HMGET":   {why: "the ring claim: the task id popped from the queue"},
 	"claim.lua:60 HMGET":   {why: "the ring claim: the task id popped from the queue"},
 	"claim.lua:77 HSET":    {why: "the ring claim: the task id popped from the queue"},
@@ -78,8 +73,6 @@ var luaLintAllowed = map[string]luaAllowed{
 	"claim.lua:89 HSTRLEN": {why: "the ring claim: the task id popped from the queue"},
 	"claim.lua:90 HMGET":   {why: "the ring claim: the task id popped from the queue"},
 	"claim.lua:113 RPOP":   {why: "the ring claim: the head tenant's queue, built"},
-	"cancel.lua:38 LREM":   {why: "the owner's queue, built"},
-	"cancel.lua:38 LLEN":   {why: "the owner's queue, built"},
 }
 
 // luaViolation is a key (or channel) argument the lint cannot trace to KEYS.

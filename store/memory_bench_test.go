@@ -62,7 +62,7 @@ func BenchmarkRedisMemoryPerTask(b *testing.B) {
 					break
 				}
 				for _, cl := range cls {
-					if _, err := st.Complete(ctx, cl.TaskID, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg==",
+					if _, err := st.Complete(ctx, cl.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg==",
 						Timings: &faastype.Timings{Deserialize: 0.000122, Run: 0.000019, Serialize: 0.000016, Total: 0.000253}}); err != nil {
 						b.Fatal(err)
 					}

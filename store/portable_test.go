@@ -46,7 +46,7 @@ func TestPortableFields(t *testing.T) {
 			if want {
 				o.ResultJSON = "42"
 			}
-			if ok, err := st.Complete(ctx, id, cl[0].Fence, o); !ok || err != nil {
+			if ok, err := st.Complete(ctx, cl[0].Ref(), o); !ok || err != nil {
 				t.Fatal(ok, err)
 			}
 			task, err := st.GetTask(ctx, id)

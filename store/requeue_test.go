@@ -34,11 +34,11 @@ func TestRequeue(t *testing.T) {
 		// rq-00 completed already, rq-01 is requeued, rq-02 is claimed under
 		// a stale fence (nothing happens), an unknown id is ignored.
 		done := store.Outcome{Status: faastype.Completed, Result: "gAR9lC4="}
-		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, done); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[0].Ref(), done); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
-		rq, fl, err := st.Requeue(ctx, map[string]int64{
-			cs[0].TaskID: cs[0].Fence, cs[1].TaskID: cs[1].Fence, cs[2].TaskID: cs[2].Fence + 7, "nope": 1,
+		rq, fl, err := st.Requeue(ctx, []store.Ref{
+			cs[0].Ref(), cs[1].Ref(), {TaskID: cs[2].TaskID, Owner: cs[2].Owner, Fence: cs[2].Fence + 7}, {TaskID: "nope", Fence: 1},
 		})
 		if err != nil || !slices.Equal(rq, []string{cs[1].TaskID}) || len(fl) != 0 {
 			t.Fatalf("Requeue = %v, %v, %v", rq, fl, err)
@@ -47,7 +47,7 @@ func TestRequeue(t *testing.T) {
 			t.Fatalf("LeaseCount = %d, want 1 (rq-02 untouched)", n)
 		}
 		// The attempt counted; the late result of the requeued claim is stale.
-		if ok, _ := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, done); ok {
+		if ok, _ := st.Complete(ctx, cs[1].Ref(), done); ok {
 			t.Fatal("late result of a requeued claim was accepted")
 		}
 		again, err := st.Claim(ctx, "w2", 1, time.Hour)
@@ -60,7 +60,7 @@ func TestRequeue(t *testing.T) {
 		<-w.Ready()
 		ch, stop := w.Wait(cs[1].TaskID)
 		defer stop()
-		rq, fl, err = st.Requeue(ctx, map[string]int64{again[0].TaskID: again[0].Fence})
+		rq, fl, err = st.Requeue(ctx, []store.Ref{again[0].Ref()})
 		if err != nil || len(rq) != 0 || !slices.Equal(fl, []string{cs[1].TaskID}) {
 			t.Fatalf("second Requeue = %v, %v, %v", rq, fl, err)
 		}

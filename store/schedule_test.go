@@ -174,7 +174,7 @@ func TestRetries(t *testing.T) {
 		complete := func(cl store.Claim, o store.Outcome) store.Outcome {
 			t.Helper()
 			o = store.RetryOutcome(cl, o, 0.5)
-			if ok, err := st.Complete(ctx, cl.TaskID, cl.Fence, o); err != nil || !ok {
+			if ok, err := st.Complete(ctx, cl.Ref(), o); err != nil || !ok {
 				t.Fatalf("Complete: %v %v", ok, err)
 			}
 			return o
@@ -226,7 +226,7 @@ func TestRetries(t *testing.T) {
 		}
 		complete(run(tk.ID), failure("ValueError: once"))
 		cl := run(tk.ID)
-		if ok, err := st.Complete(ctx, tk.ID, cl.Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); err != nil || !ok {
+		if ok, err := st.Complete(ctx, cl.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); err != nil || !ok {
 			t.Fatalf("Complete: %v %v", ok, err)
 		}
 		got, _ = st.GetTask(ctx, tk.ID)

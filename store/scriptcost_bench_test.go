@@ -66,7 +66,7 @@ func BenchmarkNoopScripts(b *testing.B) {
 	done := store.Outcome{Status: faastype.Completed, Result: "gAROLg==", Timings: &faastype.Timings{}}
 	for len(held) > 0 {
 		c := held[0]
-		_, next, err := st.CompleteAndClaim(ctx, c.TaskID, c.Fence, done, "w", 1, time.Minute)
+		_, next, err := st.CompleteAndClaim(ctx, c.Ref(), done, "w", 1, time.Minute)
 		if err != nil {
 			b.Fatal(err)
 		}

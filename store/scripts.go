@@ -42,20 +42,21 @@ var (
 	//go:embed lua/complete.lua
 	completeLua string
 	// KEYS[1..4] tenancy, KEYS[5] task hash, KEYS[6] leases, KEYS[7] stats,
-	// KEYS[8..9] scheduled set and counts, KEYS[10] hooks set
+	// KEYS[8..9] scheduled set and counts, KEYS[10] hooks set, KEYS[11] the
+	// queue of the task's owner
 	scriptComplete = newScript("complete", withLib(part("complete.lua", completeLua),
-		glue("return faas_complete(KEYS[5], KEYS[6], KEYS[7], 1)\n"))...)
+		glue("return faas_complete(KEYS[5], KEYS[6], KEYS[7], 1, KEYS[11])\n"))...)
 
 	// scriptCompleteClaim records an outcome and claims the next tasks in
 	// one round trip: KEYS[1..4] tenancy, KEYS[5] leases, KEYS[6] task
 	// hash, KEYS[7] stats, KEYS[8..9] scheduled set and counts, KEYS[10] hooks
-	// set; ARGV[1..6] those of the claim, ARGV[7..] those
+	// set, KEYS[11] the queue of the completed task's owner; ARGV[1..6] those of the claim, ARGV[7..] those
 	// of the completion. Returns {completion's reply, claim's reply}.
 	// The running count of the completed task's tenant is settled after
 	// the claim (lib.lua, faas_deferred), so that a completion followed by
 	// a claim of the same tenant's task writes no count at all.
 	scriptCompleteClaim = newScript("complete_claim", withLib(part("complete.lua", completeLua), part("claim.lua", claimLua),
-		glue("faas_deferred = {}\nlocal done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7)\n"+
+		glue("faas_deferred = {}\nlocal done = faas_complete(KEYS[6], KEYS[5], KEYS[7], 7, KEYS[11])\n"+
 			"local claimed = faas_claim(KEYS[5], 1)\nfaas_settle()\nreturn {done, claimed}\n"))...)
 
 	//go:embed lua/release.lua

@@ -36,7 +36,7 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 	}
 	done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
 	for _, cl := range cls[:3] {
-		if ok, err := st.Complete(ctx, cl.TaskID, cl.Fence, done); err != nil || !ok {
+		if ok, err := st.Complete(ctx, cl.Ref(), done); err != nil || !ok {
 			t.Fatal(ok, err)
 		}
 	}
@@ -79,7 +79,7 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 	// The leases held before the failover are still good, and only once.
 	for _, cl := range cls[3:] {
 		wk, stop := w.WaitTask(cl.TaskID)
-		if ok, err := st.Complete(ctx, cl.TaskID, cl.Fence, done); err != nil || !ok {
+		if ok, err := st.Complete(ctx, cl.Ref(), done); err != nil || !ok {
 			t.Fatalf("completing a claim made before the failover: %v %v", ok, err)
 		}
 		select {
@@ -88,7 +88,7 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 			t.Fatal("the waiter was not woken after the failover")
 		}
 		stop()
-		if ok, _ := st.Complete(ctx, cl.TaskID, cl.Fence, done); ok {
+		if ok, _ := st.Complete(ctx, cl.Ref(), done); ok {
 			t.Fatal("a repeated result was recorded")
 		}
 	}
@@ -101,7 +101,7 @@ func TestStoreThroughSentinelFailover(t *testing.T) {
 			break
 		}
 		for _, cl := range more {
-			if ok, err := st.Complete(ctx, cl.TaskID, cl.Fence, done); err != nil || !ok {
+			if ok, err := st.Complete(ctx, cl.Ref(), done); err != nil || !ok {
 				t.Fatal(ok, err)
 			}
 		}
@@ -136,10 +136,10 @@ func TestFenceGrowsPastALostClaim(t *testing.T) {
 			t.Fatalf("the claim after the loss has fence %d, the lost one had %d", again.Fence, lost.Fence)
 		}
 		done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
-		if ok, err := st.Complete(ctx, id, lost.Fence, done); err != nil || ok {
+		if ok, err := st.Complete(ctx, lost.Ref(), done); err != nil || ok {
 			t.Fatalf("the lost claim's result was recorded: %v %v", ok, err)
 		}
-		if ok, err := st.Complete(ctx, id, again.Fence, done); err != nil || !ok {
+		if ok, err := st.Complete(ctx, again.Ref(), done); err != nil || !ok {
 			t.Fatalf("the new claim's result was refused: %v %v", ok, err)
 		}
 	})

@@ -51,7 +51,7 @@ func TestFunctionSettingsTravelToTheClaim(t *testing.T) {
 		if c := cs[1]; c.Timeout != 0 || c.MemoryBytes != 0 || c.Env != nil {
 			t.Fatalf("a task without settings carries %v %d %q", c.Timeout, c.MemoryBytes, c.Env)
 		}
-		if ok, err := st.Complete(ctx, tk.ID, cs[0].Fence, store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[0].Ref(), store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}); !ok || err != nil {
 			t.Fatalf("Complete: %v %v", ok, err)
 		}
 		for _, field := range []string{"env", "timeout_ms", "memory_bytes"} {

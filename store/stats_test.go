@@ -64,14 +64,14 @@ func TestStatsCountEveryTransition(t *testing.T) {
 		}
 		check("claimed", store.Stats{Submitted: 6, Queued: 2, Running: 4, QueueLength: 2, Leases: 4})
 
-		if ok, err := st.Complete(ctx, "a", cs[0].Fence, completed("AAAA")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[0].Ref(), completed("AAAA")); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		boom := store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom"}}
-		if ok, err := st.Complete(ctx, "b", cs[1].Fence, boom); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[1].Ref(), boom); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
-		if _, failed, err := st.Requeue(ctx, map[string]int64{"c": cs[2].Fence}); err != nil || !slices.Equal(failed, []string{"c"}) {
+		if _, failed, err := st.Requeue(ctx, []store.Ref{cs[2].Ref()}); err != nil || !slices.Equal(failed, []string{"c"}) {
 			t.Fatalf("Requeue: failed %v, %v", failed, err)
 		}
 		if c, err := st.Cancel(ctx, "d"); err != nil || c.Was != faastype.Running {
@@ -87,7 +87,7 @@ func TestStatsCountEveryTransition(t *testing.T) {
 			t.Fatalf("ReapExpired: failed %v, %v", failed, err)
 		}
 		// Stale operations count nothing.
-		if ok, _ := st.Complete(ctx, "a", cs[0].Fence, completed("AAAA")); ok {
+		if ok, _ := st.Complete(ctx, cs[0].Ref(), completed("AAAA")); ok {
 			t.Fatal("repeated Complete recorded")
 		}
 		if c, _ := st.Cancel(ctx, "a"); c.Cancelled {
@@ -159,7 +159,7 @@ func TestResultTTL(t *testing.T) {
 			if err != nil || len(cs) != 1 {
 				t.Fatalf("Claim = %v, %v", cs, err)
 			}
-			if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, completed("AAAA")); !ok || err != nil {
+			if ok, err := st.Complete(ctx, cs[0].Ref(), completed("AAAA")); !ok || err != nil {
 				t.Fatalf("Complete = %v, %v", ok, err)
 			}
 			if !c.gone {

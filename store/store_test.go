@@ -345,12 +345,15 @@ func TestComplete(t *testing.T) {
 		}
 		c := cs[0]
 
-		if ok, err := st.Complete(ctx, c.TaskID, c.Fence+1, completed("AAAA")); ok || err != nil {
+		if ok, err := st.Complete(ctx, store.Ref{TaskID: c.TaskID, Owner: c.Owner, Fence: c.Fence + 1}, completed("AAAA")); ok || err != nil {
 			t.Fatalf("Complete with a wrong fence = %v, %v; want false, nil", ok, err)
+		}
+		if ok, err := st.Complete(ctx, store.Ref{TaskID: c.TaskID, Owner: "mallory", Fence: c.Fence}, completed("AAAA")); ok || err != nil {
+			t.Fatalf("Complete naming another owner = %v, %v; want false, nil", ok, err)
 		}
 		mustStatus(t, st, c.TaskID, faastype.Running)
 
-		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, completed("gANLKi4=")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, c.Ref(), completed("gANLKi4=")); !ok || err != nil {
 			t.Fatalf("Complete by the holder = %v, %v; want true, nil", ok, err)
 		}
 		task, err := st.GetTask(ctx, c.TaskID)
@@ -368,7 +371,7 @@ func TestComplete(t *testing.T) {
 
 		// A second result for the same claim is rejected and changes nothing.
 		failed := store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindTimeout, Message: "x"}}
-		if ok, err := st.Complete(ctx, c.TaskID, c.Fence, failed); ok || err != nil {
+		if ok, err := st.Complete(ctx, c.Ref(), failed); ok || err != nil {
 			t.Fatalf("second Complete = %v, %v; want false, nil", ok, err)
 		}
 		again, _ := st.GetTask(ctx, c.TaskID)
@@ -376,7 +379,7 @@ func TestComplete(t *testing.T) {
 			t.Fatalf("task changed by a rejected Complete: %+v", again)
 		}
 
-		if ok, err := st.Complete(ctx, "unknown", 1, completed("AAAA")); ok || err != nil {
+		if ok, err := st.Complete(ctx, store.Ref{TaskID: "unknown", Fence: 1}, completed("AAAA")); ok || err != nil {
 			t.Fatalf("Complete(unknown) = %v, %v; want false, nil", ok, err)
 		}
 	})
@@ -392,7 +395,7 @@ func TestCompleteRejectsInvalidOutcomes(t *testing.T) {
 			{Status: ""},
 			{Status: faastype.Failed}, // no Error
 		} {
-			if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, o); ok || err == nil {
+			if ok, err := st.Complete(ctx, cs[0].Ref(), o); ok || err == nil {
 				t.Errorf("Complete(%+v) = %v, %v; want an error", o, ok, err)
 			}
 		}
@@ -406,11 +409,11 @@ func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
 		enqueueN(t, st, 2)
 		cs, _ := st.Claim(ctx, "w1", 2, time.Minute)
 		te := &faastype.TaskError{Kind: faastype.KindTimeout, Message: "task exceeded 30s", Traceback: "tb"}
-		if ok, err := st.Complete(ctx, cs[0].TaskID, cs[0].Fence, store.Outcome{Status: faastype.Failed, Error: te}); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[0].Ref(), store.Outcome{Status: faastype.Failed, Error: te}); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		own := pickle.EncodeBase64(pickle.Exception("ValueError", "the user's own"))
-		if ok, err := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, store.Outcome{Status: faastype.Failed, Error: te, Result: own}); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[1].Ref(), store.Outcome{Status: faastype.Failed, Error: te, Result: own}); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		t0, _ := st.GetTask(ctx, cs[0].TaskID)
@@ -438,7 +441,7 @@ func TestRenew(t *testing.T) {
 		}
 		// cs[0]: still held. cs[1]: completed. cs[2]: asked with a wrong fence.
 		// cs[3]: reaped (its lease is pushed into the past first).
-		if ok, _ := st.Complete(ctx, cs[1].TaskID, cs[1].Fence, completed("AAAA")); !ok {
+		if ok, _ := st.Complete(ctx, cs[1].Ref(), completed("AAAA")); !ok {
 			t.Fatal("Complete failed")
 		}
 		if err := rdb.ZAdd(ctx, "faas:leases", redis.Z{Score: 1, Member: cs[3].TaskID}).Err(); err != nil {
@@ -520,7 +523,7 @@ func TestReapRequeuesThenFails(t *testing.T) {
 				// Statuses never move backwards: still RUNNING while requeued.
 				mustStatus(t, st, "task-00000", faastype.Running)
 				// The lost worker's late result is rejected.
-				if ok, err := st.Complete(ctx, "task-00000", cs[0].Fence, completed("AAAA")); ok || err != nil {
+				if ok, err := st.Complete(ctx, cs[0].Ref(), completed("AAAA")); ok || err != nil {
 					t.Fatalf("late Complete = %v, %v", ok, err)
 				}
 			}
@@ -577,7 +580,7 @@ func TestReapManyLeases(t *testing.T) {
 		// Leases of tasks that became final by other means are dropped
 		// silently; complete a few.
 		for _, c := range cs[:10] {
-			if ok, _ := st.Complete(ctx, c.TaskID, c.Fence, completed("AAAA")); !ok {
+			if ok, _ := st.Complete(ctx, c.Ref(), completed("AAAA")); !ok {
 				t.Fatal("Complete failed")
 			}
 		}
@@ -600,7 +603,7 @@ func TestRelease(t *testing.T) {
 		enqueueN(t, st, 2)
 		cs, _ := st.Claim(ctx, "w1", 1, time.Minute)
 		c := cs[0]
-		if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+		if err := st.Release(ctx, c.Ref()); err != nil {
 			t.Fatal(err)
 		}
 		task, _ := st.GetTask(ctx, c.TaskID)
@@ -611,7 +614,7 @@ func TestRelease(t *testing.T) {
 			t.Fatalf("LeaseCount after Release = %d", n)
 		}
 		// Releasing again, or by a stale fence, does nothing.
-		if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+		if err := st.Release(ctx, c.Ref()); err != nil {
 			t.Fatal(err)
 		}
 		if d, _ := st.QueueDepth(ctx); d != 2 {
@@ -623,7 +626,7 @@ func TestRelease(t *testing.T) {
 		if len(cs) != 1 || cs[0].TaskID != c.TaskID || cs[0].Attempt != 1 || cs[0].Fence <= c.Fence {
 			t.Fatalf("Claim after Release = %+v", cs)
 		}
-		if ok, _ := st.Complete(ctx, c.TaskID, c.Fence, completed("AAAA")); ok {
+		if ok, _ := st.Complete(ctx, c.Ref(), completed("AAAA")); ok {
 			t.Fatal("Complete under the released fence was accepted")
 		}
 		// With MaxAttempts 1, losing this claim fails the task.
@@ -647,13 +650,13 @@ func TestCancel(t *testing.T) {
 			want: store.Cancellation{Cancelled: true, Was: faastype.Running}, message: "cancelled while it was running", published: true},
 		{name: "requeued", prepare: func(t *testing.T, st *store.Store, id string) {
 			c := claimOne(t, st, id)
-			if _, _, err := st.Requeue(testCtx(t), map[string]int64{id: c.Fence}); err != nil {
+			if _, _, err := st.Requeue(testCtx(t), []store.Ref{c.Ref()}); err != nil {
 				t.Fatal(err)
 			}
 		}, want: store.Cancellation{Cancelled: true, Was: faastype.Running}, message: "cancelled while it was running", published: true},
 		{name: "completed", prepare: func(t *testing.T, st *store.Store, id string) {
 			c := claimOne(t, st, id)
-			if ok, err := st.Complete(testCtx(t), id, c.Fence, completed("AAAA")); !ok || err != nil {
+			if ok, err := st.Complete(testCtx(t), c.Ref(), completed("AAAA")); !ok || err != nil {
 				t.Fatalf("Complete = %v, %v", ok, err)
 			}
 		}, want: store.Cancellation{Cancelled: false, Was: faastype.Completed}},
@@ -722,7 +725,7 @@ func TestCancel(t *testing.T) {
 				}
 				if c.want.Was == faastype.Running && before.Fence > 0 {
 					// The holder's late result and renewal are rejected.
-					if ok, err := st.Complete(ctx, id, before.Fence, completed("AAAA")); ok || err != nil {
+					if ok, err := st.Complete(ctx, store.Ref{TaskID: id, Owner: before.Owner, Fence: before.Fence}, completed("AAAA")); ok || err != nil {
 						t.Fatalf("Complete after cancel = %v, %v", ok, err)
 					}
 					if lost, err := st.Renew(ctx, "w", map[string]int64{id: before.Fence}, time.Minute); err != nil || !slices.Equal(lost, []string{id}) {
@@ -814,7 +817,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 					c := claims[next(len(claims))]
 					o := store.RetryOutcome(c, store.Outcome{Status: faastype.Failed,
 						Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "ValueError: again"}}, 0.5)
-					if _, err := st.Complete(ctx, c.TaskID, c.Fence, o); err != nil {
+					if _, err := st.Complete(ctx, c.Ref(), o); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -833,7 +836,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 					if next(2) == 0 {
 						o = store.Outcome{Status: faastype.Failed, Error: &faastype.TaskError{Kind: faastype.KindUserException, Message: "boom"}}
 					}
-					if _, err := st.Complete(ctx, c.TaskID, c.Fence, o); err != nil {
+					if _, err := st.Complete(ctx, c.Ref(), o); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -841,7 +844,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 				op = "release"
 				if len(claims) > 0 {
 					c := claims[next(len(claims))]
-					if err := st.Release(ctx, c.TaskID, c.Fence); err != nil {
+					if err := st.Release(ctx, c.Ref()); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -859,7 +862,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 				op = "requeue"
 				if len(claims) > 0 {
 					c := claims[next(len(claims))]
-					if _, _, err := st.Requeue(ctx, map[string]int64{c.TaskID: c.Fence}); err != nil {
+					if _, _, err := st.Requeue(ctx, []store.Ref{c.Ref()}); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -260,16 +260,16 @@ func TestRunningCap(t *testing.T) {
 		cs := map[string]store.Claim{}
 		for _, id := range []string{"a-0", "a-1", "b-0", "b-1"} {
 			task, _ := st.GetTask(ctx, id)
-			cs[id] = store.Claim{TaskID: id, Fence: task.Fence}
+			cs[id] = store.Claim{TaskID: id, Owner: task.Owner, Fence: task.Fence}
 		}
-		if ok, err := st.Complete(ctx, "a-0", cs["a-0"].Fence, completed("gAQu")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs["a-0"].Ref(), completed("gAQu")); !ok || err != nil {
 			t.Fatalf("Complete: %v %v", ok, err)
 		}
 		if got := claimN(t, st, 10); !slices.Equal(got, []string{"a-2"}) {
 			t.Fatalf("after a's completion, claimed %v, want [a-2]", got)
 		}
 		// A release gives b's task back as b's next, and b's slot with it.
-		if err := st.Release(ctx, "b-0", cs["b-0"].Fence); err != nil {
+		if err := st.Release(ctx, cs["b-0"].Ref()); err != nil {
 			t.Fatal(err)
 		}
 		if got := claimN(t, st, 10); !slices.Equal(got, []string{"b-0"}) {
@@ -285,7 +285,7 @@ func TestRunningCap(t *testing.T) {
 		checkRunning(t, rdb)
 		// Requeued tasks (worker lost) free their slots and run next.
 		task, _ := st.GetTask(ctx, "a-2")
-		requeued, _, err := st.Requeue(ctx, map[string]int64{"a-2": task.Fence})
+		requeued, _, err := st.Requeue(ctx, []store.Ref{{TaskID: "a-2", Owner: task.Owner, Fence: task.Fence}})
 		if err != nil || !slices.Equal(requeued, []string{"a-2"}) {
 			t.Fatalf("Requeue = %v, %v", requeued, err)
 		}
@@ -384,17 +384,17 @@ func TestRequeueIntoItsTenantsQueue(t *testing.T) {
 			// A requeued or released entry is marked for a size check.
 			return strings.TrimPrefix(ids[0], "~")
 		}
-		fence := func(id string) int64 {
+		ref := func(id string) store.Ref {
 			task, _ := st.GetTask(ctx, id)
-			return task.Fence
+			return store.Ref{TaskID: id, Owner: task.Owner, Fence: task.Fence}
 		}
 		if got := claimN(t, st, 3); !slices.Equal(got, []string{"a-0", "b-0", "def-0"}) {
 			t.Fatalf("claimed %v", got)
 		}
-		if requeued, _, err := st.Requeue(ctx, map[string]int64{"b-0": fence("b-0")}); err != nil || len(requeued) != 1 {
+		if requeued, _, err := st.Requeue(ctx, []store.Ref{ref("b-0")}); err != nil || len(requeued) != 1 {
 			t.Fatalf("Requeue: %v %v", requeued, err)
 		}
-		if err := st.Release(ctx, "a-0", fence("a-0")); err != nil {
+		if err := st.Release(ctx, ref("a-0")); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := st.ReapExpired(ctx, time.Now().Add(time.Hour)); err != nil {
@@ -541,7 +541,7 @@ func TestConcurrentClaimersWithTenants(t *testing.T) {
 						mu.Lock()
 						seen[c.TaskID]++
 						mu.Unlock()
-						if ok, err := st.Complete(ctx, c.TaskID, c.Fence, store.Outcome{Status: faastype.Completed, Result: "gAQu"}); !ok || err != nil {
+						if ok, err := st.Complete(ctx, c.Ref(), store.Outcome{Status: faastype.Completed, Result: "gAQu"}); !ok || err != nil {
 							errs <- fmt.Errorf("Complete %s: %v %v", c.TaskID, ok, err)
 							return
 						}
@@ -601,13 +601,13 @@ func TestCompleteAndClaimKeepsRunningCounts(t *testing.T) {
 				done := store.Outcome{Status: faastype.Completed, Result: "gAROLg=="}
 				for steps := 0; len(held) > 0; steps++ {
 					c := held[0]
-					ok, next, err := st.CompleteAndClaim(ctx, c.TaskID, c.Fence, done, "w", 1+steps%2, time.Minute)
+					ok, next, err := st.CompleteAndClaim(ctx, c.Ref(), done, "w", 1+steps%2, time.Minute)
 					if err != nil || !ok {
 						t.Fatalf("step %d: CompleteAndClaim(%s) = %v %v", steps, c.TaskID, ok, err)
 					}
 					checkRunning(t, rdb)
 					// The same outcome again is stale: nothing changes but the claim.
-					ok, more, err := st.CompleteAndClaim(ctx, c.TaskID, c.Fence, done, "w", 0, time.Minute)
+					ok, more, err := st.CompleteAndClaim(ctx, c.Ref(), done, "w", 0, time.Minute)
 					if err != nil || ok || len(more) != 0 {
 						t.Fatalf("step %d: stale CompleteAndClaim = %v %v %v", steps, ok, claimIDs(more), err)
 					}

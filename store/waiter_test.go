@@ -61,7 +61,7 @@ func TestWaiterWakesOnCompletion(t *testing.T) {
 		w0a, stop0a = again(t, w, ids[0], w0a, stop0a)
 		w0b, stop0b = again(t, w, ids[0], w0b, stop0b)
 		w1, stop1 = again(t, w, ids[1], w1, stop1)
-		if ok, err := st.Complete(ctx, ids[0], cs[0].Fence, completed("AAAA")); !ok || err != nil {
+		if ok, err := st.Complete(ctx, cs[0].Ref(), completed("AAAA")); !ok || err != nil {
 			t.Fatalf("Complete = %v, %v", ok, err)
 		}
 		for _, ch := range []<-chan struct{}{w0a.C, w0b.C} {
@@ -74,7 +74,7 @@ func TestWaiterWakesOnCompletion(t *testing.T) {
 		// The other task's waiter is still waiting. Its own completion comes
 		// later; by then the first wake-up has been fully handled.
 		w1, stop1 = again(t, w, ids[1], w1, stop1)
-		if ok, _ := st.Complete(ctx, ids[1], cs[1].Fence, completed("AAAA")); !ok {
+		if ok, _ := st.Complete(ctx, cs[1].Ref(), completed("AAAA")); !ok {
 			t.Fatal("Complete failed")
 		}
 		select {
@@ -247,7 +247,7 @@ func TestWakeupCarriesTheFinalTask(t *testing.T) {
 			id := enqueueN(t, st, 1)[0]
 			wk, stop := w.WaitTask(id)
 			cl := claimOne(t, st, id)
-			if ok, err := st.Complete(ctx, id, cl.Fence, c.out); !ok || err != nil {
+			if ok, err := st.Complete(ctx, cl.Ref(), c.out); !ok || err != nil {
 				t.Fatalf("%s: Complete = %v, %v", c.name, ok, err)
 			}
 			select {
@@ -300,7 +300,7 @@ func TestWaiterKeepsExpectedFinals(t *testing.T) {
 		for _, id := range ids {
 			wk, stop := w.WaitTask(id)
 			cl := claimOne(t, st, id)
-			if ok, err := st.Complete(ctx, id, cl.Fence, completed("gAROLg==")); !ok || err != nil {
+			if ok, err := st.Complete(ctx, cl.Ref(), completed("gAROLg==")); !ok || err != nil {
 				t.Fatal(ok, err)
 			}
 			<-wk.C

@@ -1,14 +1,15 @@
--- faas_complete(task, leases, stats, o) records the outcome of a task,
+-- faas_complete(task, leases, stats, o, q) records the outcome of a task,
 -- only for the current lease holder (scripts.go makes the complete script
 -- of it, and the complete-and-claim one with claim.lua).
 -- KEYS[1..4] tenancy (lib.lua), task: the task hash, leases: the lease set,
--- stats: the stats hash
+-- stats: the stats hash, q: the queue of the owner the caller names
 -- ARGV[o] task id, ARGV[o+1] fence, ARGV[o+2] done channel, ARGV[o+3]
 -- result TTL (ms, 0: keep), ARGV[o+4] '1' if tenants can be parked (a
 -- running cap is set), ARGV[o+5] number of field/value strings that follow,
 -- then those (status, result, finished_at, ...), then the final status,
 -- its error kind ('' none), now (unix ms), the retry delay (ms; -1: no
--- retry), the scheduled channel and the new-task channel
+-- retry), the scheduled channel, the new-task channel and the task's owner
+-- as the lease holder knows it (a task of another owner is not its)
 -- KEYS[8], KEYS[9]: the scheduled set and its per-tenant counts (lib.lua,
 -- faas_schedule), KEYS[10] the hooks set (lib.lua, faas_finish)
 -- The task is counted and rewritten with only what a final task keeps
@@ -19,13 +20,14 @@
 -- scheduled set), still RUNNING.
 -- Returns 1 if recorded as final, 2 if recorded and retried, 0 for a stale
 -- or repeated result.
-local function faas_complete(task, leases, stats, o)
+local function faas_complete(task, leases, stats, o, q)
   local h = faas_read(task)
-  if h.status ~= 'RUNNING' or h.fence ~= ARGV[o + 1] or redis.call('ZREM', leases, ARGV[o]) == 0 then
+  local first, last = o + 6, o + 5 + tonumber(ARGV[o + 5])
+  if h.status ~= 'RUNNING' or h.fence ~= ARGV[o + 1] or (h.owner or '') ~= ARGV[last + 7] or
+      redis.call('ZREM', leases, ARGV[o]) == 0 then
     return 0
   end
-  faas_lease_dropped(h.owner, ARGV[o + 4] == '1')
-  local first, last = o + 6, o + 5 + tonumber(ARGV[o + 5])
+  faas_lease_dropped(h.owner, ARGV[o + 4] == '1', q)
   local delay = tonumber(ARGV[last + 4])
   if delay >= 0 then
     local err = '{}'
@@ -43,14 +45,14 @@ local function faas_complete(task, leases, stats, o)
     redis.call('HSET', task, 'errors', errors, 'retried', (tonumber(h.retried) or 0) + 1, 'next_attempt_at', now + delay)
     redis.call('HINCRBY', stats, 'retried', 1)
     if delay == 0 then
-      faas_queue_next(faas_queue(h.owner), h.owner, ARGV[o])
+      faas_queue_next(q, h.owner, ARGV[o])
       redis.call('PUBLISH', ARGV[last + 6], ARGV[o])
     else
       faas_schedule(8, h.owner, ARGV[o], now + delay, ARGV[last + 5])
     end
     return 2
   end
-  faas_finish(task, h, {unpack(ARGV, first, last)}, ARGV[o + 3], ARGV[o + 2],
+  faas_finish(task, ARGV[o], h, {unpack(ARGV, first, last)}, ARGV[o + 3], ARGV[o + 2],
     {stats = stats, status = ARGV[last + 1], kind = ARGV[last + 2], now = ARGV[last + 3], hooks = KEYS[10]})
   return 1
 end

@@ -75,9 +75,9 @@ local function faas_ring_join(tenant)
 end
 
 -- faas_unpark moves a parked tenant back into the ring (or forgets it if its
--- queue emptied meanwhile).
-local function faas_unpark(tenant)
-  if redis.call('ZREM', KEYS[3], tenant) == 1 and redis.call('LLEN', faas_queue(tenant)) > 0 then
+-- queue q emptied meanwhile).
+local function faas_unpark(tenant, q)
+  if redis.call('ZREM', KEYS[3], tenant) == 1 and redis.call('LLEN', q) > 0 then
     faas_ring_back(tenant)
   end
 end
@@ -104,8 +104,8 @@ end
 -- faas_lease_dropped accounts for a lease of one of tenant's tasks that was
 -- just removed from the lease set: one task fewer running, so a parked
 -- tenant may be served again (capped: whether tenants can be parked at
--- all, i.e. a cap of running tasks is set).
-local function faas_lease_dropped(tenant, capped)
+-- all, i.e. a cap of running tasks is set; q: the tenant's queue).
+local function faas_lease_dropped(tenant, capped, q)
   tenant = tenant or ''
   if faas_deferred and not capped then
     faas_deferred[tenant] = (faas_deferred[tenant] or 0) + 1
@@ -115,7 +115,7 @@ local function faas_lease_dropped(tenant, capped)
     redis.call('HDEL', KEYS[4], tenant)
   end
   if capped then
-    faas_unpark(tenant)
+    faas_unpark(tenant, q)
   end
 end
 
@@ -159,7 +159,7 @@ local function faas_read(id)
   return h
 end
 
--- faas_finish rewrites task id, read with faas_read into h, as final: the
+-- faas_finish rewrites task id (its hash: task), read with faas_read into h, as final: the
 -- kept fields and the given ones (a flat list of field/value pairs) only.
 -- Deleted and written anew, a no-op task's hash is small enough for Redis
 -- to store it compactly (a listpack, about 0.4 KB in all) instead of the
@@ -208,7 +208,7 @@ end
 -- Every script that calls faas_finish takes the hooks key in its KEYS. A
 -- task without a callback costs nothing more than the callback_url field
 -- of faas_read's HMGET.
-local function faas_finish(id, h, fields, ttl_ms, done, fin)
+local function faas_finish(task, id, h, fields, ttl_ms, done, fin)
   faas_count(fin.stats, h, fin.status, fin.kind, fin.now)
   local args = {}
   for _, f in ipairs(FAAS_KEEP) do
@@ -226,11 +226,11 @@ local function faas_finish(id, h, fields, ttl_ms, done, fin)
     redis.call('ZADD', fin.hooks, fin.now, id)
     redis.call('PUBLISH', fin.hooks, id)
   end
-  redis.call('DEL', id)
-  redis.call('HSET', id, unpack(args))
+  redis.call('DEL', task)
+  redis.call('HSET', task, unpack(args))
   local ttl = tonumber(ttl_ms)
   if ttl and ttl > 0 then
-    redis.call('PEXPIRE', id, ttl)
+    redis.call('PEXPIRE', task, ttl)
   end
   local size = 0
   for i = 1, #args do
@@ -243,7 +243,7 @@ local function faas_finish(id, h, fields, ttl_ms, done, fin)
   end
 end
 
--- faas_requeue_or_lose handles a RUNNING task (h from faas_read) whose
+-- faas_requeue_or_lose handles a RUNNING task id (its hash: task, h from faas_read; q: its owner's queue) whose
 -- worker is gone and whose lease was just removed (reap, requeue): with
 -- attempts left (attempts its retry policy made do not count) it goes back to the consumer end of its tenant's queue and
 -- stays RUNNING (the attempt stays counted); without, it becomes FAILED
@@ -251,13 +251,13 @@ end
 -- attempts, now (unix ms), result (pickled exception), error JSON, result
 -- TTL (ms), done channel, capped, stats key, hooks key}. Returns true if
 -- the task was requeued.
-local function faas_requeue_or_lose(id, h, lost)
-  faas_lease_dropped(h.owner, lost.capped)
+local function faas_requeue_or_lose(task, id, h, lost, q)
+  faas_lease_dropped(h.owner, lost.capped, q)
   if (tonumber(h.attempts) or 0) - (tonumber(h.retried) or 0) < lost.max then
-    faas_queue_next(faas_queue(h.owner), h.owner, id)
+    faas_queue_next(q, h.owner, id)
     return true
   end
-  faas_finish(id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},
+  faas_finish(task, id, h, {'status', 'FAILED', 'result', lost.result, 'error', lost.err, 'finished_at', lost.now},
     lost.ttl, lost.done, {stats = lost.stats, status = 'FAILED', kind = 'WORKER_LOST', now = lost.now, hooks = lost.hooks})
   return false
 end
