@@ -166,5 +166,13 @@ func writeAtomic(dir, path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	// Linked, not renamed, into place: of sandboxes that start together
+	// with no file yet, the first one's stays and the others map it, so
+	// that all share one copy (a rename would put a new file under the
+	// ones that mapped the old, and each would keep its own).
+	err = os.Link(tmp.Name(), path)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return os.Rename(tmp.Name(), path) // a file system without hard links
 }
