@@ -142,6 +142,21 @@ func TestSentinelFailoverWithoutDurableSettings(t *testing.T) {
 	}
 }
 
+// The flag form of a Sentinel deployment, --redis-sentinel host:port,...
+// with --redis-master name, reaches the primary as the URL does: a
+// dispatcher whose --redis names no server runs the tasks.
+func TestSentinelFlagForm(t *testing.T) {
+	needImage(t)
+	sen := redistest.StartSentinel(t, false)
+	c := newClusterOn(t, "push", sen.Client(t), "redis://127.0.0.1:1/0")
+	c.dispatcher("d1", "--redis-sentinel", strings.Join(sen.Sentinels, ","), "--redis-master", redistest.SentinelMaster)
+	c.worker("w1", 1)
+	xs := seq(4)
+	fn, args := payloads(t, 0, xs)
+	ids := c.enqueue(fn, args)
+	c.checkResults(ids, xs, c.waitFinal(ids, 60*time.Second))
+}
+
 // sentinelCluster starts a Sentinel deployment (durable or not, see
 // redistest.StartSentinel), a dispatcher d1 of mode on it through its
 // redis-sentinel:// URL and a worker w1 with 2 sandboxes.

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wasmfaas/wasmfaas/dispatch"
 	"github.com/wasmfaas/wasmfaas/faastype"
 	"github.com/wasmfaas/wasmfaas/runtime"
@@ -15,6 +17,7 @@ import (
 // storeFlags select the Redis server and the store's settings.
 type storeFlags struct {
 	url          string
+	sentinel     *sentinelFlags
 	passwordFile string
 	maxAttempts  int
 	resultTTL    time.Duration
@@ -23,6 +26,7 @@ type storeFlags struct {
 func addStoreFlags(fs *flagSet) *storeFlags {
 	s := &storeFlags{}
 	fs.StringVar(&s.url, "redis", "redis://127.0.0.1:6379/0", redisURLHelp)
+	s.sentinel = addSentinelFlags(fs)
 	fs.StringVar(&s.passwordFile, "redis-password-file", "", redisPasswordHelp)
 	fs.IntVar(&s.maxAttempts, "max-attempts", 3, "runs of a task whose worker is lost before it FAILS with WORKER_LOST")
 	addResultTTLFlag(fs, &s.resultTTL)
@@ -34,6 +38,15 @@ func addStoreFlags(fs *flagSet) *storeFlags {
 // give them all the same value.
 func addResultTTLFlag(fs *flagSet, ttl *time.Duration) {
 	fs.DurationVar(ttl, "result-ttl", store.DefaultResultTTL, "how long a finished task is kept before Redis removes it (0: forever)")
+}
+
+// connect opens the Redis the flags name (connectRedis).
+func (s *storeFlags) connect(ctx context.Context, log *slog.Logger) (redis.UniversalClient, string, error) {
+	raw, err := s.sentinel.redisURL(s.url)
+	if err != nil {
+		return nil, "", err
+	}
+	return connectRedis(ctx, raw, s.passwordFile, 30*time.Second, log)
 }
 
 func (s *storeFlags) options() (store.Options, error) {
@@ -136,7 +149,7 @@ With --webhook-secret it also delivers completion webhooks (callback_url).`)
 	}
 	ctx, cancel := signalContext(log)
 	defer cancel()
-	rdb, _, err := connectRedis(ctx, sf.url, sf.passwordFile, 30*time.Second, log)
+	rdb, _, err := sf.connect(ctx, log)
 	if err != nil {
 		return fail("dispatcher", err)
 	}

@@ -22,6 +22,9 @@ import (
 //	                                              primary followed through failovers
 //	redis-cluster://...                           refused for now (see parseRedisURL)
 //
+// --redis-sentinel host:port,... with --redis-master name is the flag form
+// of a redis-sentinel URL (database 0) and replaces --redis.
+//
 // A password in FAAS_REDIS_PASSWORD, or in the file --redis-password-file
 // names, replaces the URL's (so that it stays out of process listings and
 // logs); redactURL is what the logs show.
@@ -31,6 +34,39 @@ const (
 		"(Sentinel: the primary is followed through failovers)"
 	redisPasswordHelp = "file holding the Redis password (replaces the URL's; FAAS_REDIS_PASSWORD does the same)"
 )
+
+// sentinelFlags are --redis-sentinel and --redis-master.
+type sentinelFlags struct{ addrs, master string }
+
+func addSentinelFlags(fs *flagSet) *sentinelFlags {
+	s := &sentinelFlags{}
+	fs.StringVar(&s.addrs, "redis-sentinel", "", "Redis Sentinel: the sentinels' addresses, host:port,host:port,... "+
+		"(with --redis-master; replaces --redis, database 0)")
+	fs.StringVar(&s.master, "redis-master", "", "Redis Sentinel: the name of the primary the sentinels monitor (with --redis-sentinel)")
+	return s
+}
+
+// redisURL is the --redis URL the flags stand for: raw, or the
+// redis-sentinel URL of --redis-sentinel and --redis-master.
+func (s *sentinelFlags) redisURL(raw string) (string, error) {
+	switch {
+	case s.addrs == "" && s.master == "":
+		return raw, nil
+	case s.addrs == "":
+		return "", errors.New("--redis-master needs --redis-sentinel, the sentinels' addresses (host:port,host:port,...)")
+	case s.master == "":
+		return "", errors.New("--redis-sentinel needs --redis-master, the name of the primary the sentinels monitor")
+	}
+	addrs := strings.Split(s.addrs, ",")
+	for i, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" || strings.ContainsAny(a, "/?#@ \t") {
+			return "", fmt.Errorf("--redis-sentinel %q: each address is host or host:port, separated by commas", s.addrs)
+		}
+		addrs[i] = withSentinelPort(a)
+	}
+	return "redis-sentinel://" + strings.Join(addrs, ",") + "/0?master=" + url.QueryEscape(s.master), nil
+}
 
 // redisTarget is a parsed --redis.
 type redisTarget struct {
@@ -42,11 +78,15 @@ type redisTarget struct {
 // parseRedisURL parses a --redis URL; password, if not empty, replaces
 // the URL's.
 func parseRedisURL(raw, password string) (*redisTarget, error) {
+	raw, hosts := splitSentinelHosts(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %v", err)
 	}
 	display := u.Redacted()
+	if hosts != nil {
+		display = strings.Replace(display, sentinelHostsMark, strings.Join(hosts, ","), 1)
+	}
 	switch u.Scheme {
 	case "redis", "rediss", "unix":
 		opts, err := redis.ParseURL(raw)
@@ -61,7 +101,7 @@ func parseRedisURL(raw, password string) (*redisTarget, error) {
 		}
 		return &redisTarget{single: opts, display: display}, nil
 	case "redis-sentinel", "rediss-sentinel":
-		return parseSentinelURL(u, password, display)
+		return parseSentinelURL(u, hosts, password, display)
 	case "redis-cluster", "rediss-cluster":
 		return nil, fmt.Errorf("--redis %s: Redis Cluster is not supported yet: the task scripts touch keys of "+
 			"several hash slots (a tenant's queue and its tasks); use one Redis or Redis Sentinel", display)
@@ -71,21 +111,52 @@ func parseRedisURL(raw, password string) (*redisTarget, error) {
 	}
 }
 
-func parseSentinelURL(u *url.URL, password, display string) (*redisTarget, error) {
+// sentinelHostsMark stands in for a redis-sentinel URL's host list while
+// net/url parses the rest.
+const sentinelHostsMark = "sentinel-hosts.invalid"
+
+// splitSentinelHosts takes the host list out of a redis-sentinel URL, each
+// address with the sentinels' default port (26379) when it has none, and
+// puts sentinelHostsMark in its place: net/url reads what follows the last
+// colon of a host for a port, so it refuses "10.0.0.1:26379,10.0.0.2" and
+// "[::1]:26379,10.0.0.2:26379". Other URLs come back as they are, with nil.
+func splitSentinelHosts(raw string) (string, []string) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "redis-sentinel" && scheme != "rediss-sentinel") {
+		return raw, nil
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	auth, tail := rest[:end], rest[end:]
+	user := ""
+	if at := strings.LastIndex(auth, "@"); at >= 0 {
+		user, auth = auth[:at+1], auth[at+1:]
+	}
+	hosts := []string{}
+	for _, h := range strings.Split(auth, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, withSentinelPort(h))
+		}
+	}
+	return scheme + "://" + user + sentinelHostsMark + tail, hosts
+}
+
+// withSentinelPort is addr (host, [v6 host] or host:port) with the
+// sentinels' default port, 26379, when it has none.
+func withSentinelPort(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "26379")
+}
+
+func parseSentinelURL(u *url.URL, addrs []string, password, display string) (*redisTarget, error) {
 	q := u.Query()
 	master := q.Get("master")
 	if master == "" {
 		return nil, fmt.Errorf("--redis %s: a redis-sentinel URL needs ?master=<the name the sentinels monitor>", display)
-	}
-	var addrs []string
-	for _, a := range strings.Split(u.Host, ",") {
-		if a == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			a = net.JoinHostPort(a, "26379")
-		}
-		addrs = append(addrs, a)
 	}
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("--redis %s: no sentinel address", display)

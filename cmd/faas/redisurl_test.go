@@ -7,6 +7,49 @@ import (
 	"testing"
 )
 
+// --redis-sentinel and --redis-master stand for a redis-sentinel URL, which
+// parses to the same Sentinel client options; one without the other is an
+// error, and neither leaves --redis as it is.
+func TestSentinelFlags(t *testing.T) {
+	cases := []struct {
+		addrs, master, raw string
+		want, err          string
+		parsed             string // the sentinel addresses the URL parses to
+	}{
+		{raw: "redis://10.0.0.9:6379/3", want: "redis://10.0.0.9:6379/3"},
+		{addrs: "10.0.0.1:26379, 10.0.0.2", master: "my primary", raw: "redis://127.0.0.1:6379/0",
+			want: "redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/0?master=my+primary", parsed: "10.0.0.1:26379 10.0.0.2:26379"},
+		{addrs: "10.0.0.1:26379", err: "needs --redis-master"},
+		{master: "faas", err: "needs --redis-sentinel"},
+		{addrs: "10.0.0.1:26379,,10.0.0.2", master: "faas", err: "host or host:port"},
+		{addrs: "[::1],10.0.0.2:26380", master: "faas", want: "redis-sentinel://[::1]:26379,10.0.0.2:26380/0?master=faas",
+			parsed: "[::1]:26379 10.0.0.2:26380"},
+		{addrs: "u:p@10.0.0.1:26379", master: "faas", err: "host or host:port"},
+		{addrs: "10.0.0.1:26379/1", master: "faas", err: "host or host:port"},
+	}
+	for _, c := range cases {
+		got, err := (&sentinelFlags{addrs: c.addrs, master: c.master}).redisURL(c.raw)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q %q: error %v, want %q", c.addrs, c.master, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q %q: %q %v, want %q", c.addrs, c.master, got, err, c.want)
+			continue
+		}
+		if c.master == "" {
+			continue
+		}
+		r, err := parseRedisURL(got, "pw")
+		if err != nil || r.failover == nil || r.failover.MasterName != c.master || r.failover.Password != "pw" ||
+			strings.Join(r.failover.SentinelAddrs, " ") != c.parsed || r.failover.DB != 0 {
+			t.Errorf("%q parses to %+v, %v", got, r, err)
+		}
+	}
+}
+
 func TestParseRedisURL(t *testing.T) {
 	cases := []struct {
 		url, password string
@@ -52,6 +95,16 @@ func TestParseRedisURL(t *testing.T) {
 		{url: "rediss-sentinel://10.0.0.1:26379?master=faas", check: func(t *testing.T, r *redisTarget) {
 			if r.failover.TLSConfig == nil {
 				t.Fatal("no TLS")
+			}
+		}},
+		{url: "redis-sentinel://10.0.0.1:26379,10.0.0.2/0?master=faas", check: func(t *testing.T, r *redisTarget) {
+			if strings.Join(r.failover.SentinelAddrs, " ") != "10.0.0.1:26379 10.0.0.2:26379" {
+				t.Fatalf("%+v", r.failover.SentinelAddrs)
+			}
+		}},
+		{url: "redis-sentinel://u:p@[::1],10.0.0.2?master=faas", check: func(t *testing.T, r *redisTarget) {
+			if strings.Join(r.failover.SentinelAddrs, " ") != "[::1]:26379 10.0.0.2:26379" || r.failover.Password != "p" {
+				t.Fatalf("%+v", r.failover)
 			}
 		}},
 		{url: "redis-sentinel://10.0.0.1:26379/0", err: "needs ?master="},

@@ -192,7 +192,7 @@ dashboard) on Redis. Run one or more dispatchers next to it to execute tasks.`)
 	}
 	ctx, cancel := signalContext(log)
 	defer cancel()
-	rdb, shown, err := connectRedis(ctx, sf.url, sf.passwordFile, 30*time.Second, log)
+	rdb, shown, err := sf.connect(ctx, log)
 	if err != nil {
 		return fail("api", err)
 	}
@@ -218,6 +218,7 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 	workers := fs.Int("w", defaultSandboxes(), "number of sandboxes")
 	var redisURL, passwordFile string
 	fs.StringVar(&redisURL, "redis", "", redisURLHelp+"; empty runs an embedded in-memory Redis")
+	sentinel := addSentinelFlags(fs)
 	fs.StringVar(&passwordFile, "redis-password-file", "", redisPasswordHelp)
 	maxAttempts := fs.Int("max-attempts", 3, "runs of a task whose sandbox process is lost before it FAILS")
 	var resultTTL time.Duration
@@ -263,6 +264,9 @@ dispatchers and workers join). Ctrl-C stops it cleanly.`)
 
 	var rdb redis.UniversalClient
 	var where string
+	if redisURL, err = sentinel.redisURL(redisURL); err != nil {
+		return fail("up", err)
+	}
 	if redisURL == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
