@@ -395,8 +395,12 @@ func (c *Core) untrack(cl store.Claim) {
 // Renew checks at once that owner still holds the given claims and extends
 // their leases; it returns the task ids owner no longer holds. It is how a
 // dispatcher confirms claims a worker reports before tracking them.
-func (c *Core) Renew(ctx context.Context, owner string, claims map[string]int64) ([]string, error) {
-	return c.st.Renew(ctx, owner, claims, c.cfg.Lease)
+func (c *Core) Renew(ctx context.Context, owner string, claims []store.Claim) ([]string, error) {
+	refs, err := c.refs(ctx, claims)
+	if err != nil {
+		return nil, err
+	}
+	return c.st.Renew(ctx, owner, refs, c.cfg.Lease)
 }
 
 // Requeue gives the claims of a worker known to be gone back to the queue
@@ -549,18 +553,19 @@ func (c *Core) renewLoop(ctx context.Context) {
 		// One renewal per lease holder: this dispatcher in local mode, each
 		// remote worker in push and pull mode.
 		c.mu.Lock()
-		byOwner := map[string]map[string]int64{}
-		for id, h := range c.held {
-			if byOwner[h.owner] == nil {
-				byOwner[h.owner] = map[string]int64{}
-			}
-			byOwner[h.owner][id] = h.claim.Fence
+		byOwner := map[string][]store.Claim{}
+		for _, h := range c.held {
+			byOwner[h.owner] = append(byOwner[h.owner], h.claim)
 		}
 		c.mu.Unlock()
-		for owner, fences := range byOwner {
-			lost, err := c.st.Renew(ctx, owner, fences, c.cfg.Lease)
+		for owner, cls := range byOwner {
+			fences := make(map[string]int64, len(cls))
+			for _, cl := range cls {
+				fences[cl.TaskID] = cl.Fence
+			}
+			lost, err := c.Renew(ctx, owner, cls)
 			if err != nil {
-				c.log.Error("renewing leases failed", "err", err, "owner", owner, "tasks", len(fences))
+				c.log.Error("renewing leases failed", "err", err, "owner", owner, "tasks", len(cls))
 				continue
 			}
 			for _, id := range lost {

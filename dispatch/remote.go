@@ -425,11 +425,11 @@ func (c *completer) close() {
 // adopt confirms with the store that owner still holds claims a worker
 // reports, and returns those it does not.
 func adopt(ctx context.Context, core *Core, owner string, refs []wire.Ref) (lost map[string]bool, err error) {
-	fences := make(map[string]int64, len(refs))
-	for _, r := range refs {
-		fences[r.ID] = r.Fence
+	cls := make([]store.Claim, len(refs))
+	for i, r := range refs {
+		cls[i] = store.Claim{TaskID: r.ID, Fence: r.Fence} // bare: Renew reads the owners
 	}
-	ids, err := core.Renew(ctx, owner, fences)
+	ids, err := core.Renew(ctx, owner, cls)
 	if err != nil {
 		return nil, err
 	}

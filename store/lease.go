@@ -28,7 +28,7 @@ type Claim struct {
 	// Fence is the fencing token of this claim: greater than every earlier
 	// claim's of the task (the claim's time in unix milliseconds, or the
 	// previous fence + 1), also after a failover lost the latest claims.
-	// Pass it to Renew, and with the task and owner (Ref) to Complete, Release
+	// Pass it, with the task and owner (Ref), to Renew, Complete, Release
 	// and Requeue.
 	Fence int64
 	// WantJSON: the caller asked for the result as JSON too.
@@ -186,12 +186,12 @@ func (s *Store) fetchPayloads(ctx context.Context, worker string, claims []Claim
 	return out, nil
 }
 
-// Renew extends to now+lease the leases in held (task id -> fence) that
+// Renew extends to now+lease the leases in held that
 // worker still holds, and returns the ids it no longer holds (reaped,
 // requeued, completed or gone); the caller should stop working on those. A
 // lease that has expired but has not been reaped yet is still held: nobody
 // else can have the task until ReapExpired takes it.
-func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64, lease time.Duration) ([]string, error) {
+func (s *Store) Renew(ctx context.Context, worker string, held []Ref, lease time.Duration) ([]string, error) {
 	if len(held) == 0 {
 		return nil, nil
 	}
@@ -200,11 +200,11 @@ func (s *Store) Renew(ctx context.Context, worker string, held map[string]int64,
 	}
 	keys := make([]string, 0, 1+len(held))
 	keys = append(keys, s.keys.leases())
-	args := make([]any, 0, 2+2*len(held))
+	args := make([]any, 0, 2+3*len(held))
 	args = append(args, worker, time.Now().Add(lease).UnixMilli())
-	for id, fence := range held {
-		keys = append(keys, s.keys.task(id))
-		args = append(args, id, strconv.FormatInt(fence, 10))
+	for _, r := range held {
+		keys = append(keys, s.keys.task(r.TaskID))
+		args = append(args, r.TaskID, strconv.FormatInt(r.Fence, 10), r.Owner)
 	}
 	lost, err := scriptRenew.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {

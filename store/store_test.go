@@ -274,7 +274,7 @@ func TestClaimErrors(t *testing.T) {
 		if _, err := st.Claim(ctx, "w", 1, 0); err == nil {
 			t.Fatal("Claim with zero lease: no error")
 		}
-		if _, err := st.Renew(ctx, "w", map[string]int64{"x": 1}, -time.Second); err == nil {
+		if _, err := st.Renew(ctx, "w", []store.Ref{{TaskID: "x", Fence: 1}}, -time.Second); err == nil {
 			t.Fatal("Renew with negative lease: no error")
 		}
 	})
@@ -434,13 +434,14 @@ func TestFailedOutcomeGetsAnExceptionPickle(t *testing.T) {
 func TestRenew(t *testing.T) {
 	eachBackend(t, store.Options{}, func(t *testing.T, st *store.Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
-		enqueueN(t, st, 4)
-		cs, err := st.Claim(ctx, "w1", 4, time.Second)
-		if err != nil || len(cs) != 4 {
+		enqueueN(t, st, 5)
+		cs, err := st.Claim(ctx, "w1", 5, time.Second)
+		if err != nil || len(cs) != 5 {
 			t.Fatalf("Claim = %v, %v", cs, err)
 		}
 		// cs[0]: still held. cs[1]: completed. cs[2]: asked with a wrong fence.
-		// cs[3]: reaped (its lease is pushed into the past first).
+		// cs[3]: reaped (its lease is pushed into the past first). cs[4]:
+		// asked naming another owner.
 		if ok, _ := st.Complete(ctx, cs[1].Ref(), completed("AAAA")); !ok {
 			t.Fatal("Complete failed")
 		}
@@ -450,19 +451,22 @@ func TestRenew(t *testing.T) {
 		if rq, _, err := st.ReapExpired(ctx, time.Now()); err != nil || !slices.Equal(rq, []string{cs[3].TaskID}) {
 			t.Fatalf("ReapExpired = %v, %v", rq, err)
 		}
-		held := map[string]int64{
-			cs[0].TaskID: cs[0].Fence,
-			cs[1].TaskID: cs[1].Fence,
-			cs[2].TaskID: cs[2].Fence + 7,
-			cs[3].TaskID: cs[3].Fence,
-			"unknown":    1,
+		wrongOwner := cs[4].Ref()
+		wrongOwner.Owner = "mallory"
+		held := []store.Ref{
+			cs[0].Ref(),
+			cs[1].Ref(),
+			{TaskID: cs[2].TaskID, Owner: cs[2].Owner, Fence: cs[2].Fence + 7},
+			cs[3].Ref(),
+			wrongOwner,
+			{TaskID: "unknown", Fence: 1},
 		}
 		lost, err := st.Renew(ctx, "w1", held, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		slices.Sort(lost)
-		want := []string{cs[1].TaskID, cs[2].TaskID, cs[3].TaskID, "unknown"}
+		want := []string{cs[1].TaskID, cs[2].TaskID, cs[3].TaskID, cs[4].TaskID, "unknown"}
 		slices.Sort(want)
 		if !slices.Equal(lost, want) {
 			t.Fatalf("lost = %v, want %v", lost, want)
@@ -475,16 +479,18 @@ func TestRenew(t *testing.T) {
 			t.Fatalf("renewed lease expires at %v, want about an hour from now", exp)
 		}
 		// Another worker cannot renew it, and the lease stays put.
-		if lost, _ := st.Renew(ctx, "w2", map[string]int64{cs[0].TaskID: cs[0].Fence}, time.Second); !slices.Equal(lost, []string{cs[0].TaskID}) {
+		if lost, _ := st.Renew(ctx, "w2", []store.Ref{cs[0].Ref()}, time.Second); !slices.Equal(lost, []string{cs[0].TaskID}) {
 			t.Fatalf("Renew by another worker: lost = %v", lost)
 		}
 		if again, _ := rdb.ZScore(ctx, "faas:leases", cs[0].TaskID).Result(); again != score {
 			t.Fatalf("lease moved from %v to %v by a non-holder", score, again)
 		}
 		// When the old expiry has passed, the renewed lease stays and the
-		// one asked for with a wrong fence (not renewed) is reaped.
-		if rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Minute)); err != nil || !slices.Equal(rq, []string{cs[2].TaskID}) || len(fl) != 0 {
-			t.Fatalf("ReapExpired after renew = %v, %v, %v; want [%s] requeued", rq, fl, err, cs[2].TaskID)
+		// ones asked for with a wrong fence or owner (not renewed) are reaped.
+		rq, fl, err := st.ReapExpired(ctx, time.Now().Add(time.Minute))
+		slices.Sort(rq)
+		if err != nil || !slices.Equal(rq, []string{cs[2].TaskID, cs[4].TaskID}) || len(fl) != 0 {
+			t.Fatalf("ReapExpired after renew = %v, %v, %v; want [%s %s] requeued", rq, fl, err, cs[2].TaskID, cs[4].TaskID)
 		}
 		if lost, err := st.Renew(ctx, "w1", nil, time.Second); lost != nil || err != nil {
 			t.Fatalf("Renew(nothing) = %v, %v", lost, err)
@@ -728,7 +734,7 @@ func TestCancel(t *testing.T) {
 					if ok, err := st.Complete(ctx, store.Ref{TaskID: id, Owner: before.Owner, Fence: before.Fence}, completed("AAAA")); ok || err != nil {
 						t.Fatalf("Complete after cancel = %v, %v", ok, err)
 					}
-					if lost, err := st.Renew(ctx, "w", map[string]int64{id: before.Fence}, time.Minute); err != nil || !slices.Equal(lost, []string{id}) {
+					if lost, err := st.Renew(ctx, "w", []store.Ref{{TaskID: id, Owner: before.Owner, Fence: before.Fence}}, time.Minute); err != nil || !slices.Equal(lost, []string{id}) {
 						t.Fatalf("Renew after cancel = %v, %v", lost, err)
 					}
 				}
@@ -870,7 +876,7 @@ func TestStatusesNeverMoveBackwards(t *testing.T) {
 				op = "renew"
 				if len(claims) > 0 {
 					c := claims[next(len(claims))]
-					if _, err := st.Renew(ctx, "w", map[string]int64{c.TaskID: c.Fence}, time.Minute); err != nil {
+					if _, err := st.Renew(ctx, "w", []store.Ref{c.Ref()}, time.Minute); err != nil {
 						t.Fatal(err)
 					}
 				}
