@@ -74,7 +74,7 @@ func connectRedis(ctx context.Context, rawURL, passwordFile string, wait time.Du
 	if err != nil {
 		return nil, "", err
 	}
-	target, err := parseRedisURL(rawURL, pw)
+	target, err := parseRedisURL(rawURL, pw, os.Getenv("FAAS_REDIS_SENTINEL_PASSWORD"))
 	if err != nil {
 		return nil, "", err
 	}

@@ -27,7 +27,8 @@ import (
 //
 // A password in FAAS_REDIS_PASSWORD, or in the file --redis-password-file
 // names, replaces the URL's (so that it stays out of process listings and
-// logs); redactURL is what the logs show.
+// logs), and FAAS_REDIS_SENTINEL_PASSWORD the sentinels' (sentinel_password);
+// a redisTarget's display, what the logs show, has neither.
 
 const (
 	redisURLHelp = "Redis URL: redis://host:port/db, rediss:// (TLS), or redis-sentinel://host:port,host:port/db?master=name " +
@@ -75,15 +76,20 @@ type redisTarget struct {
 	display  string // for logs: the URL without its password
 }
 
-// parseRedisURL parses a --redis URL; password, if not empty, replaces
-// the URL's.
-func parseRedisURL(raw, password string) (*redisTarget, error) {
+// parseRedisURL parses a --redis URL; password and sentinelPassword, if
+// not empty, replace the URL's.
+func parseRedisURL(raw, password, sentinelPassword string) (*redisTarget, error) {
 	raw, hosts := splitSentinelHosts(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %v", err)
 	}
-	display := u.Redacted()
+	shown := *u
+	if q := u.Query(); q.Has("sentinel_password") {
+		q.Set("sentinel_password", "xxxxx")
+		shown.RawQuery = q.Encode()
+	}
+	display := shown.Redacted()
 	if hosts != nil {
 		display = strings.Replace(display, sentinelHostsMark, strings.Join(hosts, ","), 1)
 	}
@@ -101,7 +107,7 @@ func parseRedisURL(raw, password string) (*redisTarget, error) {
 		}
 		return &redisTarget{single: opts, display: display}, nil
 	case "redis-sentinel", "rediss-sentinel":
-		return parseSentinelURL(u, hosts, password, display)
+		return parseSentinelURL(u, hosts, password, sentinelPassword, display)
 	case "redis-cluster", "rediss-cluster":
 		return nil, fmt.Errorf("--redis %s: Redis Cluster is not supported yet: the task scripts touch keys of "+
 			"several hash slots (a tenant's queue and its tasks); use one Redis or Redis Sentinel", display)
@@ -152,7 +158,7 @@ func withSentinelPort(addr string) string {
 	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "26379")
 }
 
-func parseSentinelURL(u *url.URL, addrs []string, password, display string) (*redisTarget, error) {
+func parseSentinelURL(u *url.URL, addrs []string, password, sentinelPassword, display string) (*redisTarget, error) {
 	q := u.Query()
 	master := q.Get("master")
 	if master == "" {
@@ -177,6 +183,9 @@ func parseSentinelURL(u *url.URL, addrs []string, password, display string) (*re
 	}
 	if password != "" {
 		opts.Password = password
+	}
+	if sentinelPassword != "" {
+		opts.SentinelPassword = sentinelPassword
 	}
 	if strings.HasPrefix(u.Scheme, "rediss") {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}

@@ -42,7 +42,7 @@ func TestSentinelFlags(t *testing.T) {
 		if c.master == "" {
 			continue
 		}
-		r, err := parseRedisURL(got, "pw")
+		r, err := parseRedisURL(got, "pw", "")
 		if err != nil || r.failover == nil || r.failover.MasterName != c.master || r.failover.Password != "pw" ||
 			strings.Join(r.failover.SentinelAddrs, " ") != c.parsed || r.failover.DB != 0 {
 			t.Errorf("%q parses to %+v, %v", got, r, err)
@@ -52,9 +52,9 @@ func TestSentinelFlags(t *testing.T) {
 
 func TestParseRedisURL(t *testing.T) {
 	cases := []struct {
-		url, password string
-		check         func(t *testing.T, r *redisTarget)
-		err           string
+		url, password, sentinelPassword string
+		check                           func(t *testing.T, r *redisTarget)
+		err                             string
 	}{
 		{url: "redis://127.0.0.1:6379/2", check: func(t *testing.T, r *redisTarget) {
 			if r.single == nil || r.single.Addr != "127.0.0.1:6379" || r.single.DB != 2 || r.single.Protocol != 2 {
@@ -92,6 +92,17 @@ func TestParseRedisURL(t *testing.T) {
 					t.Fatalf("display %q shows the password", r.display)
 				}
 			}},
+		{url: "redis-sentinel://10.0.0.1:26379/0?master=faas&sentinel_password=s3cr3t", check: func(t *testing.T, r *redisTarget) {
+			if r.failover.SentinelPassword != "s3cr3t" || strings.Contains(r.display, "s3cr3t") || !strings.Contains(r.display, "master=faas") {
+				t.Fatalf("sentinel password %q, display %q", r.failover.SentinelPassword, r.display)
+			}
+		}},
+		{url: "redis-sentinel://10.0.0.1:26379/0?master=faas&sentinel_password=inurl", sentinelPassword: "fromenv",
+			check: func(t *testing.T, r *redisTarget) {
+				if r.failover.SentinelPassword != "fromenv" || strings.Contains(r.display, "inurl") {
+					t.Fatalf("sentinel password %q, display %q", r.failover.SentinelPassword, r.display)
+				}
+			}},
 		{url: "rediss-sentinel://10.0.0.1:26379?master=faas", check: func(t *testing.T, r *redisTarget) {
 			if r.failover.TLSConfig == nil {
 				t.Fatal("no TLS")
@@ -116,7 +127,7 @@ func TestParseRedisURL(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.url, func(t *testing.T) {
-			r, err := parseRedisURL(c.url, c.password)
+			r, err := parseRedisURL(c.url, c.password, c.sentinelPassword)
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("error %v, want %q", err, c.err)
