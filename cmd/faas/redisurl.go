@@ -32,7 +32,7 @@ import (
 
 const (
 	redisURLHelp = "Redis URL: redis://host:port/db, rediss:// (TLS), or redis-sentinel://host:port,host:port/db?master=name " +
-		"(Sentinel: the primary is followed through failovers)"
+		"(Sentinel: the primary is followed through failovers; the sentinels' own password in FAAS_REDIS_SENTINEL_PASSWORD)"
 	redisPasswordHelp = "file holding the Redis password (replaces the URL's; FAAS_REDIS_PASSWORD does the same)"
 )
 
