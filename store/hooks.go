@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Completion webhooks. A task created with a CallbackURL is, the moment it
@@ -59,20 +57,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, lease time.D
 	}
 	// The due entries are read first, to pass the script their task keys;
 	// it claims those still due.
-	pipe := s.rdb.Pipeline()
-	due := pipe.ZRangeByScore(ctx, s.keys.hooks(), &redis.ZRangeBy{Min: "-inf",
-		Max: strconv.FormatInt(now.UnixMilli(), 10), Count: int64(n)})
-	first := pipe.ZRangeWithScores(ctx, s.keys.hooks(), 0, 0)
-	if _, err := pipe.Exec(ctx); err != nil {
+	ids, earliest, err := s.dueEntries(ctx, s.keys.hooks(), now, int64(n))
+	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("store: claim deliveries: %w", err)
 	}
-	ids := due.Val()
 	if len(ids) == 0 {
-		var next time.Time
-		if f := first.Val(); len(f) > 0 {
-			next = time.UnixMilli(int64(f[0].Score))
-		}
-		return nil, next, nil
+		return nil, earliest, nil
 	}
 	keys := make([]string, 0, 1+len(ids))
 	keys = append(keys, s.keys.hooks())

@@ -457,6 +457,23 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) (requeued, faile
 	}
 }
 
+// dueEntries reads up to n members of the sorted set key scored at or
+// before now (unix ms), in one round trip with the earliest member's time,
+// which it returns when none is due (zero: the set is empty).
+func (s *Store) dueEntries(ctx context.Context, key string, now time.Time, n int64) ([]string, time.Time, error) {
+	pipe := s.rdb.Pipeline()
+	due := pipe.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: n})
+	first := pipe.ZRangeWithScores(ctx, key, 0, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, time.Time{}, err
+	}
+	var earliest time.Time
+	if f := first.Val(); len(due.Val()) == 0 && len(f) > 0 {
+		earliest = time.UnixMilli(int64(f[0].Score))
+	}
+	return due.Val(), earliest, nil
+}
+
 // TaskOwners reads the owner of each task ("" for the default tenant, or
 // for a task that is gone), in one round trip: what a dispatcher holding
 // only a claim's id and fence needs to make its Ref.
@@ -601,35 +618,23 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time) (promoted int, ne
 	for {
 		// The due entries and their owners are read first, to pass the
 		// script their task and queue keys; it promotes those still due.
-		pipe := s.rdb.Pipeline()
-		due := pipe.ZRangeByScore(ctx, s.keys.scheduled(), &redis.ZRangeBy{Min: "-inf",
-			Max: strconv.FormatInt(now.UnixMilli(), 10), Count: promoteBatch})
-		first := pipe.ZRangeWithScores(ctx, s.keys.scheduled(), 0, 0)
-		if _, err := pipe.Exec(ctx); err != nil {
+		ids, earliest, err := s.dueEntries(ctx, s.keys.scheduled(), now, promoteBatch)
+		if err != nil {
 			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: %w", err)
 		}
-		ids := due.Val()
 		if len(ids) == 0 {
-			if f := first.Val(); len(f) > 0 {
-				next = time.UnixMilli(int64(f[0].Score))
-			}
-			return promoted, next, nil
+			return promoted, earliest, nil
 		}
-		pipe = s.rdb.Pipeline()
-		owners := make([]*redis.StringCmd, len(ids))
-		for i, id := range ids {
-			owners[i] = pipe.HGet(ctx, s.keys.task(id), "owner")
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: read owners: %w", err)
+		owners, err := s.TaskOwners(ctx, ids)
+		if err != nil {
+			return promoted, time.Time{}, fmt.Errorf("store: promote due tasks: %w", err)
 		}
 		keys := s.keys.tenancy(s.keys.scheduled(), s.keys.scheduledCounts())
 		args := make([]any, 0, 2+2*len(ids))
 		args = append(args, now.UnixMilli(), s.keys.newTasksChannel())
 		for i, id := range ids {
-			owner := owners[i].Val()
-			keys = append(keys, s.keys.task(id), s.keys.tenantQueue(owner))
-			args = append(args, id, owner)
+			keys = append(keys, s.keys.task(id), s.keys.tenantQueue(owners[i]))
+			args = append(args, id, owners[i])
 		}
 		res, err := scriptPromote.Run(ctx, s.rdb, keys, args...).Int64Slice()
 		if err != nil {
