@@ -716,14 +716,10 @@ func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
 	o := Outcome(res)
 	// A bare claim has no function id; a full one with no policy has none.
 	if o.Status == faastype.Failed && cl.Retry == nil && cl.FunctionID == "" {
-		c.mu.Lock()
-		h := c.held[cl.TaskID]
-		tracked := h != nil && h.claim.Fence == cl.Fence && h.claim.FunctionID != ""
+		full, tracked := c.tracked(cl)
 		if tracked {
-			cl.Retry, cl.Retried = h.claim.Retry, h.claim.Retried
-		}
-		c.mu.Unlock()
-		if !tracked {
+			cl.Retry, cl.Retried = full.Retry, full.Retried
+		} else {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			retry, retried, err := c.st.RetryState(ctx, cl.TaskID)
 			cancel()
@@ -739,6 +735,17 @@ func (c *Core) outcome(cl store.Claim, res *faastype.Result) store.Outcome {
 			"retry", cl.Retried+1, "of", cl.Retry.Max, "in", o.RetryDelay, "error", o.Error.Kind)
 	}
 	return o
+}
+
+// tracked is the full claim this dispatcher tracks under bare claim cl's
+// task and fence, if it tracks one.
+func (c *Core) tracked(cl store.Claim) (store.Claim, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence && h.claim.FunctionID != "" {
+		return h.claim, true
+	}
+	return store.Claim{}, false
 }
 
 // ref is cl's store reference (see refs).
@@ -757,19 +764,17 @@ func (c *Core) ref(ctx context.Context, cl store.Claim) (store.Ref, error) {
 func (c *Core) refs(ctx context.Context, cls []store.Claim) ([]store.Ref, error) {
 	refs := make([]store.Ref, len(cls))
 	var ask []int
-	c.mu.Lock()
 	for i, cl := range cls {
 		refs[i] = cl.Ref()
 		if cl.FunctionID != "" {
 			continue // a full claim knows its owner
 		}
-		if h := c.held[cl.TaskID]; h != nil && h.claim.Fence == cl.Fence && h.claim.FunctionID != "" {
-			refs[i].Owner = h.claim.Owner
+		if full, ok := c.tracked(cl); ok {
+			refs[i].Owner = full.Owner
 		} else {
 			ask = append(ask, i)
 		}
 	}
-	c.mu.Unlock()
 	if len(ask) == 0 {
 		return refs, nil
 	}
