@@ -214,8 +214,8 @@ func (s *Store) Renew(ctx context.Context, worker string, held []Ref, lease time
 }
 
 // Ref names one claim of a task: the task, its owner (the tenant, "" the
-// default one) and the claim's fence. Complete, Release and Requeue take
-// one: the owner names the keys of the task's tenant their scripts touch
+// default one) and the claim's fence. Renew, Complete, Release and Requeue
+// take it: the owner names the keys of the task's tenant their scripts touch
 // (its queue), and a claim of a task whose owner is another is not the
 // caller's.
 type Ref struct {
